@@ -1,0 +1,48 @@
+"""mfc: run Metaflow-style flows as local processes, local containers, AWS Batch jobs and Step Functions.
+
+The flow API is importable from here (``from mfc import FlowSpec, step, ...``); the client API
+(``Flow``, ``Run``, ``Step``, ``Task``, ``namespace``) is loaded on first use so that a flow's
+import stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from mfc.current import current
+from mfc.decorators import (
+    batch,
+    catch,
+    environment,
+    project,
+    pypi,
+    pypi_base,
+    resources,
+    retry,
+    schedule,
+    step,
+    timeout,
+)
+from mfc.flowspec import FlowSpec
+from mfc.parameters import IncludeFile, JSONType, Parameter
+
+_CLIENT_NAMES = {
+    "Flow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
+    "default_namespace", "Metaflow", "get_metadata", "metadata",
+}
+
+__all__ = [
+    "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
+    "retry", "catch", "timeout", "environment", "resources", "batch", "schedule",
+    "project", "pypi", "pypi_base", *sorted(_CLIENT_NAMES),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from mfc import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'mfc' has no attribute {name!r}")

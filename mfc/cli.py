@@ -1,0 +1,198 @@
+"""The ``mfc`` command line (also reached by running a flow file: ``python flow.py run``).
+
+Errors are caught once, here: a user mistake prints one line and exits 2, a failed run exits 1,
+Ctrl-C exits 130; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from mfc.exceptions import MfcError, RunFailed
+
+_SCRIPT_FLOW: type | None = None  # set when a flow file is run as a script
+
+run_context = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="mfc", prog_name="mfc")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """mfc: run Metaflow-style flows locally, in containers, on AWS Batch and Step Functions."""
+    ctx.obj = {"debug": debug}
+
+
+def datastore_option(func: Any) -> Any:
+    return click.option("--datastore-root", default=None, metavar="DIR|S3URL",
+                        help="Datastore root (default: MFC_DATASTORE_ROOT, the profile, or the nearest .mfc directory).")(func)
+
+
+def load_config(datastore_root: str | None = None, **flags: Any):
+    from mfc.config import Config
+
+    return Config({"datastore_root": datastore_root, **flags})
+
+
+def resolve_flow(ref: str, need_class: bool = True) -> tuple[str, str | None, type | None]:
+    """(flow file, flow name, flow class) for ``flow.py`` or ``flow.py:Name``."""
+    from mfc.flowload import split_flow_ref
+
+    path, name = split_flow_ref(ref)
+    if _SCRIPT_FLOW is not None and os.path.abspath(path) == os.path.abspath(sys.argv[0]):
+        return path, _SCRIPT_FLOW.__name__, _SCRIPT_FLOW
+    if not need_class:
+        return path, name, None
+    from mfc.flowload import flow_class, import_flow_file
+
+    module = import_flow_file(path)
+    cls = flow_class(module, name, path)
+    return path, cls.__name__, cls
+
+
+@cli.command(context_settings=run_context)
+@click.argument("flow")
+@click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable).")
+@click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Tasks running at once (default 16).")
+@click.option("--max-num-splits", type=click.IntRange(min=1), default=None, help="Largest foreach allowed (default 100).")
+@click.option("--run-id-file", type=click.Path(dir_okay=False), default=None, help="Write the run id to this file.")
+@click.option("--with", "with_decorators", multiple=True, metavar="DECO[:k=v,...]",
+              help="Add a decorator to every step that lacks it, e.g. --with retry:times=2.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
+@datastore_option
+@click.pass_context
+def run(ctx: click.Context, flow: str, tags: tuple[str, ...], max_workers: int | None, max_num_splits: int | None,
+        run_id_file: str | None, with_decorators: tuple[str, ...], quiet: bool, datastore_root: str | None) -> None:
+    """Run FLOW (flow.py or flow.py:ClassName); parameters follow as --name value."""
+    from mfc.decorators import decorator_from_spec
+    from mfc.graph import load_graph
+    from mfc.runner.launch import LaunchOptions, launch
+
+    path, name, cls = resolve_flow(flow)
+    graph = load_graph(path, name)
+    options = LaunchOptions(
+        tags=list(tags), quiet=quiet, run_id_file=run_id_file, max_workers=max_workers,
+        max_num_splits=max_num_splits, with_decorators=[decorator_from_spec(s) for s in with_decorators],
+    )
+    config = load_config(datastore_root)
+    assert cls is not None
+    run_id = launch(path, cls, graph, list(ctx.args), config, options)
+    click.echo(f"Run {cls.__name__}/{run_id} succeeded.")
+
+
+@cli.command()
+@click.argument("flow")
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text", show_default=True)
+def show(flow: str, fmt: str) -> None:
+    """Show FLOW's steps, their docstrings and transitions (without running it)."""
+    from mfc import graph_render
+    from mfc.graph import parse_flow, validate
+
+    path, name, _ = resolve_flow(flow, need_class=False)
+    graph = parse_flow(path, name)
+    render = {"text": graph_render.render_text, "dot": graph_render.render_dot, "mermaid": graph_render.render_mermaid}[fmt]
+    click.echo(render(graph))
+    problems = validate(graph)
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
+@cli.command()
+@click.argument("flow")
+def check(flow: str) -> None:
+    """Check FLOW's graph: every problem with its file and line."""
+    from mfc.graph import parse_flow, validate
+
+    path, name, _ = resolve_flow(flow, need_class=False)
+    graph = parse_flow(path, name)
+    problems = validate(graph)
+    if problems:
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+    click.echo(f"{graph.name}: {len(graph.nodes)} steps, graph is valid.")
+
+
+from mfc.cli_inspect import logs, runs  # noqa: E402 - commands register on import
+
+cli.add_command(logs)
+cli.add_command(runs)
+
+
+@cli.command(name="task", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def task_command(args: tuple[str, ...]) -> None:
+    """Run one task from a TaskSpec (used by executors)."""
+    from mfc.runner.task import main as task_main
+
+    sys.exit(task_main(list(args)))
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """Show the resolved configuration."""
+
+
+@config_group.command(name="show")
+@datastore_option
+def config_show(datastore_root: str | None) -> None:
+    """Print every setting, its value and where it came from."""
+    from mfc.config import SETTINGS, config_path
+
+    config = load_config(datastore_root)
+    click.echo(f"config file: {config_path()}  profile: {os.environ.get('MFC_PROFILE') or 'default'}")
+    for key in SETTINGS:
+        click.echo(f"{key:16} {config[key]!s:40} {config.sources[key]}")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``mfc`` command."""
+    debug = "--debug" in (args if args is not None else sys.argv[1:])
+    try:
+        cli.main(args=args, prog_name="mfc", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except RunFailed as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except MfcError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+def run_flow_script(flow_cls: type) -> None:
+    """``python flow.py COMMAND ...``: run mfc's command line on this flow."""
+    global _SCRIPT_FLOW
+    _SCRIPT_FLOW = flow_cls
+    argv = sys.argv[1:]
+    file = sys.argv[0]
+    position = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if position is None:
+        main(argv or ["--help"])
+        return
+    command = argv[position]
+    if command in ("logs", "dump", "tag") and position + 1 < len(argv) and not argv[position + 1].startswith("-"):
+        spec = argv[position + 1]
+        if not spec.startswith(flow_cls.__name__ + "/"):
+            argv[position + 1] = f"{flow_cls.__name__}/{spec}"
+        main(argv)
+        return
+    main([*argv[: position + 1], file, *argv[position + 1:]])

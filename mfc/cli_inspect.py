@@ -1,0 +1,130 @@
+"""Commands that read what runs left behind: ``mfc logs`` and ``mfc runs``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from mfc.exceptions import MfcError
+
+
+def _datastore_option(func: Any) -> Any:
+    from mfc.cli import datastore_option
+
+    return datastore_option(func)
+
+
+def _stores(datastore_root: str | None, flow: str):
+    from mfc.cli import load_config
+    from mfc.stores.blob import open_blob_store
+    from mfc.stores.metadata import BlobMetadata
+    from mfc.stores.records import TaskRecords
+
+    config = load_config(datastore_root)
+    blobs = open_blob_store(config.datastore_root)
+    return config, BlobMetadata(blobs), TaskRecords(blobs, flow)
+
+
+def parse_pathspec(pathspec: str, min_parts: int = 2) -> list[str]:
+    parts = [p for p in pathspec.strip("/").split("/") if p]
+    if not (min_parts <= len(parts) <= 4):
+        raise MfcError(f"pathspec {pathspec!r}: expected Flow/run_id[/step[/task_id]]")
+    return parts
+
+
+def flow_name_of(flow: str) -> str:
+    """A flow name from ``flow.py``, ``flow.py:Name`` or a plain name."""
+    from mfc.flowload import split_flow_ref
+
+    path, name = split_flow_ref(flow)
+    if name:
+        return name
+    if path.endswith(".py") or os.path.isfile(path):
+        from mfc.graph import parse_flow
+
+        return parse_flow(path).name
+    return flow
+
+
+@click.command()
+@click.argument("pathspec")
+@click.option("--stdout/--stderr", "stdout_only", default=None, help="Only one stream (default: both).")
+@click.option("--attempt", type=int, default=None, help="Attempt number (default: the latest).")
+@_datastore_option
+def logs(pathspec: str, stdout_only: bool | None, attempt: int | None, datastore_root: str | None) -> None:
+    """Print the logs of a task, a step or a whole run: Flow/run[/step[/task]]."""
+    parts = parse_pathspec(pathspec)
+    flow, run_id = parts[0], parts[1]
+    _, metadata, records = _stores(datastore_root, flow)
+    if metadata.run(flow, run_id) is None:
+        raise MfcError(f"no run {flow}/{run_id} in {records.blobs.root}")
+    steps = [parts[2]] if len(parts) > 2 else [s for s in records.steps(run_id) if not s.startswith("_")]
+    streams = ("stdout",) if stdout_only else ("stderr",) if stdout_only is False else ("stdout", "stderr")
+    whole = len(parts) < 4
+    found = False
+    for step in steps:
+        task_ids = [parts[3]] if len(parts) > 3 else records.tasks(run_id, step)
+        if not task_ids and len(parts) > 2:
+            raise MfcError(f"no step {step!r} in run {flow}/{run_id}")
+        for task_id in task_ids:
+            attempts = records.attempts(run_id, step, task_id)
+            if not attempts:
+                raise MfcError(f"no task {flow}/{run_id}/{step}/{task_id}")
+            found = True
+            chosen = attempts[-1] if attempt is None else attempt
+            for stream in streams:
+                text = records.read_log(run_id, step, task_id, chosen, stream).decode("utf-8", "replace")
+                out = sys.stdout if stream == "stdout" else sys.stderr
+                for line in text.splitlines():
+                    out.write(f"[{run_id}/{step}/{task_id}] {line}\n" if whole else line + "\n")
+    if not found:
+        raise MfcError(f"run {flow}/{run_id} has no tasks yet")
+
+
+def _duration(run: dict[str, Any]) -> str:
+    end = run.get("finished_at") or time.time()
+    seconds = end - run["created_at"]
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+@click.command()
+@click.argument("flow")
+@click.option("--status", type=click.Choice(["running", "succeeded", "failed", "interrupted"]), default=None)
+@click.option("--tag", "tags", multiple=True, help="Only runs with this tag (repeatable: all must match).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@_datastore_option
+def runs(flow: str, status: str | None, tags: tuple[str, ...], limit: int, as_json: bool, datastore_root: str | None) -> None:
+    """List the runs of FLOW (flow.py or a flow name), newest first."""
+    name = flow_name_of(flow)
+    _, metadata, _ = _stores(datastore_root, name)
+    rows = []
+    for run_id in metadata.run_ids(name):
+        run = metadata.run(name, run_id)
+        if run is None:
+            continue
+        all_tags = set(run.get("tags", [])) | set(run.get("system_tags", []))
+        if (status and run["status"] != status) or not set(tags) <= all_tags:
+            continue
+        rows.append(run)
+        if len(rows) >= limit:
+            break
+    if as_json:
+        click.echo(json.dumps([
+            {k: r.get(k) for k in ("flow", "run_id", "status", "created_at", "finished_at", "user", "tags", "parameters")}
+            for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo(f"no runs of {name}" + (" match" if status or tags else "") + ".")
+        return
+    header = f"{'run id':16} {'status':12} {'started':20} {'duration':>9}  {'user':10} tags"
+    click.echo(header)
+    for run in rows:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"]))
+        click.echo(f"{run['run_id']:16} {run['status']:12} {started:20} {_duration(run):>9}  "
+                   f"{run.get('user', ''):10} {', '.join(run.get('tags', []))}")

@@ -1,0 +1,139 @@
+"""Configuration: one object resolved from command-line flags, ``MFC_*`` environment variables,
+a profile in the user's config file (``MFC_PROFILE``), then defaults. Every value remembers
+where it came from (``mfc config show``).
+
+Config file: ``$MFC_CONFIG`` or ``~/.mfc/config.toml``::
+
+    [profiles.default]
+    max_workers = 8
+
+    [profiles.sandbox]
+    datastore_root = "s3://mfc-sandbox/data"
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from mfc.exceptions import MfcError
+
+DATASTORE_DIR = ".mfc"
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: Any
+    kind: type
+    help: str
+
+    @property
+    def env(self) -> str:
+        return f"MFC_{self.key.upper()}"
+
+
+SETTINGS = {s.key: s for s in (
+    Setting("datastore_root", None, str, "where artifacts, code and metadata live (directory or s3://bucket/prefix)"),
+    Setting("max_workers", 16, int, "tasks running at the same time"),
+    Setting("max_num_splits", 100, int, "the most items a foreach may fan out to"),
+    Setting("user", None, str, "the user name recorded on runs (default: the login name)"),
+    Setting("local_executor", "fork", str, "how local tasks start: fork (fast) or spawn (a new interpreter each)"),
+)}
+
+
+def config_path() -> str:
+    return os.environ.get("MFC_CONFIG") or os.path.join(os.path.expanduser("~"), ".mfc", "config.toml")
+
+
+def _load_profiles() -> tuple[dict[str, Any], str]:
+    path = config_path()
+    if not os.path.exists(path):
+        return {}, path
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, ValueError) as exc:
+        raise MfcError(f"config file {path}: {exc}") from None
+    return data.get("profiles", {}), path
+
+
+def default_datastore_root(start: str | None = None) -> str:
+    """The nearest existing ``.mfc`` directory from the current directory upwards, else ``./.mfc``."""
+    here = os.path.abspath(start or os.getcwd())
+    probe = here
+    while True:
+        candidate = os.path.join(probe, DATASTORE_DIR)
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return os.path.join(here, DATASTORE_DIR)
+        probe = parent
+
+
+class Config:
+    """Resolved settings with their sources."""
+
+    def __init__(self, flags: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ if env is None else env)
+        profiles, path = _load_profiles()
+        profile_name = env.get("MFC_PROFILE") or "default"
+        if profile_name != "default" and profile_name not in profiles:
+            raise MfcError(f"MFC_PROFILE={profile_name}: no such profile in {path} (found: {', '.join(profiles) or 'none'})")
+        profile = profiles.get(profile_name, {})
+        unknown = sorted(set(profile) - set(SETTINGS))
+        if unknown:
+            raise MfcError(f"{path}: profile {profile_name!r} has unknown setting {unknown[0]!r} (known: {', '.join(SETTINGS)})")
+        self.values: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+        for key, setting in SETTINGS.items():
+            if flags and flags.get(key) is not None:
+                value, source = flags[key], "command line"
+            elif env.get(setting.env):
+                value, source = env[setting.env], f"env {setting.env}"
+            elif key in profile:
+                value, source = profile[key], f"profile {profile_name} ({path})"
+            else:
+                value, source = setting.default, "default"
+            self.values[key] = self._convert(setting, value, source)
+            self.sources[key] = source
+        if self.values["datastore_root"] is None:
+            self.values["datastore_root"] = default_datastore_root()
+            self.sources["datastore_root"] = "default (nearest .mfc directory)"
+        if self.values["user"] is None:
+            self.values["user"] = _login_name()
+            self.sources["user"] = "default (login name)"
+
+    @staticmethod
+    def _convert(setting: Setting, value: Any, source: str) -> Any:
+        if value is None or isinstance(value, setting.kind):
+            return value
+        try:
+            return setting.kind(value)
+        except (TypeError, ValueError):
+            raise MfcError(f"{setting.key} from {source}: expected {setting.kind.__name__}, got {value!r}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @property
+    def datastore_root(self) -> str:
+        root = self.values["datastore_root"]
+        return root if "://" in root else os.path.abspath(root)
+
+
+def _login_name() -> str:
+    for var in ("MFC_USER", "USER", "USERNAME", "LOGNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "unknown"

@@ -1,0 +1,236 @@
+"""Step and flow decorators: ``@step``, ``@retry``, ``@catch``, ``@timeout``, ``@environment``,
+``@resources``, ``@batch``, ``@pypi`` on steps; ``@schedule``, ``@project``, ``@pypi_base`` on flows.
+
+Decorators only record their (validated) arguments on the function or class; the runner reads
+them. Each may be used bare (``@retry``) or called (``@retry(times=2)``), and must sit above
+``@step``. An unknown argument is a clear error naming the file and line.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from mfc.exceptions import MfcError
+
+
+class Decorator:
+    """A recorded decorator: its name and its arguments merged over the defaults."""
+
+    name: str = ""
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, attributes: dict[str, Any] | None = None, *, where: str = "") -> None:
+        unknown = sorted(set(attributes or {}) - set(self.defaults))
+        if unknown:
+            allowed = ", ".join(sorted(self.defaults)) or "none"
+            raise MfcError(f"{where}@{self.name} has no argument {unknown[0]!r} (allowed: {allowed})")
+        self.attributes = {**self.defaults, **(attributes or {})}
+        self.where = where
+        self.validate()
+
+    def validate(self) -> None:
+        """Check argument values; raise MfcError naming the decorator on a bad one."""
+
+    def _number(self, key: str, minimum: float = 0) -> float:
+        value = self.attributes[key]
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise MfcError(f"{self.where}@{self.name}({key}={value!r}): expected a number") from None
+        if number < minimum:
+            raise MfcError(f"{self.where}@{self.name}({key}={value!r}): must be >= {minimum:g}")
+        return number
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.attributes.items() if v != self.defaults.get(k))
+        return f"@{self.name}({args})"
+
+
+class RetryDecorator(Decorator):
+    name = "retry"
+    defaults = {"times": 3, "minutes_between_retries": 2}
+
+    def validate(self) -> None:
+        self.attributes["times"] = int(self._number("times"))
+        self._number("minutes_between_retries")
+
+
+class CatchDecorator(Decorator):
+    name = "catch"
+    defaults = {"var": None, "print_exception": True}
+
+
+class TimeoutDecorator(Decorator):
+    name = "timeout"
+    defaults = {"seconds": 0, "minutes": 0, "hours": 0}
+
+    @property
+    def total_seconds(self) -> float:
+        return self._number("seconds") + 60 * self._number("minutes") + 3600 * self._number("hours")
+
+    def validate(self) -> None:
+        if self.total_seconds <= 0:
+            raise MfcError(f"{self.where}@timeout needs seconds, minutes or hours greater than 0")
+
+
+class EnvironmentDecorator(Decorator):
+    name = "environment"
+    defaults = {"vars": {}}
+
+    def validate(self) -> None:
+        if not isinstance(self.attributes["vars"], dict):
+            raise MfcError(f"{self.where}@environment(vars=...) must be a dict of names to strings")
+        self.attributes["vars"] = {str(k): str(v) for k, v in self.attributes["vars"].items()}
+
+
+class ResourcesDecorator(Decorator):
+    name = "resources"
+    defaults = {"cpu": 1, "memory": 4096, "gpu": None, "disk": None, "shared_memory": None}
+
+    def validate(self) -> None:
+        for key in ("cpu", "memory", "gpu", "shared_memory"):
+            if self.attributes[key] is not None:
+                self._number(key)
+
+
+class BatchDecorator(Decorator):
+    name = "batch"
+    defaults = {
+        "cpu": 1, "gpu": 0, "memory": 4096, "image": None, "queue": None, "iam_role": None,
+        "execution_role": None, "shared_memory": None, "max_swap": None, "swappiness": None,
+        "use_tmpfs": False, "tmpfs_tempdir": True, "tmpfs_size": None, "tmpfs_path": None,
+        "inferentia": 0, "trainium": None, "efa": 0, "host_volumes": None, "efs_volumes": None,
+        "ephemeral_storage": None, "log_driver": None, "log_options": None, "privileged": False,
+        "aws_batch_tags": None,
+    }
+
+    def validate(self) -> None:
+        for key in ("cpu", "gpu", "memory"):
+            if self.attributes[key] is not None:
+                self._number(key)
+
+
+class PypiDecorator(Decorator):
+    name = "pypi"
+    defaults = {"packages": {}, "python": None, "disabled": False}
+
+
+class ScheduleDecorator(Decorator):
+    name = "schedule"
+    defaults = {"hourly": False, "daily": True, "weekly": False, "cron": None, "timezone": None}
+
+
+class ProjectDecorator(Decorator):
+    name = "project"
+    defaults = {"name": None, "branch": None, "production": False}
+
+
+class PypiBaseDecorator(PypiDecorator):
+    name = "pypi_base"
+
+
+STEP_DECORATORS: dict[str, type[Decorator]] = {
+    cls.name: cls
+    for cls in (RetryDecorator, CatchDecorator, TimeoutDecorator, EnvironmentDecorator,
+                ResourcesDecorator, BatchDecorator, PypiDecorator)
+}
+FLOW_DECORATORS: dict[str, type[Decorator]] = {
+    cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator)
+}
+
+
+def _caller_location(depth: int) -> str:
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:
+        return ""
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}: "
+
+
+def step(func: Callable | None = None) -> Callable:
+    """Mark a method of a FlowSpec as a step (``@step`` or ``@step()``)."""
+    if func is None:
+        return step
+    func.is_step = True  # type: ignore[attr-defined]
+    if not hasattr(func, "decorators"):
+        func.decorators = []  # type: ignore[attr-defined]
+    return func
+
+
+def _make_step_decorator(cls: type[Decorator]) -> Callable:
+    def decorator(func: Callable | None = None, **attributes: Any) -> Callable:
+        where = _caller_location(2)
+
+        def apply(target: Callable) -> Callable:
+            if not getattr(target, "is_step", False):
+                raise MfcError(f"{where}@{cls.name} must be placed above @step")
+            if any(d.name == cls.name for d in target.decorators):
+                raise MfcError(f"{where}@{cls.name} is applied twice to step {target.__name__}")
+            target.decorators.insert(0, cls(attributes, where=where))
+            return target
+
+        return apply(func) if func is not None else apply
+
+    decorator.__name__ = cls.name
+    decorator.__doc__ = f"Step decorator @{cls.name}; arguments (defaults): {cls.defaults}."
+    return decorator
+
+
+def _make_flow_decorator(cls: type[Decorator]) -> Callable:
+    def decorator(flow_cls: type | None = None, **attributes: Any) -> Any:
+        where = _caller_location(2)
+
+        def apply(target: type) -> type:
+            existing = dict(getattr(target, "_flow_decorators", {}))
+            existing[cls.name] = cls(attributes, where=where)
+            target._flow_decorators = existing
+            return target
+
+        return apply(flow_cls) if flow_cls is not None else apply
+
+    decorator.__name__ = cls.name
+    decorator.__doc__ = f"Flow decorator @{cls.name}; arguments (defaults): {cls.defaults}."
+    return decorator
+
+
+retry = _make_step_decorator(RetryDecorator)
+catch = _make_step_decorator(CatchDecorator)
+timeout = _make_step_decorator(TimeoutDecorator)
+environment = _make_step_decorator(EnvironmentDecorator)
+resources = _make_step_decorator(ResourcesDecorator)
+batch = _make_step_decorator(BatchDecorator)
+pypi = _make_step_decorator(PypiDecorator)
+schedule = _make_flow_decorator(ScheduleDecorator)
+project = _make_flow_decorator(ProjectDecorator)
+pypi_base = _make_flow_decorator(PypiBaseDecorator)
+
+
+def step_decorators(func: Callable) -> dict[str, Decorator]:
+    """The decorators recorded on a step function, by name."""
+    return {d.name: d for d in getattr(func, "decorators", [])}
+
+
+def decorator_from_spec(spec: str) -> Decorator:
+    """Parse a ``--with`` value like ``retry`` or ``retry:times=2,minutes_between_retries=0``."""
+    name, _, args = spec.partition(":")
+    cls = STEP_DECORATORS.get(name.strip())
+    if cls is None:
+        raise MfcError(f"--with {spec}: unknown decorator {name!r} (known: {', '.join(sorted(STEP_DECORATORS))})")
+    attributes: dict[str, Any] = {}
+    for part in filter(None, args.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise MfcError(f"--with {spec}: expected key=value, got {part!r}")
+        attributes[key.strip()] = _parse_literal(value.strip())
+    return cls(attributes, where=f"--with {spec}: ")
+
+
+def _parse_literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text

@@ -1,0 +1,1 @@
+"""Running flows: the task spec, the task entrypoint, executors and the orchestrator."""

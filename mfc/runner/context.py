@@ -1,0 +1,145 @@
+"""The task-side state behind a flow instance: its inherited artifact index, lazy loading,
+foreach frames, the recorded transition and ``merge_artifacts``; and the ``inputs`` of a join."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mfc.exceptions import MfcError
+from mfc.stores.artifacts import ArtifactStore
+
+_MISSING = object()
+
+
+class _LazyArtifacts:
+    """Artifacts of one task, loaded from the store on first access."""
+
+    def __init__(self, store: ArtifactStore, index: dict[str, list], foreach_stack: list[dict]) -> None:
+        self.store = store
+        self.refs = index
+        self.frames = foreach_stack
+        self._cache: dict[str, Any] = {}
+
+    def load_artifact(self, name: str) -> tuple[bool, Any]:
+        ref = self.refs.get(name)
+        if ref is None:
+            return False, None
+        return True, self._load_sha(ref[0])
+
+    def _load_sha(self, sha: str) -> Any:
+        value = self._cache.get(sha, _MISSING)
+        if value is _MISSING:
+            value = self._cache[sha] = self.store.load(sha)
+        return value
+
+    def foreach_input(self) -> Any:
+        if not self.frames:
+            return None
+        return self._load_sha(self.frames[-1]["input"])
+
+    def foreach_index(self) -> int | None:
+        return self.frames[-1]["index"] if self.frames else None
+
+    def foreach_frames(self) -> list[tuple[int, int, Any]]:
+        return [(f["index"], f["num_splits"], self._load_sha(f["input"])) for f in self.frames]
+
+
+class TaskContext(_LazyArtifacts):
+    """State of the running task, attached to the flow instance as ``_ctx``."""
+
+    def __init__(self, store: ArtifactStore, step_name: str, index: dict[str, list],
+                 foreach_stack: list[dict], parameter_names: set[str], is_join: bool) -> None:
+        super().__init__(store, index, foreach_stack)
+        self.step_name = step_name
+        self.parameter_names = parameter_names
+        self.is_join = is_join
+        self.transition: tuple[list[str], str | None] | None = None
+        self.loaded: dict[str, tuple[str, Any]] = {}
+
+    def load_artifact(self, name: str) -> tuple[bool, Any]:
+        found, value = super().load_artifact(name)
+        if found:
+            self.loaded[name] = (self.refs[name][0], value)
+        return found, value
+
+    def forget_artifact(self, name: str) -> None:
+        self.refs.pop(name, None)
+
+    def record_transition(self, steps: list[str], foreach: str | None) -> None:
+        if self.transition is not None:
+            raise MfcError(f"step {self.step_name} called self.next() twice")
+        self.transition = (steps, foreach)
+
+    def merge_inputs(self, inputs: list[InputView], exclude: set[str], include: set[str] | None,
+                     already: set[str]) -> None:
+        candidates: dict[str, dict[str, list[str]]] = {}
+        for view in inputs:
+            for name, ref in view.refs.items():
+                if name.startswith("_") or name in self.parameter_names:
+                    continue
+                candidates.setdefault(name, {}).setdefault(ref[0], []).append(view.label)
+        if include is not None:
+            missing = sorted(include - set(candidates))
+            if missing:
+                raise MfcError(f"step {self.step_name}: merge_artifacts(include=...) names artifacts no input has: {', '.join(missing)}")
+        conflicts = []
+        for name, by_sha in candidates.items():
+            if name in already or name in exclude or (include is not None and name not in include):
+                continue
+            if len(by_sha) > 1:
+                conflicts.append(name)
+                continue
+            sha = next(iter(by_sha))
+            ref = next(v.refs[name] for v in inputs if name in v.refs)
+            self.refs[name] = ref
+            assert ref[0] == sha
+        if conflicts:
+            names = ", ".join(sorted(conflicts))
+            raise MfcError(
+                f"step {self.step_name}: merge_artifacts() found different values for: {names}. "
+                "Set them explicitly (self.<name> = ...) before calling merge_artifacts(), or pass exclude=[...]"
+            )
+
+
+class InputView(_LazyArtifacts):
+    """One parent of a join: read its artifacts as attributes (``inp.x``)."""
+
+    def __init__(self, store: ArtifactStore, step_name: str, task_id: str, index: dict[str, list],
+                 foreach_stack: list[dict]) -> None:
+        super().__init__(store, index, foreach_stack)
+        self.__dict__["_step"] = step_name
+        self.__dict__["label"] = f"{step_name}/{task_id}"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        found, value = self.load_artifact(name)
+        if not found:
+            raise AttributeError(f"input {self.label} has no artifact {name!r}")
+        return value
+
+    @property
+    def input(self) -> Any:
+        return self.foreach_input()
+
+    @property
+    def index(self) -> int | None:
+        return self.foreach_index()
+
+    def foreach_stack(self) -> list[tuple[int, int, Any]]:  # type: ignore[override]
+        return self.foreach_frames()
+
+    def __repr__(self) -> str:
+        return f"<input {self.label}>"
+
+
+class Inputs(list):
+    """The ``inputs`` of a join: a list of parents in a fixed order (foreach: by split index;
+    branches: by the order of the split's ``self.next(...)`` arguments). ``inputs.a`` is the
+    parent from step ``a``."""
+
+    def __getattr__(self, name: str) -> InputView:
+        for view in self:
+            if view._step == name:
+                return view
+        raise AttributeError(f"join has no input from step {name!r} (inputs: {', '.join(v._step for v in self)})")

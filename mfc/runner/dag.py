@@ -1,0 +1,73 @@
+"""Which tasks become ready when a task finishes: linear successors, one task per foreach
+item, and joins once every branch (or every foreach item) of their split has arrived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mfc.runner.taskspec import InputRef
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """A task to launch: its step, its parents and (for a foreach body) its split index."""
+
+    step: str
+    inputs: tuple[InputRef, ...]
+    split_index: int | None = None
+
+
+def _stack_key(stack: list[dict]) -> tuple:
+    return tuple((frame["step"], frame["index"]) for frame in stack)
+
+
+class DagTracker:
+    """Turns finished tasks into ready tasks for one run."""
+
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+        self.split_of_join = {
+            node.matching_join: node for node in graph.nodes.values()
+            if node.opens_split and node.matching_join
+        }
+        self._pending: dict[tuple, dict[int, InputRef]] = {}
+
+    @property
+    def waiting_joins(self) -> int:
+        return len(self._pending)
+
+    def task_done(self, step: str, ref: InputRef, record: dict[str, Any]) -> list[TaskRequest]:
+        node = self.graph[step]
+        if node.type == "end":
+            return []
+        if node.foreach_var is not None:
+            count = record["foreach"]["num_splits"]
+            return [TaskRequest(node.out_funcs[0], (ref,), i) for i in range(count)]
+        ready = []
+        stack = record.get("foreach_stack") or []
+        for target in node.out_funcs:
+            if self.graph[target].is_join:
+                joined = self._arrive(target, step, ref, stack)
+                if joined is not None:
+                    ready.append(joined)
+            else:
+                ready.append(TaskRequest(target, (ref,)))
+        return ready
+
+    def _arrive(self, join: str, step: str, ref: InputRef, stack: list[dict]) -> TaskRequest | None:
+        split = self.split_of_join.get(join)
+        if split is not None and split.foreach_var is not None:
+            frame = stack[-1]
+            key = (join, _stack_key(stack[:-1]))
+            needed, slot = frame["num_splits"], frame["index"]
+        else:
+            in_funcs = list(self.graph[join].in_funcs)
+            key = (join, _stack_key(stack))
+            needed, slot = len(in_funcs), in_funcs.index(step)
+        bucket = self._pending.setdefault(key, {})
+        bucket[slot] = ref
+        if len(bucket) < needed:
+            return None
+        del self._pending[key]
+        return TaskRequest(join, tuple(bucket[i] for i in sorted(bucket)))

@@ -1,0 +1,158 @@
+"""A fork server: a single-threaded process that has imported the flow once and forks a fresh
+child per task, so a task starts in milliseconds instead of paying for a new interpreter and
+the flow's imports. Each child gets its own process group and log files; a crash, ``os._exit``
+or a memory leak ends only that child.
+
+Protocol (JSON lines over a socketpair):
+  lead -> server  {"op": "run", "key": k, "spec": {...}, "stdout": path, "stderr": path}
+                  {"op": "kill", "key": k, "grace": seconds}
+  server -> lead  {"ev": "started", "key": k, "pid": pid}
+                  {"ev": "exit", "key": k, "code": exit code, negative for a signal}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+TaskFunction = Callable[[dict[str, Any]], int]
+
+
+def start_fork_server(task_fn: TaskFunction) -> tuple[int, socket.socket]:
+    """Fork the server now (the caller must not have started threads yet); returns (pid, socket)."""
+    lead, server = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        lead.close()
+        code = 0
+        try:
+            _serve(server, task_fn)
+        except BaseException:  # noqa: BLE001 - the server must never return into the caller's code
+            code = 1
+        os._exit(code)
+    server.close()
+    return pid, lead
+
+
+def _send(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _run_child(message: dict[str, Any], task_fn: TaskFunction) -> None:
+    """In the forked child: isolate, redirect output, run the task, exit without cleanup."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        for fd, path in ((1, message["stdout"]), (2, message["stderr"])):
+            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(out, fd)
+            os.close(out)
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        code = task_fn(message["spec"])
+    except BaseException:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _serve(sock: socket.socket, task_fn: TaskFunction) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the lead decides what Ctrl-C stops
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ, "control")
+    selector.register(wake_r, selectors.EVENT_READ, "child")
+    children: dict[int, str] = {}
+    by_key: dict[str, int] = {}
+    hard_kill_at: dict[int, float] = {}
+    buffer = b""
+    while True:
+        timeout = max(0.0, min(hard_kill_at.values()) - time.monotonic()) if hard_kill_at else None
+        for key, _ in selector.select(timeout):
+            if key.data == "child":
+                os.read(wake_r, 4096)
+                continue
+            data = sock.recv(65536)
+            if not data:
+                _kill_all(children)
+                return
+            buffer += data
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                message = json.loads(line)
+                if message["op"] == "run":
+                    pid = os.fork()
+                    if pid == 0:
+                        selector.close()
+                        sock.close()
+                        _run_child(message, task_fn)
+                    try:
+                        os.setpgid(pid, pid)
+                    except OSError:
+                        pass  # the child already set it, or has already exited
+                    children[pid] = message["key"]
+                    by_key[message["key"]] = pid
+                    _send(sock, {"ev": "started", "key": message["key"], "pid": pid})
+                elif message["op"] == "kill":
+                    pid = by_key.get(message["key"])
+                    if pid is not None:
+                        _signal_group(pid, signal.SIGTERM if message.get("grace") else signal.SIGKILL)
+                        if message.get("grace"):
+                            hard_kill_at[pid] = time.monotonic() + float(message["grace"])
+        now = time.monotonic()
+        for pid, when in list(hard_kill_at.items()):
+            if when <= now:
+                _signal_group(pid, signal.SIGKILL)
+                del hard_kill_at[pid]
+        _reap(sock, children, by_key, hard_kill_at)
+
+
+def _reap(sock: socket.socket, children: dict[int, str], by_key: dict[str, int], hard_kill_at: dict[int, float]) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        key = children.pop(pid, None)
+        hard_kill_at.pop(pid, None)
+        if key is None:
+            continue
+        by_key.pop(key, None)
+        # Stop anything the task left running in its process group.
+        _signal_group(pid, signal.SIGKILL)
+        _send(sock, {"ev": "exit", "key": key, "code": os.waitstatus_to_exitcode(status)})
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_all(children: dict[int, str]) -> None:
+    for pid in children:
+        _signal_group(pid, signal.SIGKILL)

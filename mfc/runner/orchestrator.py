@@ -1,0 +1,301 @@
+"""The orchestrator: schedules a run's DAG on executors, the same for every executor.
+
+It launches ready tasks up to ``max_workers``, follows their logs, enforces ``@timeout``,
+retries failed tasks after ``@retry``'s delay, runs ``@catch`` fallbacks for killed tasks,
+fails fast (stopping running tasks and naming the failed one), and turns Ctrl-C into a clean
+stop of every task.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import queue
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mfc.exceptions import Interrupted, RunFailed
+from mfc.runner.dag import DagTracker, TaskRequest
+from mfc.runner.executor import Executor, Handle, TaskExit
+from mfc.runner.logtail import LogTailer
+from mfc.runner.policy import StepPolicy
+from mfc.runner.progress import Reporter
+from mfc.runner.taskspec import InputRef, TaskSpec
+from mfc.stores.blob import BlobStore
+from mfc.stores.records import TaskRecords
+
+STOP_GRACE_SECONDS = 2.0
+
+
+@dataclass
+class RunInfo:
+    """What every task of the run shares."""
+
+    flow_name: str
+    run_id: str
+    flow_file: str
+    datastore_root: str
+    username: str
+    tags: list[str] = field(default_factory=list)
+    origin_run_id: str | None = None
+    code_package: dict[str, str] | None = None
+
+
+@dataclass(order=True)
+class _Pending:
+    not_before: float
+    seq: int
+    request: TaskRequest = field(compare=False)
+    task_id: str = field(compare=False)
+    attempt: int = field(compare=False, default=0)
+    fallback: str | None = field(compare=False, default=None)
+
+
+@dataclass
+class _Running:
+    pending: _Pending
+    handle: Handle
+    executor: Executor
+    deadline: float | None
+    timed_out: bool = False
+
+
+class Orchestrator:
+    """Runs one run's tasks to completion or to the first failure."""
+
+    def __init__(self, graph: Any, info: RunInfo, blobs: BlobStore, executors: dict[str, Executor],
+                 choose_executor: Callable[[str], str], policies: dict[str, StepPolicy], reporter: Reporter,
+                 max_workers: int = 16, max_num_splits: int = 100) -> None:
+        self.graph = graph
+        self.info = info
+        self.records = TaskRecords(blobs, info.flow_name)
+        self.blobs = blobs
+        self.executors = executors
+        self.choose_executor = choose_executor
+        self.policies = policies
+        self.reporter = reporter
+        self.max_workers = max(1, max_workers)
+        self.max_num_splits = max_num_splits
+        self.dag = DagTracker(graph)
+        self.events: queue.Queue[TaskExit] = queue.Queue()
+        for executor in executors.values():
+            executor.events = self.events
+        self.ready: deque[_Pending] = deque()
+        self.delayed: list[_Pending] = []
+        self.running: dict[str, _Running] = {}
+        self.tailer = LogTailer(self.reporter.log)
+        self.failure: str | None = None
+        self.stopping = False
+        self._ids = itertools.count(1)
+        self._seq = itertools.count()
+
+    # -- scheduling -----------------------------------------------------------------------------
+    def enqueue(self, request: TaskRequest, task_id: str | None = None, attempt: int = 0,
+                delay: float = 0.0, fallback: str | None = None) -> None:
+        pending = _Pending(time.monotonic() + delay, next(self._seq), request,
+                           task_id or str(next(self._ids)), attempt, fallback)
+        if delay > 0:
+            heapq.heappush(self.delayed, pending)
+        else:
+            self.ready.append(pending)
+
+    def reserve_task_ids(self, used: int) -> None:
+        """Start new task ids after ``used`` (resume keeps the ids of cloned tasks)."""
+        self._ids = itertools.count(used + 1)
+
+    def run(self, first: list[TaskRequest]) -> None:
+        """Run until every task is done; raises RunFailed or Interrupted."""
+        self.reporter.run_started(self.info.flow_name, self.info.run_id, list(self.graph.nodes))
+        for request in first:
+            self.enqueue(request)
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.failure = "interrupted by Ctrl-C; every task was stopped"
+            self._stop_all()
+            raise Interrupted(f"run {self.info.flow_name}/{self.info.run_id} {self.failure}") from None
+        finally:
+            self.reporter.close()
+        if self.failure:
+            raise RunFailed(self.failure)
+
+    def _loop(self) -> None:
+        while self.ready or self.running or self.delayed:
+            now = time.monotonic()
+            while self.delayed and self.delayed[0].not_before <= now:
+                self.ready.append(heapq.heappop(self.delayed))
+            if self.failure is not None:
+                self.ready.clear()
+                self.delayed.clear()
+                if not self.running:
+                    return
+            while self.ready and len(self.running) < self.max_workers:
+                self._submit(self.ready.popleft())
+            if not self.running and not self.ready:
+                if self.delayed:
+                    time.sleep(min(0.05, max(0.0, self.delayed[0].not_before - time.monotonic())))
+                continue
+            try:
+                event: TaskExit | None = self.events.get(timeout=0.05)
+            except queue.Empty:
+                event = None
+            while event is not None:
+                self._finished(event)
+                try:
+                    event = self.events.get_nowait()
+                except queue.Empty:
+                    event = None
+            self.tailer.poll()
+            self._check_timeouts()
+            self.reporter.tick()
+
+    def _prefix(self, spec: TaskSpec) -> str:
+        return f"{spec.run_id}/{spec.step}/{spec.task_id}"
+
+    def _submit(self, pending: _Pending) -> None:
+        request = pending.request
+        policy = self.policies[request.step]
+        spec = TaskSpec(
+            flow_file=self.info.flow_file, flow_name=self.info.flow_name, step=request.step,
+            run_id=self.info.run_id, task_id=pending.task_id, datastore_root=self.info.datastore_root,
+            inputs=list(request.inputs), attempt=pending.attempt, split_index=request.split_index,
+            is_last_attempt=pending.attempt >= policy.retries, catch_fallback=pending.fallback,
+            username=self.info.username, tags=self.info.tags, origin_run_id=self.info.origin_run_id,
+            environment=policy.environment, resources=policy.resources, code_package=self.info.code_package,
+        )
+        stdout, stderr = (self._log_path(spec, s) for s in ("stdout", "stderr"))
+        executor = self.executors[self.choose_executor(request.step)]
+        handle = executor.submit(spec, stdout, stderr)
+        deadline = time.monotonic() + policy.timeout if policy.timeout else None
+        self.running[handle.key] = _Running(pending, handle, executor, deadline)
+        prefix = self._prefix(spec)
+        self.tailer.add(prefix, "stdout", stdout)
+        self.tailer.add(prefix, "stderr", stderr)
+        self.reporter.task_started(prefix, spec.step, spec.attempt)
+
+    def _log_path(self, spec: TaskSpec, stream: str) -> str:
+        key = self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream)
+        path = self.blobs.local_path(key)
+        if path is None:
+            path = os.path.join(self.blobs.staging_dir(), key.replace("/", "_"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    # -- results --------------------------------------------------------------------------------
+    def _finished(self, event: TaskExit) -> None:
+        running = self.running.pop(event.key, None)
+        if running is None:
+            return
+        spec = running.handle.spec
+        for path in (running.handle.stdout, running.handle.stderr):
+            self.tailer.finish(path)
+        self._save_logs(spec, running.handle)
+        record = self.records.read(spec.run_id, spec.step, spec.task_id, spec.attempt)
+        if record is None:
+            record = self._record_death(running, event)
+        prefix = self._prefix(spec)
+        if record.get("status") == "ok":
+            self._succeeded(prefix, spec, record)
+            return
+        reason = _reason(record)
+        policy = self.policies[spec.step]
+        if self.stopping:
+            self.reporter.task_finished(prefix, spec.step, False, f": {reason}")
+        elif spec.attempt < policy.retries:
+            delay = policy.retry_delay
+            self.reporter.task_retrying(prefix, spec.step, f" ({reason}); retrying in {delay:g}s")
+            self.enqueue(running.pending.request, spec.task_id, spec.attempt + 1, delay=delay)
+        elif policy.catch and record.get("died") and spec.catch_fallback is None:
+            self.reporter.task_retrying(prefix, spec.step, f" ({reason}); running the @catch fallback")
+            self.enqueue(running.pending.request, spec.task_id, spec.attempt + 1, fallback=reason)
+        else:
+            self.reporter.task_finished(prefix, spec.step, False, f": {reason}")
+            self._fail(spec, record)
+
+    def _succeeded(self, prefix: str, spec: TaskSpec, record: dict[str, Any]) -> None:
+        note = " (exception caught by @catch)" if record.get("caught") else ""
+        self.reporter.task_finished(prefix, spec.step, True, note)
+        split = record.get("foreach")
+        if split and split["num_splits"] > self.max_num_splits:
+            self.failure = (
+                f"step {spec.step}: foreach over {split['var']!r} has {split['num_splits']} items, more than "
+                f"--max-num-splits {self.max_num_splits}; raise it with --max-num-splits {split['num_splits']}"
+            )
+            self._stop_all()
+            return
+        ref = InputRef(spec.step, spec.task_id, spec.attempt)
+        for request in self.dag.task_done(spec.step, ref, record):
+            self.enqueue(request)
+
+    def _record_death(self, running: _Running, event: TaskExit) -> dict[str, Any]:
+        spec = running.handle.spec
+        if running.timed_out:
+            reason = f"timed out after {self.policies[spec.step].timeout:g}s (@timeout)"
+        elif self.stopping:
+            reason = "stopped because the run " + ("was interrupted" if "Ctrl-C" in (self.failure or "") else "failed")
+        elif event.error:
+            reason = event.error
+        elif event.code < 0:
+            name = signal.Signals(-event.code).name if -event.code in signal.Signals._value2member_map_ else str(-event.code)
+            reason = f"killed by signal {name}" + (" (segmentation fault)" if name == "SIGSEGV" else "")
+        elif event.code == 0:
+            reason = "exited before recording a result (did the step call os._exit()?)"
+        else:
+            reason = f"exited with code {event.code} before recording a result"
+        record = {
+            "pathspec": spec.pathspec, "attempt": spec.attempt, "status": "failed", "died": True,
+            "artifacts": {}, "foreach_stack": [], "foreach": None, "finished_at": round(time.time(), 3),
+            "exception": {"type": "TaskDied", "message": reason, "where": "", "source": "", "traceback": ""},
+        }
+        self.records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, record)
+        return record
+
+    def _save_logs(self, spec: TaskSpec, handle: Handle) -> None:
+        for stream, path in (("stdout", handle.stdout), ("stderr", handle.stderr)):
+            key = self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream)
+            if self.blobs.local_path(key) != path and os.path.exists(path):
+                self.blobs.put_file(key, path)
+
+    def _fail(self, spec: TaskSpec, record: dict[str, Any]) -> None:
+        exc = record.get("exception") or {}
+        where = f" ({exc['where']})" if exc.get("where") else ""
+        lines = [f"task {spec.pathspec} failed: {exc.get('type', 'Error')}: {exc.get('message', '')}{where}"]
+        if exc.get("source"):
+            lines.append(f"    {exc['source'].strip()}")
+        lines.append(f"    see its logs: mfc logs {spec.pathspec}")
+        self.failure = "\n".join(lines)
+        self._stop_all()
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for running in self.running.values():
+            if running.deadline is not None and now > running.deadline and not running.timed_out:
+                running.timed_out = True
+                running.executor.kill(running.handle)
+
+    def _stop_all(self) -> None:
+        """Stop every running task (SIGTERM, then SIGKILL) and collect their ends."""
+        self.stopping = True
+        self.ready.clear()
+        self.delayed.clear()
+        for running in list(self.running.values()):
+            running.executor.kill(running.handle, grace=STOP_GRACE_SECONDS)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS + 5
+        while self.running and time.monotonic() < deadline:
+            try:
+                self._finished(self.events.get(timeout=0.1))
+            except queue.Empty:
+                continue
+            except KeyboardInterrupt:
+                for running in list(self.running.values()):
+                    running.executor.kill(running.handle)
+
+
+def _reason(record: dict[str, Any]) -> str:
+    exc = record.get("exception") or {}
+    return f"{exc.get('type', 'Error')}: {exc.get('message', '')}" if exc.get("type") != "TaskDied" else exc.get("message", "")

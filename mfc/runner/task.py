@@ -1,0 +1,231 @@
+"""The task entrypoint: run one step of a flow from a TaskSpec and record the result.
+
+Every executor runs this: the local executor calls :func:`execute` in a forked child, the
+container and Batch executors run ``python -m mfc.runner.task --spec '<json>'``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+from mfc.current import current
+from mfc.decorators import step_decorators
+from mfc.exceptions import CaughtException, MfcError
+from mfc.parameters import flow_parameters
+from mfc.runner.context import Inputs, InputView, TaskContext
+from mfc.runner.taskspec import TaskSpec
+from mfc.stores.artifacts import ArtifactStore
+from mfc.stores.blob import open_blob_store
+from mfc.stores.records import TaskRecords
+
+IMMUTABLE = (int, float, str, bytes, bool, type(None), complex, frozenset)
+
+
+class StepFailed(Exception):
+    """Raised inside the task for a step that broke the flow's rules (no self.next, ...)."""
+
+
+def describe_exception(exc: BaseException, flow_file: str) -> dict[str, Any]:
+    """Type, message, traceback and the flow-file line where the exception happened."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    flow_path = os.path.abspath(flow_file)
+    user = [f for f in frames if os.path.abspath(f.filename) == flow_path]
+    frame = user[-1] if user else (frames[-1] if frames else None)
+    if isinstance(exc, SystemExit):
+        message = f"the step called sys.exit({exc.code!r})"
+    else:
+        message = str(exc)
+    return {
+        "type": type(exc).__name__,
+        "message": message,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "where": f"{os.path.basename(frame.filename)}:{frame.lineno}" if frame else "",
+        "source": (frame.line or "") if frame else "",
+    }
+
+
+def _matching_split(graph: Any, join: str) -> Any:
+    for node in graph.nodes.values():
+        if node.matching_join == join and node.opens_split:
+            return node
+    return None
+
+
+def _prepare(spec: TaskSpec, graph: Any, records: TaskRecords, store: ArtifactStore, params: set[str]):
+    """Inherited artifact index, foreach stack and (for joins) the inputs."""
+    node = graph[spec.step]
+    parents = []
+    for ref in spec.inputs:
+        record = records.read(spec.run_id, ref.step, ref.task_id, ref.attempt)
+        if record is None:
+            raise MfcError(f"input {spec.run_id}/{ref.step}/{ref.task_id} has no record in {store.blobs.root}")
+        parents.append((ref, record))
+    if not node.is_join:
+        ref, parent = parents[0]
+        index = dict(parent["artifacts"])
+        stack = list(parent.get("foreach_stack") or [])
+        split = parent.get("foreach")
+        if split:
+            i = spec.split_index or 0
+            stack.append({"step": ref.step, "var": split["var"], "num_splits": split["num_splits"],
+                          "index": i, "input": split["items"][i]})
+        return index, stack, None
+    inputs = Inputs(InputView(store, ref.step, ref.task_id, rec["artifacts"], rec.get("foreach_stack") or [])
+                    for ref, rec in parents)
+    first = parents[0][1]
+    index = {p: first["artifacts"][p] for p in params if p in first["artifacts"]}
+    stack = list(first.get("foreach_stack") or [])
+    split = _matching_split(graph, spec.step)
+    if split is not None and split.foreach_var is not None:
+        stack = stack[:-1]
+    return index, stack, inputs
+
+
+def _check_transition(ctx: TaskContext, node: Any) -> None:
+    if node.type == "end":
+        if ctx.transition is not None:
+            raise StepFailed("the end step must not call self.next()")
+        return
+    if ctx.transition is None:
+        raise StepFailed(f"step {node.name} finished without calling self.next()")
+    steps, foreach = ctx.transition
+    if steps != list(node.out_funcs) or foreach != node.foreach_var:
+        said = ", ".join(f"self.{s}" for s in steps) + (f", foreach={foreach!r}" if foreach else "")
+        expected = ", ".join(f"self.{s}" for s in node.out_funcs) + (f", foreach={node.foreach_var!r}" if node.foreach_var else "")
+        raise StepFailed(f"step {node.name} called self.next({said}) but its last line says self.next({expected}); "
+                         "self.next must be the step's last statement")
+
+
+def _split(flow: Any, ctx: TaskContext, node: Any, store: ArtifactStore) -> dict[str, Any]:
+    var = node.foreach_var
+    try:
+        value = getattr(flow, var)
+    except AttributeError:
+        raise StepFailed(f"step {node.name}: foreach={var!r} names no artifact; set self.{var} to a list first") from None
+    try:
+        items = value if isinstance(value, (list, tuple)) else list(value)
+    except TypeError:
+        raise StepFailed(f"step {node.name}: foreach artifact {var!r} is a {type(value).__name__}, not a list") from None
+    if not items:
+        raise StepFailed(f"step {node.name}: foreach artifact {var!r} is empty; a foreach needs at least one item")
+    shas = [store.save(item, f"{var}[{i}]", node.name).sha for i, item in enumerate(items)]
+    return {"var": var, "num_splits": len(items), "items": shas}
+
+
+def _persist(flow: Any, ctx: TaskContext, store: ArtifactStore, step: str) -> dict[str, list]:
+    out = dict(ctx.refs)
+    for name, value in flow.__dict__.items():
+        if name.startswith("_"):
+            continue
+        loaded = ctx.loaded.get(name)
+        if loaded is not None and loaded[1] is value and isinstance(value, IMMUTABLE):
+            continue  # read from the parent and immutable: the parent's reference still holds
+        out[name] = store.save(value, name, step).to_json()
+    return out
+
+
+def _bind_current(spec: TaskSpec) -> None:
+    current._bind(
+        flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step, task_id=spec.task_id,
+        retry_count=spec.attempt, username=spec.username, tags=spec.tags, origin_run_id=spec.origin_run_id,
+    )
+
+
+def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
+    """Run the step, persist its artifacts and write the attempt record. Returns the exit code."""
+    started = time.time()
+    blobs = open_blob_store(spec.datastore_root)
+    store = ArtifactStore(blobs, spec.flow_name)
+    records = TaskRecords(blobs, spec.flow_name)
+    node = graph[spec.step]
+    record: dict[str, Any] = {
+        "pathspec": spec.pathspec, "attempt": spec.attempt, "started_at": round(started, 3),
+        "foreach_stack": [], "foreach": None, "artifacts": {}, "exception": None,
+        "origin_run_id": spec.origin_run_id,
+    }
+    params = set(flow_parameters(flow_cls))
+    inherited: dict[str, list] = {}
+    code = 0
+    try:
+        os.environ.update(spec.environment)
+        _bind_current(spec)
+        index, stack, inputs = _prepare(spec, graph, records, store, params)
+        inherited = dict(index)
+        record["foreach_stack"] = stack
+        if spec.catch_fallback is not None:
+            raise StepFailed(spec.catch_fallback)
+        flow = flow_cls(use_cli=False)
+        ctx = TaskContext(store, spec.step, index, stack, params, inputs is not None)
+        object.__setattr__(flow, "_ctx", ctx)
+        func = getattr(flow, spec.step)
+        if inputs is not None:
+            func(inputs)
+        else:
+            func()
+        _check_transition(ctx, node)
+        if node.foreach_var is not None:
+            record["foreach"] = _split(flow, ctx, node, store)
+        record["artifacts"] = _persist(flow, ctx, store, spec.step)
+        record["status"] = "ok"
+    except BaseException as exc:  # noqa: BLE001 - a task reports every failure, sys.exit included
+        info = describe_exception(exc, spec.flow_file)
+        catch = step_decorators(getattr(flow_cls, spec.step)).get("catch")
+        if catch is not None and spec.is_last_attempt and node.foreach_var is None:
+            code = _caught(catch, info, inherited, store, record, spec)
+        else:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            record.update(status="failed", exception=info)
+            code = 1
+    record["finished_at"] = round(time.time(), 3)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, record)
+    return code
+
+
+def _caught(catch: Any, info: dict[str, Any], inherited: dict[str, list], store: ArtifactStore,
+            record: dict[str, Any], spec: TaskSpec) -> int:
+    if catch.attributes["print_exception"]:
+        print(f"@catch caught {info['type']}: {info['message']}", file=sys.stderr)
+        if spec.catch_fallback is None:
+            print(info["traceback"], file=sys.stderr)
+    artifacts = dict(inherited)
+    var = catch.attributes["var"]
+    if var:
+        wrapped = CaughtException(info["type"], info["message"], info["traceback"], info["where"])
+        artifacts[var] = store.save(wrapped, var, spec.step).to_json()
+    record.update(status="ok", artifacts=artifacts, caught=info)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mfc.runner.task --spec JSON`` (or ``--spec @file.json``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="mfc task", description="Run one task of a flow from a TaskSpec.")
+    parser.add_argument("--spec", required=True, help="TaskSpec JSON, or @path to a file holding it")
+    args = parser.parse_args(argv)
+    text = args.spec
+    if text.startswith("@"):
+        with open(text[1:]) as fh:
+            text = fh.read()
+    spec = TaskSpec.from_json(text)
+    from mfc.runner.bootstrap import prepare_code
+
+    flow_file = prepare_code(spec)
+    from mfc.flowload import flow_class, import_flow_file
+    from mfc.graph import load_graph
+
+    module = import_flow_file(flow_file)
+    flow_cls = flow_class(module, spec.flow_name, flow_file)
+    graph = load_graph(flow_file, spec.flow_name)
+    spec.flow_file = flow_file
+    return execute(spec, flow_cls, graph)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

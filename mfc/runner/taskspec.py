@@ -1,0 +1,56 @@
+"""TaskSpec: everything a task needs, as JSON-able data. Every executor hands the same spec to
+the same task entrypoint (``python -m mfc.runner.task``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class InputRef:
+    """A finished parent task: ``run/step/task`` and the attempt whose record to read."""
+
+    step: str
+    task_id: str
+    attempt: int = 0
+
+
+@dataclass
+class TaskSpec:
+    flow_file: str
+    flow_name: str
+    step: str
+    run_id: str
+    task_id: str
+    datastore_root: str
+    inputs: list[InputRef]
+    attempt: int = 0
+    split_index: int | None = None
+    is_last_attempt: bool = True
+    catch_fallback: str | None = None  # error text when a killed task's @catch fallback runs
+    username: str = ""
+    tags: list[str] = field(default_factory=list)
+    origin_run_id: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)
+    code_package: dict[str, str] | None = None  # {"sha256": ..., "url": ...}
+    image: str | None = None
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow_name}/{self.run_id}/{self.step}/{self.task_id}"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
+        data = dict(data)
+        data["inputs"] = [InputRef(**i) for i in data["inputs"]]
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> TaskSpec:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,102 @@
+"""The blob store interface and the factory that picks a backend from a datastore root."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import BinaryIO
+
+from mfc.exceptions import MfcError
+
+
+class BlobNotFound(KeyError):
+    """A key that is not in the store."""
+
+    def __str__(self) -> str:
+        return f"not found in the datastore: {self.args[0]}"
+
+
+class BlobStore(abc.ABC):
+    """Keys are '/'-separated relative paths. Every write is atomic: a reader sees the whole
+    blob or nothing."""
+
+    root: str
+
+    @abc.abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write (or overwrite) a blob."""
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        """Write a blob only if the key does not exist yet; True if this call created it."""
+        if self.exists(key):
+            return False
+        self.put_bytes(key, data)
+        return True
+
+    @abc.abstractmethod
+    def put_file(self, key: str, path: str) -> None:
+        """Store a local file under key; the file is consumed (moved or uploaded, then removed)."""
+
+    @abc.abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """Read a whole blob; raises BlobNotFound."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """Open a blob for streaming reads; raises BlobNotFound."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool:
+        """True if the key is stored."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Names of the direct children of a '/'-terminated prefix (files and 'dirs')."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove a blob if present."""
+
+    def exists_many(self, keys: Iterable[str]) -> set[str]:
+        """The subset of keys that are stored."""
+        return {key for key in keys if self.exists(key)}
+
+    def put_many(self, items: dict[str, bytes]) -> None:
+        """Write several blobs."""
+        for key, data in items.items():
+            self.put_bytes(key, data)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """Read several blobs; missing keys are left out of the result."""
+        found = {}
+        for key in keys:
+            try:
+                found[key] = self.get_bytes(key)
+            except BlobNotFound:
+                pass
+        return found
+
+    def local_path(self, key: str) -> str | None:
+        """A filesystem path for the key when the store is a local directory, else None."""
+        return None
+
+    def staging_dir(self) -> str:
+        """A local directory for temporary files that put_file can consume cheaply."""
+        import tempfile
+
+        return tempfile.gettempdir()
+
+
+def open_blob_store(root: str) -> BlobStore:
+    """A blob store for a datastore root: a local directory or ``s3://bucket/prefix``."""
+    if root.startswith("s3://"):
+        try:
+            from mfc.stores.s3 import S3BlobStore  # type: ignore[import-not-found]
+        except ImportError:
+            raise MfcError("the S3 datastore is not available in this version of mfc") from None
+        return S3BlobStore(root)
+    if "://" in root:
+        raise MfcError(f"datastore root {root!r}: use a local directory or s3://bucket/prefix")
+    from mfc.stores.local import LocalBlobStore
+
+    return LocalBlobStore(root)

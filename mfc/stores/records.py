@@ -1,0 +1,70 @@
+"""Per-task records: one JSON document per attempt (artifact index, status, foreach state,
+timings, exception) plus the attempt's stdout and stderr logs.
+
+Keys: ``<Flow>/<run>/<step>/<task>/<attempt>.json|.stdout|.stderr``. The JSON is written last
+and atomically, so its presence marks the attempt as finished.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mfc.stores.blob import BlobNotFound, BlobStore
+
+LOG_STREAMS = ("stdout", "stderr")
+
+
+def task_prefix(flow: str, run_id: str, step: str, task_id: str) -> str:
+    return f"{flow}/{run_id}/{step}/{task_id}/"
+
+
+class TaskRecords:
+    """Read and write task attempt records of one flow."""
+
+    def __init__(self, blobs: BlobStore, flow_name: str) -> None:
+        self.blobs = blobs
+        self.flow_name = flow_name
+
+    def key(self, run_id: str, step: str, task_id: str, attempt: int, suffix: str) -> str:
+        return f"{task_prefix(self.flow_name, run_id, step, task_id)}{attempt}.{suffix}"
+
+    def write(self, run_id: str, step: str, task_id: str, attempt: int, record: dict[str, Any]) -> None:
+        data = json.dumps(record, separators=(",", ":"), default=str).encode()
+        self.blobs.put_bytes(self.key(run_id, step, task_id, attempt, "json"), data)
+
+    def read(self, run_id: str, step: str, task_id: str, attempt: int) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.blobs.get_bytes(self.key(run_id, step, task_id, attempt, "json")))
+        except BlobNotFound:
+            return None
+
+    def attempts(self, run_id: str, step: str, task_id: str) -> list[int]:
+        """Attempt numbers with a record or a log, ascending."""
+        names = self.blobs.list(task_prefix(self.flow_name, run_id, step, task_id))
+        found = {int(n.split(".", 1)[0]) for n in names if n.split(".", 1)[0].isdigit()}
+        return sorted(found)
+
+    def latest(self, run_id: str, step: str, task_id: str) -> dict[str, Any] | None:
+        """The record of the last finished attempt."""
+        for attempt in reversed(self.attempts(run_id, step, task_id)):
+            record = self.read(run_id, step, task_id, attempt)
+            if record is not None:
+                return record
+        return None
+
+    def log_key(self, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> str:
+        return self.key(run_id, step, task_id, attempt, stream)
+
+    def read_log(self, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> bytes:
+        try:
+            return self.blobs.get_bytes(self.log_key(run_id, step, task_id, attempt, stream))
+        except BlobNotFound:
+            return b""
+
+    def steps(self, run_id: str) -> list[str]:
+        return sorted(n for n in self.blobs.list(f"{self.flow_name}/{run_id}/") if not n.startswith("_") and "." not in n)
+
+    def tasks(self, run_id: str, step: str) -> list[str]:
+        names = self.blobs.list(f"{self.flow_name}/{run_id}/{step}/")
+        return sorted(names, key=lambda n: (len(n), n))
