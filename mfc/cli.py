@@ -55,20 +55,26 @@ def resolve_flow(ref: str, need_class: bool = True) -> tuple[str, str | None, ty
     return path, cls.__name__, cls
 
 
-@cli.command(context_settings=run_context)
-@click.argument("flow")
-@click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable).")
-@click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Tasks running at once (default 16).")
-@click.option("--max-num-splits", type=click.IntRange(min=1), default=None, help="Largest foreach allowed (default 100).")
-@click.option("--run-id-file", type=click.Path(dir_okay=False), default=None, help="Write the run id to this file.")
-@click.option("--with", "with_decorators", multiple=True, metavar="DECO[:k=v,...]",
-              help="Add a decorator to every step that lacks it, e.g. --with retry:times=2.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the result.")
-@datastore_option
-@click.pass_context
-def run(ctx: click.Context, flow: str, tags: tuple[str, ...], max_workers: int | None, max_num_splits: int | None,
-        run_id_file: str | None, with_decorators: tuple[str, ...], quiet: bool, datastore_root: str | None) -> None:
-    """Run FLOW (flow.py or flow.py:ClassName); parameters follow as --name value."""
+def run_options(func: Any) -> Any:
+    """Options shared by ``run`` and ``resume``."""
+    options = [
+        click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+        click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Tasks running at once (default 16)."),
+        click.option("--max-num-splits", type=click.IntRange(min=1), default=None, help="Largest foreach allowed (default 100)."),
+        click.option("--run-id-file", type=click.Path(dir_okay=False), default=None, help="Write the run id to this file."),
+        click.option("--with", "with_decorators", multiple=True, metavar="DECO[:k=v,...]",
+                     help="Add a decorator to every step that lacks it, e.g. --with retry:times=2."),
+        click.option("-q", "--quiet", is_flag=True, help="Print only the result."),
+        datastore_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None, origin_run_id: str | None,
+            tags: tuple[str, ...], max_workers: int | None, max_num_splits: int | None, run_id_file: str | None,
+            with_decorators: tuple[str, ...], quiet: bool, datastore_root: str | None) -> None:
     from mfc.decorators import decorator_from_spec
     from mfc.graph import load_graph
     from mfc.runner.launch import LaunchOptions, launch
@@ -78,11 +84,35 @@ def run(ctx: click.Context, flow: str, tags: tuple[str, ...], max_workers: int |
     options = LaunchOptions(
         tags=list(tags), quiet=quiet, run_id_file=run_id_file, max_workers=max_workers,
         max_num_splits=max_num_splits, with_decorators=[decorator_from_spec(s) for s in with_decorators],
+        resume=resume, resume_step=resume_step, origin_run_id=origin_run_id,
     )
     config = load_config(datastore_root)
     assert cls is not None
     run_id = launch(path, cls, graph, list(ctx.args), config, options)
     click.echo(f"Run {cls.__name__}/{run_id} succeeded.")
+
+
+@cli.command(context_settings=run_context)
+@click.argument("flow")
+@run_options
+@click.pass_context
+def run(ctx: click.Context, flow: str, **options: Any) -> None:
+    """Run FLOW (flow.py or flow.py:ClassName); parameters follow as --name value."""
+    _launch(ctx, flow, False, None, None, **options)
+
+
+@cli.command(context_settings=run_context)
+@click.argument("flow")
+@click.argument("step", required=False)
+@click.option("--origin-run-id", default=None, help="The run to resume (default: the latest run of the flow).")
+@run_options
+@click.pass_context
+def resume(ctx: click.Context, flow: str, step: str | None, origin_run_id: str | None, **options: Any) -> None:
+    """Resume FLOW's latest (or --origin-run-id) run from its failed step, or from STEP.
+
+    Successful tasks before that step are cloned without copying data; the step and everything
+    after it rerun with the current code and the origin run's parameters."""
+    _launch(ctx, flow, True, step, origin_run_id, **options)
 
 
 @cli.command()

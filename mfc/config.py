@@ -41,6 +41,8 @@ SETTINGS = {s.key: s for s in (
     Setting("max_num_splits", 100, int, "the most items a foreach may fan out to"),
     Setting("user", None, str, "the user name recorded on runs (default: the login name)"),
     Setting("local_executor", "fork", str, "how local tasks start: fork (fast) or spawn (a new interpreter each)"),
+    Setting("package_suffixes", ".py", str, "file suffixes snapshotted into code packages (comma-separated)"),
+    Setting("package_max_mb", 200, int, "refuse code packages larger than this many MB"),
 )}
 
 

@@ -25,5 +25,5 @@ def prepare_code(spec: TaskSpec, workdir: str | None = None) -> str:
         with open(marker, "w") as fh:
             fh.write(manifest.get("flow_file", ""))
     with open(marker) as fh:
-        relative = fh.read().strip() or os.path.basename(spec.flow_file)
+        relative = spec.code_package.get("flow_file") or fh.read().strip() or os.path.basename(spec.flow_file)
     return os.path.join(target, relative)

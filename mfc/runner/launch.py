@@ -1,5 +1,6 @@
-"""Start a run: resolve parameters, record the run, snapshot parameters as artifacts, start the
-executors and hand the DAG to the orchestrator."""
+"""Start a run: resolve parameters (or take a resumed run's), record the run with its code
+package, snapshot parameters as artifacts, start the executors and hand the DAG to the
+orchestrator."""
 
 from __future__ import annotations
 
@@ -17,19 +18,19 @@ from mfc.runner.executor import Executor
 from mfc.runner.orchestrator import Orchestrator, RunInfo
 from mfc.runner.policy import step_policies
 from mfc.runner.progress import make_reporter
+from mfc.runner.resume import PARAMETERS_STEP, ResumePlan, clone_records, graph_summary, plan_resume
 from mfc.runner.taskspec import InputRef
 from mfc.stores.artifacts import ArtifactStore
-from mfc.stores.blob import open_blob_store
+from mfc.stores.blob import BlobStore, open_blob_store
 from mfc.stores.metadata import BlobMetadata
 from mfc.stores.records import TaskRecords
 
-PARAMETERS_STEP = "_parameters"
 PARAMETERS_TASK = "0"
 
 
 @dataclass
 class LaunchOptions:
-    """What ``mfc run`` was asked for, beyond the flow and its parameters."""
+    """What ``mfc run`` / ``mfc resume`` was asked for, beyond the flow and its parameters."""
 
     tags: list[str] = field(default_factory=list)
     quiet: bool = False
@@ -37,7 +38,11 @@ class LaunchOptions:
     with_decorators: list[Decorator] = field(default_factory=list)
     max_workers: int | None = None
     max_num_splits: int | None = None
+    resume: bool = False
+    resume_step: str | None = None
     origin_run_id: str | None = None
+    executors: dict[str, Executor] = field(default_factory=dict)  # extra executors by name
+    executor_for_step: dict[str, str] = field(default_factory=dict)  # step -> executor name
 
 
 def system_tags(user: str) -> list[str]:
@@ -54,8 +59,7 @@ def json_safe(value: Any) -> Any:
         import json
 
         try:
-            text = json.dumps(value)
-            return value if len(text) <= 2000 else f"<{type(value).__name__} of {len(value)} items>"
+            return value if len(json.dumps(value)) <= 2000 else f"<{type(value).__name__} of {len(value)} items>"
         except TypeError:
             pass
     if isinstance(value, bytes):
@@ -66,54 +70,112 @@ def json_safe(value: Any) -> Any:
 def make_local_executor(config: Config, flow_cls: type, graph: Any) -> Executor:
     from mfc.runner.local import ForkExecutor, SpawnExecutor
 
-    mode = config["local_executor"]
-    if mode == "spawn" or not hasattr(os, "fork"):
+    if config["local_executor"] == "spawn" or not hasattr(os, "fork"):
         return SpawnExecutor()
     return ForkExecutor(flow_cls, graph)
 
 
-def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], config: Config,
-           options: LaunchOptions) -> str:
-    """Run the flow to completion; returns the run id, raises RunFailed/Interrupted/MfcError."""
-    flow_name = flow_cls.__name__
-    user = config["user"]
+def snapshot_code(flow_file: str, store: ArtifactStore, config: Config, reporter_warn: Any = None) -> dict[str, Any]:
+    """Package the flow's project into the content-addressed store; returns the run's reference."""
+    from mfc.packager import build_package
+
+    suffixes = tuple(s.strip() if s.strip().startswith(".") else "." + s.strip()
+                     for s in config["package_suffixes"].split(",") if s.strip())
+    package = build_package(flow_file, suffixes=suffixes, max_bytes=config["package_max_mb"] * 1024**2,
+                            warn=reporter_warn)
+    store.save_bytes(package.data)
+    flow_rel = os.path.relpath(os.path.abspath(flow_file), package.root)
+    return {"sha256": package.sha256, "size": str(package.size), "root": str(package.root), "flow_file": flow_rel}
+
+
+def _parameters(flow_cls: type, param_args: list[str], user: str) -> dict[str, Any]:
     params = flow_parameters(flow_cls)
-    values = parse_parameter_args(params, param_args, flow_name, user)
+    values = parse_parameter_args(params, param_args, flow_cls.__name__, user)
     for attr, param in params.items():
         if param.IS_INCLUDE_FILE and values[attr] is not None:
             values[attr] = param.load(values[attr])  # type: ignore[attr-defined]
-    policies = step_policies(flow_cls, list(graph.nodes), options.with_decorators)
+    return values
 
+
+def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], config: Config,
+           options: LaunchOptions) -> str:
+    """Run (or resume) the flow to completion; returns the run id, raises RunFailed/Interrupted/MfcError."""
+    flow_name = flow_cls.__name__
+    user = config["user"]
     blobs = open_blob_store(config.datastore_root)
     store = ArtifactStore(blobs, flow_name)
     metadata = BlobMetadata(blobs)
+    records = TaskRecords(blobs, flow_name)
+    plan: ResumePlan | None = None
+    values: dict[str, Any] = {}
+    if options.resume:
+        if param_args:
+            raise_usage("resume reruns with the origin run's parameters; drop " + " ".join(param_args))
+        plan = plan_resume(graph, metadata, records, flow_name, options.origin_run_id, options.resume_step)
+        origin = metadata.run(flow_name, plan.origin_run_id) or {}
+        summary = origin.get("parameters", {})
+    else:
+        values = _parameters(flow_cls, param_args, user)
+        summary = {a: json_safe(v) for a, v in values.items()}
+    policies = step_policies(flow_cls, list(graph.nodes), options.with_decorators)
+    code = snapshot_code(flow_file, store, config)
     tags = sorted(set(options.tags))
     run_id = metadata.create_run(flow_name, {
-        "user": user, "tags": tags, "system_tags": system_tags(user),
-        "parameters": {a: json_safe(v) for a, v in values.items()},
-        "flow_file": os.path.abspath(flow_file), "origin_run_id": options.origin_run_id,
+        "user": user, "tags": tags, "system_tags": system_tags(user), "parameters": summary,
+        "flow_file": os.path.abspath(flow_file), "origin_run_id": plan.origin_run_id if plan else None,
+        "resume_step": plan.resume_step if plan else None, "code_package": code, "graph": graph_summary(graph),
     })
     if options.run_id_file:
         with open(options.run_id_file, "w") as fh:
             fh.write(run_id)
-    param_refs = {attr: store.save(value, attr, PARAMETERS_STEP).to_json() for attr, value in values.items()}
-    TaskRecords(blobs, flow_name).write(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0, {
-        "pathspec": f"{flow_name}/{run_id}/{PARAMETERS_STEP}/{PARAMETERS_TASK}", "attempt": 0, "status": "ok",
-        "artifacts": param_refs, "foreach_stack": [], "foreach": None,
-    })
+    if plan is not None:
+        clone_records(plan, records, run_id, flow_name)
+    else:
+        _write_parameters(store, records, flow_name, run_id, values)
     info = RunInfo(flow_name, run_id, os.path.abspath(flow_file), config.datastore_root, user,
-                   tags + system_tags(user), options.origin_run_id)
-    executor = make_local_executor(config, flow_cls, graph)
-    executor.start()  # before any thread: the fork server must fork a single-threaded process
+                   tags + system_tags(user), plan.origin_run_id if plan else None,
+                   {"sha256": code["sha256"], "flow_file": code["flow_file"]})
+    return _execute(flow_cls, graph, config, options, blobs, metadata, info, policies, plan)
+
+
+def raise_usage(message: str) -> None:
+    from mfc.exceptions import MfcError
+
+    raise MfcError(message)
+
+
+def _write_parameters(store: ArtifactStore, records: TaskRecords, flow: str, run_id: str, values: dict[str, Any]) -> None:
+    refs = {attr: store.save(value, attr, PARAMETERS_STEP).to_json() for attr, value in values.items()}
+    records.write(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0, {
+        "pathspec": f"{flow}/{run_id}/{PARAMETERS_STEP}/{PARAMETERS_TASK}", "attempt": 0, "status": "ok",
+        "artifacts": refs, "foreach_stack": [], "foreach": None,
+    })
+
+
+def _execute(flow_cls: type, graph: Any, config: Config, options: LaunchOptions, blobs: BlobStore,
+             metadata: BlobMetadata, info: RunInfo, policies: dict, plan: ResumePlan | None) -> str:
+    flow_name, run_id = info.flow_name, info.run_id
+    local = make_local_executor(config, flow_cls, graph)
+    executors = {"local": local, **options.executors}
+    for executor in executors.values():
+        executor.start()  # before any thread: the fork server must fork a single-threaded process
     reporter = make_reporter(options.quiet)
     orchestrator = Orchestrator(
-        graph, info, blobs, {"local": executor}, lambda step: "local", policies, reporter,
+        graph, info, blobs, executors, lambda step: options.executor_for_step.get(step, "local"), policies, reporter,
         max_workers=options.max_workers or config["max_workers"],
         max_num_splits=options.max_num_splits or config["max_num_splits"],
     )
-    start = TaskRequest("start", (InputRef(PARAMETERS_STEP, PARAMETERS_TASK, 0),))
+    first = [TaskRequest("start", (InputRef(PARAMETERS_STEP, PARAMETERS_TASK, 0),))]
+    if plan is not None and plan.clones:
+        cloned_steps = {c.step for c in plan.clones}
+        orchestrator.reserve_task_ids(plan.max_task_id)
+        for clone in plan.clones:
+            orchestrator.seed_finished(clone.step, InputRef(clone.step, clone.task_id, 0), clone.record, cloned_steps)
+        reporter.message(f"Resuming {flow_name}/{plan.origin_run_id} from step {plan.resume_step}: "
+                         f"cloned {len(plan.clones)} tasks into run {run_id}")
+        first = []
     try:
-        orchestrator.run([start])
+        orchestrator.run(first)
     except Interrupted as exc:
         metadata.finish_run(flow_name, run_id, "interrupted", {"error": str(exc)})
         raise
@@ -124,6 +186,7 @@ def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], co
         metadata.finish_run(flow_name, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
         raise
     finally:
-        executor.close()
+        for executor in executors.values():
+            executor.close()
     metadata.finish_run(flow_name, run_id, "succeeded")
     return run_id

@@ -108,6 +108,13 @@ class Orchestrator:
         """Start new task ids after ``used`` (resume keeps the ids of cloned tasks)."""
         self._ids = itertools.count(used + 1)
 
+    def seed_finished(self, step: str, ref: InputRef, record: dict[str, Any], skip: set[str]) -> None:
+        """Count a task as already done (a resume's clone); launch what it makes ready, except
+        steps in ``skip`` (those are cloned too)."""
+        for request in self.dag.task_done(step, ref, record):
+            if request.step not in skip:
+                self.enqueue(request)
+
     def run(self, first: list[TaskRequest]) -> None:
         """Run until every task is done; raises RunFailed or Interrupted."""
         self.reporter.run_started(self.info.flow_name, self.info.run_id, list(self.graph.nodes))

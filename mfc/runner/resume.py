@@ -1,0 +1,145 @@
+"""Resume: a new run that clones the successful tasks of an earlier run up to a step and reruns
+from there with the current code and the origin's parameters.
+
+Cloned: every successful task of each step that is *not downstream* of the resume step (the
+failed step, or the one named). The resume step and everything after it rerun in full — inside a
+foreach that means every task of the resumed step, not only the ones that failed. Clones copy no
+data: a cloned record points at the same content-addressed artifacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mfc.exceptions import MfcError
+from mfc.stores.metadata import BlobMetadata
+from mfc.stores.records import TaskRecords
+
+PARAMETERS_STEP = "_parameters"
+
+
+@dataclass
+class Clone:
+    step: str
+    task_id: str
+    record: dict[str, Any]
+
+
+@dataclass
+class ResumePlan:
+    origin_run_id: str
+    resume_step: str
+    clones: list[Clone]
+    parameters: dict[str, Any]  # the origin's _parameters record
+
+    @property
+    def max_task_id(self) -> int:
+        return max((int(c.task_id) for c in self.clones if c.task_id.isdigit()), default=0)
+
+
+def graph_summary(graph: Any) -> dict[str, list]:
+    """What a resume compares between runs: each step's type, targets and foreach variable."""
+    return {n.name: [n.type, list(n.out_funcs), n.foreach_var, n.is_join] for n in graph.nodes.values()}
+
+
+def downstream(graph: Any, step: str) -> set[str]:
+    seen, todo = set(), [step]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(graph[name].out_funcs)
+    return seen
+
+
+def _first_failed_step(graph: Any, failed: set[str]) -> str | None:
+    for node in graph:  # topological order
+        if node.name in failed:
+            return node.name
+    return None
+
+
+def plan_resume(graph: Any, metadata: BlobMetadata, records: TaskRecords, flow: str,
+                origin_run_id: str | None, step: str | None) -> ResumePlan:
+    """Pick the origin run and the resume step, check the graph still matches, list the clones."""
+    if origin_run_id is None:
+        ids = metadata.run_ids(flow)
+        if not ids:
+            raise MfcError(f"no earlier run of {flow} to resume in {records.blobs.root}")
+        origin_run_id = ids[0]
+    origin = metadata.run(flow, origin_run_id)
+    if origin is None:
+        raise MfcError(f"--origin-run-id {origin_run_id}: no run {flow}/{origin_run_id} in {records.blobs.root}")
+    if origin["status"] == "running":
+        raise MfcError(f"run {flow}/{origin_run_id} is still running; resume it once it has ended")
+    if step is not None and step not in graph:
+        raise MfcError(f"resume step {step!r}: no such step (steps: {', '.join(graph.nodes)})")
+    _check_graph(graph, origin.get("graph"), flow, origin_run_id, step)
+
+    ok_tasks: dict[str, list[Clone]] = {}
+    failed: set[str] = set()
+    for name in records.steps(origin_run_id):
+        if name.startswith("_"):
+            continue
+        for task_id in records.tasks(origin_run_id, name):
+            record = records.latest(origin_run_id, name, task_id)
+            if record is not None and record.get("status") == "ok":
+                ok_tasks.setdefault(name, []).append(Clone(name, task_id, record))
+            else:
+                failed.add(name)
+    if step is None:
+        step = _first_failed_step(graph, failed & set(graph.nodes))
+        if step is None:
+            missing = [n.name for n in graph if n.name not in ok_tasks]
+            if not missing:
+                raise MfcError(f"run {flow}/{origin_run_id} succeeded; name a step to rerun from it: mfc resume flow.py STEP")
+            step = missing[0]
+    rerun = downstream(graph, step)
+    blocking = sorted((failed - rerun) & set(graph.nodes))
+    if blocking:
+        raise MfcError(f"cannot resume from {step!r}: step {blocking[0]} failed in run {origin_run_id} and runs before it; "
+                       f"resume from {blocking[0]} instead")
+    clones = [c for name, tasks in ok_tasks.items() if name not in rerun for c in tasks]
+    clones.sort(key=lambda c: (int(c.task_id) if c.task_id.isdigit() else 0, c.step))
+    parameters = records.read(origin_run_id, PARAMETERS_STEP, "0", 0)
+    if parameters is None:
+        raise MfcError(f"run {flow}/{origin_run_id} has no parameters record; it cannot be resumed")
+    return ResumePlan(origin_run_id, step, clones, parameters)
+
+
+def _check_graph(graph: Any, recorded: dict[str, list] | None, flow: str, run_id: str, step: str | None) -> None:
+    if recorded is None:
+        return
+    current = graph_summary(graph)
+    for name, shape in recorded.items():
+        now = current.get(name)
+        if now is None:
+            raise MfcError(f"cannot resume run {flow}/{run_id}: step {name!r} no longer exists in the flow")
+        if now != shape:
+            raise MfcError(
+                f"cannot resume run {flow}/{run_id}: step {name!r} changed since that run "
+                f"(was {_describe(shape)}, now {_describe(now)}); start a new run instead"
+            )
+    added = sorted(set(current) - set(recorded))
+    if added:
+        raise MfcError(f"cannot resume run {flow}/{run_id}: step {added[0]!r} is new since that run; start a new run instead")
+
+
+def _describe(shape: list) -> str:
+    kind, targets, foreach, _ = shape
+    arrow = ", ".join(targets) or "nothing"
+    return f"{kind} -> {arrow}" + (f" (foreach {foreach})" if foreach else "")
+
+
+def clone_records(plan: ResumePlan, records: TaskRecords, run_id: str, flow: str) -> None:
+    """Write the cloned task records (and the parameters) into the new run."""
+    records.write(run_id, PARAMETERS_STEP, "0", 0, {**plan.parameters, "pathspec": f"{flow}/{run_id}/{PARAMETERS_STEP}/0"})
+    for clone in plan.clones:
+        record = {
+            **clone.record, "attempt": 0, "pathspec": f"{flow}/{run_id}/{clone.step}/{clone.task_id}",
+            "origin_run_id": plan.origin_run_id,
+            "origin_pathspec": clone.record.get("origin_pathspec") or clone.record["pathspec"],
+        }
+        records.write(run_id, clone.step, clone.task_id, 0, record)
