@@ -148,10 +148,11 @@ def check(flow: str) -> None:
     click.echo(f"{graph.name}: {len(graph.nodes)} steps, graph is valid.")
 
 
-from mfc.cli_inspect import logs, runs  # noqa: E402 - commands register on import
+from mfc.cli_inspect import logs, runs  # noqa: E402
+from mfc.cli_package import package_group  # noqa: E402
 
-cli.add_command(logs)
-cli.add_command(runs)
+for _command in (logs, runs, package_group):
+    cli.add_command(_command)
 
 
 @cli.command(name="task", context_settings={"ignore_unknown_options": True})

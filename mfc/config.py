@@ -43,6 +43,15 @@ SETTINGS = {s.key: s for s in (
     Setting("local_executor", "fork", str, "how local tasks start: fork (fast) or spawn (a new interpreter each)"),
     Setting("package_suffixes", ".py", str, "file suffixes snapshotted into code packages (comma-separated)"),
     Setting("package_max_mb", 200, int, "refuse code packages larger than this many MB"),
+    Setting("aws_region", "us-east-1", str, "AWS region for S3, Batch, ECR, Step Functions"),
+    Setting("aws_endpoint_url", None, str, "one endpoint for every AWS API (a local sandbox); unset for AWS"),
+    Setting("s3_endpoint_url", None, str, "S3 endpoint (any S3-compatible store); defaults to aws_endpoint_url"),
+    Setting("batch_queue", None, str, "AWS Batch job queue for CPU steps"),
+    Setting("batch_gpu_queue", None, str, "AWS Batch job queue for GPU steps"),
+    Setting("batch_job_role", None, str, "IAM role ARN Batch jobs run as"),
+    Setting("image_registry", None, str, "registry flow images are pushed to (ECR URI or host:port)"),
+    Setting("sfn_role", None, str, "IAM role ARN Step Functions state machines run as"),
+    Setting("events_role", None, str, "IAM role ARN EventBridge uses to start state machines"),
 )}
 
 
