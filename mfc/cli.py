@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from mfc.cli_common import datastore_option, load_config
 from mfc.exceptions import MfcError, RunFailed
 
 _SCRIPT_FLOW: type | None = None  # set when a flow file is run as a script
@@ -26,17 +27,6 @@ run_context = {"ignore_unknown_options": True, "allow_extra_args": True, "help_o
 def cli(ctx: click.Context, debug: bool) -> None:
     """mfc: run Metaflow-style flows locally, in containers, on AWS Batch and Step Functions."""
     ctx.obj = {"debug": debug}
-
-
-def datastore_option(func: Any) -> Any:
-    return click.option("--datastore-root", default=None, metavar="DIR|S3URL",
-                        help="Datastore root (default: MFC_DATASTORE_ROOT, the profile, or the nearest .mfc directory).")(func)
-
-
-def load_config(datastore_root: str | None = None, **flags: Any):
-    from mfc.config import Config
-
-    return Config({"datastore_root": datastore_root, **flags})
 
 
 def resolve_flow(ref: str, need_class: bool = True) -> tuple[str, str | None, type | None]:
@@ -148,10 +138,11 @@ def check(flow: str) -> None:
     click.echo(f"{graph.name}: {len(graph.nodes)} steps, graph is valid.")
 
 
+from mfc.cli_client import dump, tag  # noqa: E402
 from mfc.cli_inspect import logs, runs  # noqa: E402
 from mfc.cli_package import package_group  # noqa: E402
 
-for _command in (logs, runs, package_group):
+for _command in (logs, runs, package_group, dump, tag):
     cli.add_command(_command)
 
 
@@ -220,10 +211,10 @@ def run_flow_script(flow_cls: type) -> None:
         main(argv or ["--help"])
         return
     command = argv[position]
-    if command in ("logs", "dump", "tag") and position + 1 < len(argv) and not argv[position + 1].startswith("-"):
-        spec = argv[position + 1]
-        if not spec.startswith(flow_cls.__name__ + "/"):
-            argv[position + 1] = f"{flow_cls.__name__}/{spec}"
+    if command in ("logs", "dump", "tag"):
+        at = position + 2 if command == "tag" else position + 1
+        if at < len(argv) and not argv[at].startswith("-") and not argv[at].startswith(flow_cls.__name__ + "/"):
+            argv[at] = f"{flow_cls.__name__}/{argv[at]}"
         main(argv)
         return
     main([*argv[: position + 1], file, *argv[position + 1:]])

@@ -1,0 +1,74 @@
+"""What every client object shares: pathspec parsing, timestamps, the datastore it reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mfc.client.datastore import Datastore, open_datastore
+from mfc.exceptions import MfcError
+
+_SHAPES = {
+    "Flow": "FlowName",
+    "Run": "FlowName/run_id",
+    "Step": "FlowName/run_id/step",
+    "Task": "FlowName/run_id/step/task_id",
+}
+
+
+def split_pathspec(pathspec: Any, kind: str) -> list[str]:
+    """The parts of a pathspec for a ``kind`` object; a clear MfcError when the shape is wrong."""
+    shape = _SHAPES[kind]
+    if not isinstance(pathspec, str):
+        raise MfcError(f"{kind}() takes a pathspec string like {shape!r}, got {type(pathspec).__name__}")
+    parts = pathspec.strip().strip("/").split("/")
+    if len(parts) != shape.count("/") + 1 or not all(parts):
+        raise MfcError(f"{kind} pathspec {pathspec!r}: expected {shape}")
+    return parts
+
+
+def to_datetime(timestamp: float | None) -> datetime | None:
+    """A naive local datetime from seconds since the epoch (like Metaflow's client)."""
+    return None if timestamp is None else datetime.fromtimestamp(timestamp)
+
+
+class ClientObject:
+    """Base of Flow, Run, Step and Task: identity, equality and a Metaflow-style repr."""
+
+    _kind = "Object"
+
+    def __init__(self, pathspec: str, datastore: Datastore | None) -> None:
+        self._ds = datastore if datastore is not None else open_datastore()
+        self._pathspec = pathspec
+
+    @property
+    def pathspec(self) -> str:
+        """``Flow/run_id/step/task_id`` (as many parts as this object has)."""
+        return self._pathspec
+
+    @property
+    def path_components(self) -> list[str]:
+        return self._pathspec.split("/")
+
+    @property
+    def id(self) -> str:
+        """The last part of the pathspec: flow name, run id, step name or task id."""
+        return self._pathspec.rsplit("/", 1)[-1]
+
+    @property
+    def datastore_root(self) -> str:
+        """The datastore root this object was read from."""
+        return self._ds.root
+
+    def __repr__(self) -> str:
+        return f"{self._kind}({self._pathspec!r})"
+
+    def __str__(self) -> str:
+        return self.__repr__()
+
+    def __eq__(self, other: object) -> bool:
+        return (type(other) is type(self) and other._pathspec == self._pathspec  # type: ignore[attr-defined]
+                and other._ds.root == self._ds.root)  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((self._kind, self._pathspec, self._ds.root))

@@ -1,0 +1,1 @@
+"""Flows and helpers for the client and ``mfc dump``/``mfc tag`` tests."""
