@@ -191,6 +191,7 @@ class Orchestrator:
         if path is None:
             path = os.path.join(self.blobs.staging_dir(), key.replace("/", "_"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "ab").close()  # the attempt is visible to readers from the moment it is launched
         return path
 
     # -- results --------------------------------------------------------------------------------

@@ -1,0 +1,301 @@
+"""Workarounds for gaps in moto 5.2 that the sandbox (and the tests of the Batch executor and the
+Step Functions compiler) would otherwise trip over. Each gap is named where it is covered.
+
+Two kinds of code live here:
+
+* pure functions (:func:`to_boto_request`, :func:`to_sfn_response`) that translate between the
+  parameter names of a Step Functions service integration (``JobName``, ``ContainerOverrides``,
+  ``Environment[].Name``) and boto3's (``jobName``, ``containerOverrides``, ``environment[].name``)
+  with botocore's service model, as AWS Step Functions does;
+* :func:`install`, which patches those functions and two small fixes into moto. Only the moto
+  server process calls it (``python -m mfc.sandbox.moto_launcher``): moto executes state
+  machines in-process, so its classes must be patched where the server runs.
+
+Translation mutates the given dict in place (and returns it): moto's ``.sync`` resolver for Batch
+normalises the ``describe_jobs`` response and then returns an inner dict of it, so only an
+in-place change reaches the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+# Marker label for containers the sandbox's moto starts (see _label_batch_containers).
+CONTAINER_LABEL = "mfc.sandbox"
+
+
+def _fold(name: str) -> str:
+    """A case- and underscore-insensitive key: ``JobName``, ``jobName``, ``job_name`` -> ``jobname``."""
+    return name.replace("_", "").lower()
+
+
+@cache
+def _operation(service: str, action: str) -> Any:
+    """botocore's OperationModel for ``action`` given as ``submitJob``, ``SubmitJob`` or ``submit_job``."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model(service)
+    wanted = _fold(action)
+    for name in model.operation_names:
+        if _fold(name) == wanted:
+            return model.operation_model(name)
+    raise KeyError(f"{service} has no operation {action!r}")
+
+
+def _request_value(value: Any, shape: Any) -> Any:
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        _request_structure(value, shape)
+    elif kind == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            value[i] = _request_value(item, shape.member)
+    elif kind == "map" and isinstance(value, dict):
+        for key in list(value):  # map keys are the user's, never renamed
+            value[key] = _request_value(value[key], shape.value)
+    elif kind == "string" and not isinstance(value, str):
+        # ASL may hand a JSON value where the API wants a string (as AWS does, send it as JSON).
+        value = json.dumps(value, separators=(",", ":"))
+    elif kind == "blob" and not isinstance(value, bytes):
+        value = (value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))).encode()
+    return value
+
+
+def _request_structure(params: dict[str, Any], shape: Any) -> None:
+    members = {_fold(name): (name, member) for name, member in shape.members.items()}
+    for key in list(params):
+        bound = members.get(_fold(key))
+        if bound is None:
+            continue  # unknown keys stay; botocore's serializer ignores them as AWS would reject them
+        name, member = bound
+        params[name] = _request_value(params.pop(key), member)
+
+
+def to_boto_request(service: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Rename Step Functions-cased request keys to boto's, recursively, following the operation's
+    input shape; map keys (``Parameters``, ``Tags``) are left as written. Mutates and returns ``params``.
+
+    >>> to_boto_request("batch", "submitJob", {"JobName": "a", "ContainerOverrides": {"Environment": [{"Name": "X", "Value": "1"}]}})
+    {'jobName': 'a', 'containerOverrides': {'environment': [{'name': 'X', 'value': '1'}]}}
+    """
+    shape = _operation(service, action).input_shape
+    if shape is not None:
+        _request_structure(params, shape)
+    return params
+
+
+def _sfn_case(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _response_value(value: Any, shape: Any) -> None:
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        _response_structure(value, shape)
+    elif kind == "list" and isinstance(value, list):
+        for item in value:
+            _response_value(item, shape.member)
+    elif kind == "map" and isinstance(value, dict):
+        for item in value.values():
+            _response_value(item, shape.value)
+
+
+def _response_structure(response: dict[str, Any], shape: Any) -> None:
+    members = {_fold(name): member for name, member in shape.members.items()}
+    for key in list(response):
+        member = members.get(_fold(key))
+        value = response.pop(key)
+        if member is not None:
+            _response_value(value, member)
+        response[_sfn_case(key)] = value
+
+
+def to_sfn_response(service: str, action: str, response: dict[str, Any]) -> dict[str, Any]:
+    """Rename boto's response keys the way Step Functions shows them (``jobId`` -> ``JobId``),
+    recursively along the operation's output shape; map keys stay. Mutates and returns ``response``."""
+    if not isinstance(response, dict):
+        return response
+    shape = _operation(service, action).output_shape
+    response.pop("ResponseMetadata", None)
+    if shape is not None:
+        _response_structure(response, shape)
+    return response
+
+
+def _patch_sfn_normalisation() -> None:
+    """moto gap: ``StateTaskService._normalise_parameters`` / ``_normalise_response`` are no-ops, so
+    ASL ``"JobName"`` reaches boto unrenamed (boto drops it: "'JobName'" task failure) and the
+    ``.sync`` resolver looks for ``JobId`` in a response that says ``jobId``."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service as sts,
+    )
+
+    cls = sts.StateTaskService
+    if getattr(cls, "_mfc_patched", False):
+        return
+
+    def _normalise_parameters(self: Any, parameters: dict, boto_service_name: str | None = None,
+                              service_action_name: str | None = None) -> None:
+        service = self._get_boto_service_name(boto_service_name=boto_service_name)
+        action = self._get_boto_service_action(service_action_name=service_action_name)
+        try:
+            to_boto_request(service, action, parameters)
+        except Exception:  # noqa: BLE001 - an unknown service/operation: leave the request as written
+            pass
+
+    def _normalise_response(self: Any, response: Any, boto_service_name: str | None = None,
+                            service_action_name: str | None = None) -> None:
+        service = self._get_boto_service_name(boto_service_name=boto_service_name)
+        action = self._get_boto_service_action(service_action_name=service_action_name)
+        try:
+            to_sfn_response(service, action, response)
+        except Exception:  # noqa: BLE001
+            pass
+
+    # Only the base class: subclasses that override these (lambda, sfn, api gateway) call super().
+    cls._normalise_parameters = _normalise_parameters
+    cls._normalise_response = _normalise_response
+    cls._mfc_patched = True
+
+
+def _patch_batch_describe() -> None:
+    """moto gaps in ``DescribeJobs``: ``container.exitCode`` is missing (only ListJobs has it), and
+    each describe appends another ``AWS_BATCH_JOB_ID`` to the job's environment."""
+    from moto.batch import models
+
+    original = models.Job._container_details
+    if getattr(original, "_mfc_patched", False):
+        return
+
+    def _container_details(self: Any) -> dict[str, Any]:
+        details = original(self)
+        env: dict[str, dict[str, Any]] = {}
+        for item in details.get("environment") or []:
+            env[item["name"]] = item
+        details["environment"] = list(env.values())
+        if getattr(self, "exit_code", None) is not None:
+            details["exitCode"] = self.exit_code
+        return details
+
+    _container_details._mfc_patched = True  # type: ignore[attr-defined]
+    models.Job._container_details = _container_details
+
+
+def _label_batch_containers(label_value: str) -> None:
+    """moto gap: Batch job containers carry no label (only a name ``<jobName>-<jobId>``), so the
+    ones a killed server leaves behind cannot be told from the user's. Label every container this
+    process creates with ``mfc.sandbox=<label_value>``; ``mfc sandbox down`` removes them."""
+    from docker.models.containers import ContainerCollection
+
+    original = ContainerCollection.create
+    if getattr(original, "_mfc_patched", False):
+        return
+
+    def create(self: Any, image: Any, command: Any = None, **kwargs: Any) -> Any:
+        kwargs["labels"] = {**(kwargs.get("labels") or {}), CONTAINER_LABEL: label_value}
+        return original(self, image, command, **kwargs)
+
+    create._mfc_patched = True  # type: ignore[attr-defined]
+    ContainerCollection.create = create
+
+
+def map_run_exceeds_tolerance(failed: int, total: int, tolerated_count: int, tolerated_percentage: float) -> bool:
+    """Whether a distributed Map run with ``failed`` of ``total`` items failed, as AWS decides it:
+    with neither threshold set (both 0) any failure fails the run; otherwise exceeding a set
+    threshold does. (moto cannot tell an explicit 0 from an absent field; both mean "not set".)"""
+    if failed <= 0:
+        return False
+    if not tolerated_count and not tolerated_percentage:
+        return True
+    if tolerated_count and failed > tolerated_count:
+        return True
+    return bool(tolerated_percentage) and total > 0 and 100.0 * failed / total > tolerated_percentage
+
+
+def _patch_distributed_map_failures() -> None:
+    """moto gap: a distributed Map (``ItemProcessor.ProcessorConfig.Mode = DISTRIBUTED``, the one
+    ``ItemReader`` needs) swallows failed items: their output becomes ``null`` and the Map run
+    succeeds (moto leaves ToleratedFailureCount/Percentage as a TODO). AWS fails the run with
+    ``States.ExceedToleratedFailureThreshold``; so does this patch, after all items have run."""
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        distributed_iteration_component as dic,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    cls = dic.DistributedIterationComponent
+    original = cls._map_run
+    if getattr(original, "_mfc_patched", False):
+        return
+
+    def _map_run(self: Any, env: Any, eval_input: Any) -> None:
+        original(self, env, eval_input)
+        items = eval_input.map_run_record.item_counter
+        failed = items.failed.get() + items.timed_out.get()
+        if not map_run_exceeds_tolerance(failed, items.total.get(), eval_input.tolerated_failure_count,
+                                         eval_input.tolerated_failure_percentage):
+            return
+        error = StatesErrorNameType.StatesExceedToleratedFailureThreshold.to_name()
+        cause = (f"The specified tolerated failure threshold was exceeded: {failed} of "
+                 f"{items.total.get()} items failed in Map state {eval_input.state_name!r}")
+        raise FailureEventException(FailureEvent(
+            env=env,
+            error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
+            event_type=HistoryEventType.ExecutionFailed,
+            event_details=EventDetails(executionFailedEventDetails=ExecutionFailedEventDetails(error=error, cause=cause)),
+        ))
+
+    _map_run._mfc_patched = True  # type: ignore[attr-defined]
+    cls._map_run = _map_run
+
+
+def _patch_inline_map_error_names() -> None:
+    """moto gap: when an iteration of an inline Map fails with a ``States.*`` error (a failed Batch
+    job is ``States.TaskFailed``), moto wraps the name in ``CustomErrorName``, which refuses the
+    ``States.`` prefix: the execution fails with ``States.Runtime`` instead of ``States.TaskFailed``
+    and Retry/Catch on the Map cannot match it. Build a ``StatesErrorName`` for those names."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+
+    if getattr(iteration_worker.CustomErrorName, "_mfc_patched", False):
+        return
+
+    def error_name_for(error_name: Any) -> Any:
+        name = str(error_name) if error_name is not None else None
+        if name and name.startswith("States."):
+            try:
+                return StatesErrorName.from_name(name)
+            except ValueError:
+                pass
+        return CustomErrorName(error_name=error_name)
+
+    error_name_for._mfc_patched = True  # type: ignore[attr-defined]
+    iteration_worker.CustomErrorName = error_name_for  # the module's only use: building error names
+
+
+def _enable_sfn_execution() -> None:
+    """moto runs state machines only with ``{"stepfunctions": {"execute_state_machine": true}}``;
+    set it in-process (``up`` also POSTs it to ``/moto-api/config``)."""
+    from moto.core.config import default_user_config
+
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+
+def install(label_value: str) -> None:
+    """Apply every patch above to this (moto server) process."""
+    _enable_sfn_execution()
+    _patch_sfn_normalisation()
+    _patch_distributed_map_failures()
+    _patch_inline_map_error_names()
+    _patch_batch_describe()
+    _label_batch_containers(label_value)

@@ -1,0 +1,317 @@
+"""Pieces of the S3 blob store that are not the store itself: which failures are transient and
+how they are retried, how S3 errors become one-line :class:`MfcError` messages, the check of
+content-addressed objects against their sha256, and the streaming reader behind ``open()``.
+
+Only imported for ``s3://`` datastore roots, so importing botocore here costs local runs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import botocore.exceptions as bex
+import tenacity
+
+from mfc.exceptions import MfcError
+from mfc.stores.artifacts import RAW, ZLIB
+
+# Error codes S3 (and S3-compatible stores) answer when retrying later should succeed.
+TRANSIENT_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+    "TooManyRequests", "TooManyRequestsException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "ProvisionedThroughputExceededException", "RequestTimeout", "RequestTimeoutException",
+    "InternalError", "ServiceUnavailable", "OperationAborted", "ConditionalRequestConflict",
+    "PriorRequestNotComplete", "EC2ThrottledException", "500", "502", "503", "504", "429",
+})
+DENIED_CODES = frozenset({
+    "AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+    "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem", "InvalidSecurity",
+})
+# Failures of the connection itself (refused, reset, timed out, cut mid-body, corrupted in flight).
+TRANSIENT_ERRORS = (
+    bex.ConnectionError, bex.HTTPClientError, bex.IncompleteReadError, bex.ChecksumError,
+)
+CREDENTIAL_ERRORS = (
+    bex.NoCredentialsError, bex.PartialCredentialsError, bex.CredentialRetrievalError, bex.ProfileNotFound,
+)
+
+_DATA_KEY = re.compile(r"^[^/]+/data/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
+READ_CHUNK = 8 * 1024 * 1024  # the most one readinto asks of a socket (bounds temporary copies)
+
+
+class S3Error(MfcError):
+    """The S3 datastore failed in a way that retrying will not fix."""
+
+
+class BlobCorrupt(S3Error):
+    """A content-addressed object whose bytes do not hash to its key."""
+
+
+def data_sha(key: str) -> str | None:
+    """The sha256 a key names when it is a content-addressed object (``<Flow>/data/xx/<sha>``)."""
+    match = _DATA_KEY.match(key)
+    return match.group(2) if match else None
+
+
+def error_code(exc: BaseException) -> tuple[str, int]:
+    """(code, HTTP status) of a botocore ClientError; ("", 0) for anything else."""
+    if not isinstance(exc, bex.ClientError):
+        return "", 0
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return code, status
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for throttling, 5xx answers and dropped or broken connections."""
+    if isinstance(exc, bex.ClientError):
+        code, status = error_code(exc)
+        return code in TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def retrying(attempts: int, wait_max: float) -> tenacity.Retrying:
+    """Retry transient failures with full-jitter exponential backoff (on top of botocore's own)."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        wait=tenacity.wait_random_exponential(multiplier=0.1, max=wait_max),
+        stop=tenacity.stop_after_attempt(attempts),
+        reraise=True,
+    )
+
+
+def backoff(attempt: int, wait_max: float) -> None:
+    """Sleep like :func:`retrying` does before retry number ``attempt`` (1-based)."""
+    import random
+
+    time.sleep(random.uniform(0, min(wait_max, 0.1 * 2 ** attempt)))
+
+
+def describe(exc: BaseException, *, bucket: str, root: str, url: str, endpoint: str | None) -> S3Error:
+    """One clear line for an S3 failure that retrying did not (or will not) fix."""
+    where = endpoint or "AWS S3"
+    if isinstance(exc, S3Error):
+        return exc
+    if isinstance(exc, CREDENTIAL_ERRORS):
+        return S3Error(
+            f"no usable AWS credentials for the S3 datastore {root}: {exc}",
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a profile in "
+            "~/.aws/credentials, or run where an IAM role is available",
+        )
+    code, status = error_code(exc)
+    if code == "NoSuchBucket":
+        return S3Error(
+            f"S3 bucket {bucket!r} does not exist (datastore root {root}, endpoint {where})",
+            "create it, or point MFC_DATASTORE_ROOT / --datastore-root at an existing bucket",
+        )
+    if code in DENIED_CODES or status == 403:
+        return S3Error(
+            f"access denied to {url} ({code or status}): check credentials/profile",
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and the bucket's policy",
+        )
+    if isinstance(exc, bex.ClientError):
+        message = exc.response.get("Error", {}).get("Message", "")
+        kind = "kept failing" if is_transient(exc) else "failed"
+        return S3Error(f"S3 {kind} for {url}: {code or status}: {message}".rstrip(": "))
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return S3Error(f"cannot reach S3 at {where} for {url}: {exc}",
+                       "check MFC_S3_ENDPOINT_URL / MFC_AWS_ENDPOINT_URL and the network")
+    return S3Error(f"S3 access to {url} failed: {type(exc).__name__}: {exc}")
+
+
+class PayloadCheck:
+    """Hashes a stored content-addressed object as it streams by (header byte ``R`` raw or ``Z``
+    zlib, then the payload) and compares the sha256 of the decoded payload with its key."""
+
+    def __init__(self, sha: str, url: str) -> None:
+        self.sha = sha
+        self.url = url
+        self._hash = hashlib.sha256()
+        self._header: bytes | None = None
+        self._inflate: Any = None
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        if not view.nbytes or self._header == b"?":
+            return
+        if self._header is None:
+            self._header = bytes(view[:1])
+            view = view[1:]
+            if self._header == ZLIB:
+                self._inflate = zlib.decompressobj()
+            elif self._header != RAW:
+                self._header = b"?"  # unknown encoding: the artifact store reports it
+                return
+        if self._inflate is None:
+            self._hash.update(view)
+            return
+        pending: bytes | memoryview = view
+        while pending:
+            self._hash.update(self._inflate.decompress(pending, READ_CHUNK))
+            pending = self._inflate.unconsumed_tail
+
+    def finish(self) -> None:
+        """Raise :class:`BlobCorrupt` unless what went by hashes to the key's sha."""
+        if self._header == b"?":
+            return
+        if self._inflate is not None:
+            try:
+                self._hash.update(self._inflate.flush())
+            except zlib.error:
+                pass  # a corrupt stream: the digest below cannot match
+        if self._hash.hexdigest() != self.sha:
+            raise BlobCorrupt(
+                f"data {self.sha[:12]} at {self.url} is corrupt: its content hashes to "
+                f"{self._hash.hexdigest()[:12]}", "delete the object and rerun the step that made it",
+            )
+
+
+def check_bytes(stored: bytes, sha: str, url: str) -> None:
+    """Verify a whole content-addressed object held in memory."""
+    check = PayloadCheck(sha, url)
+    check.update(stored)
+    check.finish()
+
+
+class S3Reader(io.RawIOBase):
+    """A read-only stream over one S3 object, for ``io.BufferedReader`` (``pickle.load`` reads it).
+
+    Bytes ``[0, body_end)`` come from the already open response ``body``; when the object is
+    larger, the rest is fetched as ranged GETs of ``part_size`` on ``submit`` (a thread pool),
+    ``window`` parts ahead, so memory stays near ``window * part_size`` whatever the object's size.
+    A connection cut mid-body is resumed with a ranged GET from the current offset (pinned to the
+    object's ETag); ``check`` sees every byte and is finished when the last byte is read.
+    """
+
+    def __init__(self, body: Any, body_end: int, size: int, *,
+                 reopen: Callable[[int, int], Any], fetch: Callable[[int, int], bytes],
+                 submit: Callable[..., Future] | None, part_size: int, window: int,
+                 check: PayloadCheck | None, max_drops: int, wait_max: float) -> None:
+        super().__init__()
+        self._body = body
+        self._body_end = body_end
+        self._size = size
+        self._reopen = reopen
+        self._fetch = fetch
+        self._submit = submit
+        self._part_size = part_size
+        self._window = window
+        self._check = check
+        self._max_drops = max_drops
+        self._wait_max = wait_max
+        self._pos = 0
+        self._drops = 0
+        self._parts: deque[tuple[int, Future]] = deque()
+        self._next_part = body_end
+        self._chunk = memoryview(b"")
+        self._finished = False
+        if submit is not None:
+            self._fill_window()
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while view.nbytes and self._pos < self._size:
+            if self._pos < self._body_end:
+                got = self._read_body(view[:min(view.nbytes, self._body_end - self._pos, READ_CHUNK)])
+            else:
+                got = self._read_part(view)
+            if got:
+                if self._check is not None:
+                    self._check.update(view[:got])
+                self._pos += got
+                if self._pos >= self._size:
+                    self._finish()
+                return got
+        if self._pos >= self._size:
+            self._finish()
+        return 0
+
+    def _read_body(self, view: memoryview) -> int:
+        try:
+            got = self._body.readinto(view)
+        except TRANSIENT_ERRORS:
+            got = 0
+        if got:
+            if self._pos + got >= self._body_end:
+                self._close_body()
+                self._fill_window()
+            return got
+        # The connection closed or broke before the range's end: resume from where we are.
+        self._drops += 1
+        if self._drops > self._max_drops:
+            raise S3Error(f"S3 connection kept dropping while reading an object at byte {self._pos}")
+        backoff(self._drops, self._wait_max)
+        self._close_body()
+        self._body = self._reopen(self._pos, self._body_end)
+        return 0
+
+    def _read_part(self, view: memoryview) -> int:
+        if not self._chunk.nbytes:
+            if not self._parts:
+                self._fill_window()
+            start, future = self._parts.popleft()
+            assert start == self._pos
+            self._chunk = memoryview(future.result())
+            self._fill_window()
+        got = min(view.nbytes, self._chunk.nbytes)
+        view[:got] = self._chunk[:got]
+        self._chunk = self._chunk[got:]
+        return got
+
+    def _fill_window(self) -> None:
+        while len(self._parts) < self._window and self._next_part < self._size:
+            start, end = self._next_part, min(self._next_part + self._part_size, self._size)
+            if self._submit is None:
+                future: Future = Future()
+                future.set_result(self._fetch(start, end))
+            else:
+                future = self._submit(self._fetch, start, end)
+            self._parts.append((start, future))
+            self._next_part = end
+            if self._submit is None:
+                return
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._close_body()
+        if self._check is not None:
+            self._check.finish()
+
+    def _close_body(self) -> None:
+        if self._body is not None:
+            body, self._body = self._body, None
+            try:
+                if self._pos >= self._body_end:
+                    body.read(1)  # the empty read at the end lets botocore check length and checksum
+            except bex.ChecksumError as exc:
+                raise S3Error(f"an S3 object was corrupted in transit: {exc}") from None
+            finally:
+                body.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            for _, future in self._parts:
+                future.cancel()
+            self._parts.clear()
+            self._chunk = memoryview(b"")
+            if self._body is not None:
+                self._body.close()
+                self._body = None
+        super().close()
