@@ -55,6 +55,10 @@ def run_options(func: Any) -> Any:
         click.option("--with", "with_decorators", multiple=True, metavar="DECO[:k=v,...]",
                      help="Add a decorator to every step that lacks it, e.g. --with retry:times=2."),
         click.option("-q", "--quiet", is_flag=True, help="Print only the result."),
+        click.option("--local-docker", "local_docker", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
+                     help="Run every step (or the listed steps) in the flow's container image on the local Docker engine."),
+        click.option("--gpu", type=click.IntRange(min=0), default=0, help="GPUs for each containerised task."),
+        click.option("--image", default=None, help="Image for containerised steps (default: the flow image, built when missing)."),
         datastore_option,
     ]
     for option in reversed(options):
@@ -64,7 +68,8 @@ def run_options(func: Any) -> Any:
 
 def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None, origin_run_id: str | None,
             tags: tuple[str, ...], max_workers: int | None, max_num_splits: int | None, run_id_file: str | None,
-            with_decorators: tuple[str, ...], quiet: bool, datastore_root: str | None) -> None:
+            with_decorators: tuple[str, ...], quiet: bool, datastore_root: str | None,
+            local_docker: str | None, gpu: int, image: str | None) -> None:
     from mfc.decorators import decorator_from_spec
     from mfc.graph import load_graph
     from mfc.runner.launch import LaunchOptions, launch
@@ -75,6 +80,7 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
         tags=list(tags), quiet=quiet, run_id_file=run_id_file, max_workers=max_workers,
         max_num_splits=max_num_splits, with_decorators=[decorator_from_spec(s) for s in with_decorators],
         resume=resume, resume_step=resume_step, origin_run_id=origin_run_id,
+        local_docker=local_docker, gpu=gpu, image=image,
     )
     config = load_config(datastore_root)
     assert cls is not None
@@ -138,11 +144,12 @@ def check(flow: str) -> None:
     click.echo(f"{graph.name}: {len(graph.nodes)} steps, graph is valid.")
 
 
+from mfc.cli_cleanup import cleanup  # noqa: E402
 from mfc.cli_client import dump, tag  # noqa: E402
 from mfc.cli_inspect import logs, runs  # noqa: E402
 from mfc.cli_package import package_group  # noqa: E402
 
-for _command in (logs, runs, package_group, dump, tag):
+for _command in (logs, runs, package_group, dump, tag, cleanup):
     cli.add_command(_command)
 
 

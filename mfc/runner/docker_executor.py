@@ -43,9 +43,9 @@ HOST_ONLY = {"MFC_CONFIG", "MFC_PROFILE", "MFC_DATASTORE_ROOT", "MFC_LOCAL_EXECU
 
 @dataclass
 class _Box:
-    """A container this executor started and has not removed yet."""
+    """A task's container, from submit until it is removed (``id`` is set once created)."""
 
-    id: str
+    id: str | None
     name: str
     handle: Handle
     api: Any
@@ -80,6 +80,7 @@ class DockerExecutor(Executor):
     ``gpu``: GPUs for every task (a step's ``@resources(gpu=N)`` can ask for more).
     ``client``: a docker SDK client to use (default: one for ``$DOCKER_HOST``).
     ``environment``: variables for every task (e.g. AWS endpoints), below the step's own.
+    A spec's own ``image`` (when set) wins over ``image``.
     """
 
     name = "docker"
@@ -168,9 +169,9 @@ class DockerExecutor(Executor):
         return config
 
     def submit(self, spec: TaskSpec, stdout: str, stderr: str) -> Handle:
-        """Create and start the task's container; its logs stream into ``stdout``/``stderr``."""
-        import docker.errors
-
+        """Check the task can run here and start its container in the background; its logs
+        stream into ``stdout``/``stderr``. Returns at once: container starts (~0.1 s each) run
+        in parallel, and a container that fails to start ends as a TaskExit with the reason."""
         self.start()
         if spec.code_package is None:
             raise MfcError(f"task {spec.pathspec}: the Docker executor needs the run's code package "
@@ -179,58 +180,70 @@ class DockerExecutor(Executor):
         handle = Handle(key, spec, stdout, stderr)
         api = self.client.api
         host_config = api.create_host_config(**self._host_config(spec))
-        files = [open(stdout, "ab"), open(stderr, "ab")]  # noqa: SIM115 - closed by the follower thread
-        name = container_name(spec)
-        try:
-            try:
-                created = self._create(api, spec, name, host_config)
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:
-                    raise
-                name = f"{name}-{secrets.token_hex(3)}"  # a leftover holds the name
-                created = self._create(api, spec, name, host_config)
-        except docker.errors.ImageNotFound:
-            for fh in files:
-                fh.close()
-            raise MfcError(f"Docker image {self.image} is not on this engine",
-                           hint="build it with `make image` or `mfc image build flow.py`") from None
-        except BaseException:
-            for fh in files:
-                fh.close()
-            raise
-        box = _Box(created["Id"], name, handle, api, (spec.resources or {}).get("memory"), files=files)
-        handle.extra.update(container=box.id, name=name)
+        files = [open(stdout, "ab"), open(stderr, "ab")]  # noqa: SIM115 - closed by the task's thread
+        box = _Box(None, container_name(spec), handle, api, (spec.resources or {}).get("memory"), files=files)
+        box.thread = threading.Thread(target=self._run, args=(box, host_config), name=f"mfc-docker-{key}",
+                                      daemon=True)
         with self._lock:
             self._boxes[key] = box
-        sock = None
-        try:
-            sock = api.attach_socket(box.id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
-            api.start(box.id)
-        except docker.errors.APIError as exc:
-            self._forget(box, remove=True)
-            _close_quietly(sock)
-            for fh in files:
-                fh.close()
-            raise MfcError(f"could not start container {name} for {spec.pathspec}: {exc.explanation or exc}") from None
-        box.thread = threading.Thread(target=self._follow, args=(box, sock), name=f"mfc-docker-{key}", daemon=True)
-        with self._lock:
             self._threads.append(box.thread)
         box.thread.start()
         return handle
 
-    def _create(self, api: Any, spec: TaskSpec, name: str, host_config: Any) -> dict[str, Any]:
-        return api.create_container(
-            self.image, ["python", "-m", "mfc.runner.task", "--spec", spec.to_json()], name=name,
-            labels=container_labels(spec), user=f"{os.getuid()}:{os.getgid()}", detach=True,
-            environment=self._environment(spec), host_config=host_config,
-        )
+    def _create(self, box: _Box, host_config: Any) -> None:
+        import docker.errors
 
-    # -- following a container ------------------------------------------------------------------
-    def _follow(self, box: _Box, sock: Any) -> None:
+        spec = box.handle.spec
+        image = spec.image or self.image
+        for retry in (False, True):
+            try:
+                created = box.api.create_container(
+                    image, ["python", "-m", "mfc.runner.task", "--spec", spec.to_json()], name=box.name,
+                    labels=container_labels(spec), user=f"{os.getuid()}:{os.getgid()}", detach=True,
+                    environment=self._environment(spec), host_config=host_config,
+                )
+                break
+            except docker.errors.ImageNotFound:
+                raise MfcError(f"Docker image {image} is not on this engine",
+                               hint="build it with `make image` or `mfc image build flow.py`") from None
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409 or retry:
+                    raise
+                box.name = f"{box.name}-{secrets.token_hex(3)}"  # a leftover holds the name
+        box.id = created["Id"]
+        box.handle.extra.update(container=box.id, name=box.name)
+
+    # -- a container's life, in its own thread ----------------------------------------------------
+    def _run(self, box: _Box, host_config: Any) -> None:
+        out, err = box.files
+        sock = None
+        try:
+            if not box.killed:
+                self._create(box, host_config)
+            if not box.killed:
+                sock = box.api.attach_socket(box.id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
+                box.api.start(box.id)
+                if box.killed:  # kill() ran between create and start
+                    self._signal(box, "SIGKILL")
+        except Exception as exc:  # noqa: BLE001 - reported as the task's end
+            _close_quietly(sock)
+            self._end(box, -signal.SIGKILL if box.killed else 1,
+                      None if box.killed else f"could not start container {box.name}: {_explain(exc)}")
+            return
+        if box.id is None or sock is None:  # killed before it started
+            self._end(box, -signal.SIGKILL, None)
+            return
+        lost = self._stream(sock, out, err)
+        code, error = self._exit_status(box)
+        if lost is not None and not self._closed:
+            _write_quietly(err, f"mfc: lost the log stream of container {box.name}: {lost}\n")
+        self._end(box, code, error)
+
+    @staticmethod
+    def _stream(sock: Any, out: IO[bytes], err: IO[bytes]) -> BaseException | None:
+        """Copy the container's multiplexed output into the two files until it ends."""
         from docker.utils.socket import STDERR, frames_iter
 
-        out, err = box.files
-        lost: BaseException | None = None
         try:
             _no_timeout(sock)
             for stream, data in frames_iter(sock, False):
@@ -238,23 +251,26 @@ class DockerExecutor(Executor):
                 target.write(data)
                 target.flush()
         except Exception as exc:  # noqa: BLE001 - the exit code still comes from wait()
-            lost = exc
+            return exc
         finally:
             _close_quietly(sock)
-        code, error = self._exit_status(box)
-        try:
-            if lost is not None and not self._closed:
-                err.write(f"mfc: lost the log stream of container {box.name}: {lost}\n".encode())
-        finally:
-            for fh in box.files:
-                fh.close()
+        return None
+
+    def _end(self, box: _Box, code: int, error: str | None) -> None:
+        """Close the logs, report the exit, then remove the container (unless kept)."""
+        for fh in box.files:
+            fh.close()
         self.events.put(TaskExit(box.handle.key, code, error))
         try:
-            self._forget(box, remove=not self.keep)
+            if box.id is not None and not self.keep:
+                _remove(box.api, box.id)
         except Exception as exc:  # noqa: BLE001 - a thread has nobody to raise to
             if not self._closed:
                 print(f"mfc: warning: could not remove container {box.name}: {exc} (`mfc cleanup` will)",
                       file=sys.stderr)
+        with self._lock:
+            if self._boxes.get(box.handle.key) is box:
+                del self._boxes[box.handle.key]
 
     def _exit_status(self, box: _Box) -> tuple[int, str | None]:
         import docker.errors
@@ -277,13 +293,6 @@ class DockerExecutor(Executor):
             return 137, f"killed: out of memory{limit}; raise @resources(memory=...)"
         return signal_code(code), None
 
-    def _forget(self, box: _Box, remove: bool) -> None:
-        if remove:
-            _remove(box.api, box.id)
-        with self._lock:
-            if self._boxes.get(box.handle.key) is box:
-                del self._boxes[box.handle.key]
-
     # -- stopping -------------------------------------------------------------------------------
     def kill(self, handle: Handle, grace: float = 0.0) -> None:
         """SIGTERM now and SIGKILL after ``grace`` seconds (0: SIGKILL at once); never blocks."""
@@ -291,7 +300,9 @@ class DockerExecutor(Executor):
             box = self._boxes.get(handle.key)
         if box is None:
             return
-        box.killed = True
+        box.killed = True  # before reading box.id: a container still starting checks it after start
+        if box.id is None:
+            return
         self._signal(box, "SIGTERM" if grace > 0 else "SIGKILL")
         if grace > 0:
             timer = threading.Timer(grace, self._signal, args=(box, "SIGKILL"))
@@ -299,26 +310,26 @@ class DockerExecutor(Executor):
             timer.start()
 
     def _signal(self, box: _Box, sig: str) -> None:
-        import docker.errors
-
+        if box.id is None:
+            return
         try:
             box.api.kill(box.id, signal=sig)
-        except docker.errors.APIError:
-            pass  # exited or removed already
-        except Exception:  # noqa: BLE001 - the client was closed (close() ran): nothing to stop
+        except Exception:  # noqa: BLE001 - exited or removed already, or the client was closed
             pass
 
     def close(self) -> None:
-        """Kill and remove every container this executor started and still holds (Ctrl-C path)."""
+        """Kill and remove every container this executor started and still holds (Ctrl-C path);
+        waits (up to 10 s) for their threads to finish."""
         self._closed = True
         with self._lock:
             boxes = list(self._boxes.values())
             threads = list(self._threads)
+            self._threads.clear()
         for box in boxes:
             box.killed = True
             if self.keep:
                 self._signal(box, "SIGKILL")
-            else:
+            elif box.id is not None:
                 try:
                     _remove(box.api, box.id)
                 except Exception:  # noqa: BLE001 - best effort; `mfc cleanup` finds what is left
@@ -333,7 +344,7 @@ class DockerExecutor(Executor):
     def containers(self) -> list[str]:
         """Ids of the containers started and not yet removed (for tests and diagnostics)."""
         with self._lock:
-            return [box.id for box in self._boxes.values()]
+            return [box.id for box in self._boxes.values() if box.id is not None]
 
 
 def _remove(api: Any, container_id: str) -> None:
@@ -353,6 +364,18 @@ def _no_timeout(sock: Any) -> None:
     for s in (sock, getattr(sock, "_sock", None)):
         if s is not None and hasattr(s, "settimeout"):
             s.settimeout(None)
+
+
+def _explain(exc: BaseException) -> str:
+    text = getattr(exc, "explanation", None) or str(exc)
+    return text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+
+
+def _write_quietly(fh: IO[bytes], text: str) -> None:
+    try:
+        fh.write(text.encode())
+    except (OSError, ValueError):
+        pass
 
 
 def _close_quietly(sock: Any) -> None:

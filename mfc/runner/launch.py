@@ -41,6 +41,9 @@ class LaunchOptions:
     resume: bool = False
     resume_step: str | None = None
     origin_run_id: str | None = None
+    local_docker: str | None = None  # "*" for every step, or "a,b" for some
+    gpu: int = 0
+    image: str | None = None
     executors: dict[str, Executor] = field(default_factory=dict)  # extra executors by name
     executor_for_step: dict[str, str] = field(default_factory=dict)  # step -> executor name
 
@@ -118,6 +121,7 @@ def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], co
         values = _parameters(flow_cls, param_args, user)
         summary = {a: json_safe(v) for a, v in values.items()}
     policies = step_policies(flow_cls, list(graph.nodes), options.with_decorators)
+    _containerised_steps(flow_file, flow_name, graph, config, options, policies)
     code = snapshot_code(flow_file, store, config)
     tags = sorted(set(options.tags))
     run_id = metadata.create_run(flow_name, {
@@ -136,6 +140,36 @@ def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], co
                    tags + system_tags(user), plan.origin_run_id if plan else None,
                    {"sha256": code["sha256"], "flow_file": code["flow_file"]})
     return _execute(flow_cls, graph, config, options, blobs, metadata, info, policies, plan)
+
+
+def _containerised_steps(flow_file: str, flow_name: str, graph: Any, config: Config, options: LaunchOptions,
+                         policies: dict) -> None:
+    """Set up the Docker executor for ``--local-docker`` before anything is recorded, so a missing
+    engine, image or GPU fails the command without leaving a run behind."""
+    from mfc.exceptions import MfcError
+
+    if options.local_docker is None:
+        if options.gpu:
+            raise MfcError("--gpu needs --local-docker (or --batch): local processes cannot be given GPUs")
+        return
+    steps = list(graph.nodes) if options.local_docker == "*" else [s.strip() for s in options.local_docker.split(",") if s.strip()]
+    unknown = [s for s in steps if s not in graph]
+    if unknown:
+        raise MfcError(f"--local-docker {options.local_docker}: no step {unknown[0]!r} (steps: {', '.join(graph.nodes)})")
+    from mfc.aws import env_for_tasks
+    from mfc.runner.docker_executor import DockerExecutor
+
+    gpu = options.gpu or max((int(policies[s].resources.get("gpu") or 0) for s in steps), default=0)
+    image = options.image
+    if image is None:
+        from mfc.builder.image import ensure_flow_image
+
+        image = ensure_flow_image(flow_file, flow_name, gpu=gpu > 0, quiet=options.quiet)
+    env = env_for_tasks(config) if config.datastore_root.startswith("s3://") else None
+    executor = DockerExecutor(image, config.datastore_root, gpu=options.gpu, environment=env)
+    executor.preflight({s: policies[s].resources for s in steps})
+    options.executors["docker"] = executor
+    options.executor_for_step.update({s: "docker" for s in steps})
 
 
 def raise_usage(message: str) -> None:
@@ -157,8 +191,10 @@ def _execute(flow_cls: type, graph: Any, config: Config, options: LaunchOptions,
     flow_name, run_id = info.flow_name, info.run_id
     local = make_local_executor(config, flow_cls, graph)
     executors = {"local": local, **options.executors}
-    for executor in executors.values():
-        executor.start()  # before any thread: the fork server must fork a single-threaded process
+    local.start()  # first, before any thread: the fork server must fork a single-threaded process
+    for name, executor in options.executors.items():
+        if name != "local":
+            executor.start()
     reporter = make_reporter(options.quiet)
     orchestrator = Orchestrator(
         graph, info, blobs, executors, lambda step: options.executor_for_step.get(step, "local"), policies, reporter,
