@@ -33,10 +33,25 @@ def client(service: str, config: Any = None, **kwargs: Any) -> Any:
 
         config = Config()
     retries = BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32)
-    return boto3.session.Session().client(
-        service, region_name=config["aws_region"], endpoint_url=endpoint_for(service, config),
+    endpoint = endpoint_for(service, config)
+    session = boto3.session.Session()
+    if session.get_credentials() is None and _is_sandbox(endpoint):
+        # A local sandbox accepts any credentials; spare its users from exporting dummy ones.
+        kwargs.setdefault("aws_access_key_id", SANDBOX_KEY)
+        kwargs.setdefault("aws_secret_access_key", SANDBOX_KEY)
+    return session.client(
+        service, region_name=config["aws_region"], endpoint_url=endpoint,
         config=kwargs.pop("boto_config", retries), **kwargs,
     )
+
+
+SANDBOX_KEY = "testing"
+
+
+def _is_sandbox(endpoint: str | None) -> bool:
+    from mfc.sandbox import is_local_endpoint
+
+    return is_local_endpoint(endpoint)
 
 
 def env_for_tasks(config: Any) -> dict[str, str]:
@@ -48,4 +63,6 @@ def env_for_tasks(config: Any) -> dict[str, str]:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE"):
         if os.environ.get(var):
             env[var] = os.environ[var]
+    if "AWS_ACCESS_KEY_ID" not in env and _is_sandbox(config["aws_endpoint_url"] or config["s3_endpoint_url"]):
+        env["AWS_ACCESS_KEY_ID"] = env["AWS_SECRET_ACCESS_KEY"] = SANDBOX_KEY
     return env

@@ -148,8 +148,9 @@ from mfc.cli_cleanup import cleanup  # noqa: E402
 from mfc.cli_client import dump, tag  # noqa: E402
 from mfc.cli_inspect import logs, runs  # noqa: E402
 from mfc.cli_package import package_group  # noqa: E402
+from mfc.cli_sandbox import sandbox  # noqa: E402
 
-for _command in (logs, runs, package_group, dump, tag, cleanup):
+for _command in (logs, runs, package_group, dump, tag, cleanup, sandbox):
     cli.add_command(_command)
 
 

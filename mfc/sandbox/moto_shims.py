@@ -7,9 +7,18 @@ Two kinds of code live here:
   parameter names of a Step Functions service integration (``JobName``, ``ContainerOverrides``,
   ``Environment[].Name``) and boto3's (``jobName``, ``containerOverrides``, ``environment[].name``)
   with botocore's service model, as AWS Step Functions does;
-* :func:`install`, which patches those functions and two small fixes into moto. Only the moto
-  server process calls it (``python -m mfc.sandbox.moto_launcher``): moto executes state
-  machines in-process, so its classes must be patched where the server runs.
+* :func:`install`, which patches moto (only the moto server process calls it, through
+  ``python -m mfc.sandbox.moto_launcher``: moto executes state machines in-process, so its
+  classes must be patched where the server runs). The gaps covered, one function each:
+
+  - SFN service integrations send ASL names (``JobName``) to boto unrenamed and read boto's
+    response names (``jobId``) where ``JobId`` is expected (``_patch_sfn_normalisation``);
+  - a distributed Map swallows failed items and succeeds (``_patch_distributed_map_failures``);
+  - an inline Map turns ``States.TaskFailed`` into ``States.Runtime`` (``_patch_inline_map_error_names``);
+  - Retry on a ``.sync`` task times out at once on the second attempt (``_patch_retry_callback_endpoint``);
+  - Batch ``DescribeJobs`` lacks ``container.exitCode`` and repeats ``AWS_BATCH_JOB_ID`` (``_patch_batch_describe``);
+  - Batch job containers carry no label to clean them up by (``_label_batch_containers``);
+  - state machines only run with moto's ``execute_state_machine`` config (``_enable_sfn_execution``).
 
 Translation mutates the given dict in place (and returns it): moto's ``.sync`` resolver for Batch
 normalises the ``describe_jobs`` response and then returns an inner dict of it, so only an
@@ -283,6 +292,38 @@ def _patch_inline_map_error_names() -> None:
     iteration_worker.CustomErrorName = error_name_for  # the module's only use: building error names
 
 
+def _patch_retry_callback_endpoint() -> None:
+    """moto gap: a Task with a ``.sync`` (or ``.waitForTaskToken``) resource gets one task token and
+    callback endpoint per state entry, and each attempt "interrupts" that endpoint when it ends. A
+    Retry attempt then finds the endpoint already interrupted and fails at once with
+    ``States.Timeout`` (its Batch job keeps running, unwatched). Give each attempt a fresh endpoint
+    under the same token (tokens a retried ``.waitForTaskToken`` task already sent stay valid)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service as sts,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as stc,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    cls = stc.StateTaskServiceCallback
+    if getattr(cls.__dict__.get("_eval_execution"), "_mfc_patched", False):
+        return
+    base = sts.StateTaskService._eval_execution
+
+    def _eval_execution(self: Any, env: Any) -> None:
+        token = (env.states.context_object.context_object_data.get("Task") or {}).get("Token")
+        pool = env.callback_pool_manager
+        endpoint = pool.get(token) if token else None
+        # Set before this attempt submitted anything: left over from the previous attempt.
+        if endpoint is not None and endpoint._notify_event.is_set():
+            pool._pool[token] = CallbackEndpoint(callback_id=token)
+        base(self, env)
+
+    _eval_execution._mfc_patched = True  # type: ignore[attr-defined]
+    cls._eval_execution = _eval_execution
+
+
 def _enable_sfn_execution() -> None:
     """moto runs state machines only with ``{"stepfunctions": {"execute_state_machine": true}}``;
     set it in-process (``up`` also POSTs it to ``/moto-api/config``)."""
@@ -297,5 +338,6 @@ def install(label_value: str) -> None:
     _patch_sfn_normalisation()
     _patch_distributed_map_failures()
     _patch_inline_map_error_names()
+    _patch_retry_callback_endpoint()
     _patch_batch_describe()
     _label_batch_containers(label_value)

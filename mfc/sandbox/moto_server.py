@@ -1,0 +1,78 @@
+"""The sandbox's moto server: started through :mod:`mfc.sandbox.moto_launcher` (moto with mfc's
+shims), checked over HTTP, and told to execute state machines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+from mfc.exceptions import MfcError
+from mfc.sandbox import HOST, endpoint
+from mfc.sandbox.procs import ProcInfo, log_tail, spawn, wait_until
+
+NAME = "moto"
+MARKER = "mfc.sandbox.moto_launcher"
+START_TIMEOUT = 60.0
+SFN_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+
+
+def command(port: int, label: str) -> list[str]:
+    """The command line that runs moto with the shims on ``127.0.0.1:port``."""
+    return [sys.executable, "-m", MARKER, "-H", HOST, "-p", str(port), "--label", label]
+
+
+def environment(port: int) -> dict[str, str]:
+    """The server's environment: Batch containers on the host network (they reach the server on
+    127.0.0.1) and ``MOTO_PORT``, where moto's Step Functions interpreter calls Batch and S3."""
+    env = dict(os.environ)
+    env.update({"MOTO_DOCKER_NETWORK_MODE": "host", "MOTO_PORT": str(port), "PYTHONUNBUFFERED": "1"})
+    env.pop("MOTO_DOCKER_NETWORK_NAME", None)  # it would win over the network mode
+    return env
+
+
+def healthy(port: int, timeout: float = 2.0) -> bool:
+    """Whether a moto server answers on ``port`` (its ``/moto-api/config`` endpoint)."""
+    try:
+        with urllib.request.urlopen(f"{endpoint(port)}/moto-api/config", timeout=timeout) as resp:
+            json.loads(resp.read() or b"{}")
+            return resp.status < 300
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+
+
+def enable_sfn_execution(port: int) -> None:
+    """POST moto's config so that state machines really run (the launcher also sets it in-process)."""
+    request = urllib.request.Request(f"{endpoint(port)}/moto-api/config", data=json.dumps(SFN_CONFIG).encode(),
+                                      method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            resp.read()
+    except OSError as exc:
+        raise MfcError(f"moto on port {port} refused its Step Functions config: {exc}") from None
+
+
+def require_moto() -> None:
+    """A clear error when moto's server (an optional dependency) is not installed."""
+    import importlib.util
+
+    missing = [m for m in ("moto", "flask", "flask_cors") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MfcError(f"the sandbox needs moto's server ({', '.join(missing)} missing): "
+                       "pip install 'moto[server]>=5.0,<6'")
+
+
+def start(state_dir: str, port: int, label: str) -> ProcInfo:
+    """Start moto detached, wait until it answers, and return its record (not yet written)."""
+    require_moto()
+    log = os.path.join(state_dir, "moto.log")
+    info = spawn(NAME, command(port, label), port, log, MARKER, env=environment(port))
+    if not wait_until(lambda: healthy(port, timeout=1.0) or not info.alive(), START_TIMEOUT, interval=0.2) \
+            or not info.alive():
+        from mfc.sandbox.procs import stop
+
+        stop(info.pid, info.marker, grace=2.0)
+        raise MfcError(f"moto server did not start on {HOST}:{port} (log {log}):\n{log_tail(log)}")
+    return info
