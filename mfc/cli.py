@@ -17,7 +17,9 @@ from mfc.exceptions import MfcError, RunFailed
 
 _SCRIPT_FLOW: type | None = None  # set when a flow file is run as a script
 
-run_context = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": ["-h", "--help"]}
+# run/resume take the flow's parameters as extra options, so their --help is handled after the
+# flow is loaded (to list those parameters).
+run_context = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,6 +76,12 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
     from mfc.graph import load_graph
     from mfc.runner.launch import LaunchOptions, launch
 
+    if flow in ("--help", "-h"):
+        click.echo(ctx.get_help())
+        return
+    if "--help" in ctx.args or "-h" in ctx.args:
+        _help_with_parameters(ctx, flow)
+        return
     path, name, cls = resolve_flow(flow)
     graph = load_graph(path, name)
     options = LaunchOptions(
@@ -88,7 +96,21 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
     click.echo(f"Run {cls.__name__}/{run_id} succeeded.")
 
 
-@cli.command(context_settings=run_context)
+def _help_with_parameters(ctx: click.Context, flow: str) -> None:
+    click.echo(ctx.get_help())
+    from mfc.parameters import flow_parameters
+
+    _, _, cls = resolve_flow(flow)
+    params = flow_parameters(cls) if cls is not None else {}
+    if params:
+        click.echo("\nParameters of " + (cls.__name__ if cls else flow) + ":")
+        for param in params.values():
+            default = f" (default: {param.default!r})" if param.show_default and param.default is not None else ""
+            required = " [required]" if param.required else ""
+            click.echo(f"  --{param.name} {param.type_name.upper():8} {param.help}{default}{required}")
+
+
+@cli.command(context_settings=run_context, add_help_option=False)
 @click.argument("flow")
 @run_options
 @click.pass_context
@@ -97,7 +119,7 @@ def run(ctx: click.Context, flow: str, **options: Any) -> None:
     _launch(ctx, flow, False, None, None, **options)
 
 
-@cli.command(context_settings=run_context)
+@cli.command(context_settings=run_context, add_help_option=False)
 @click.argument("flow")
 @click.argument("step", required=False)
 @click.option("--origin-run-id", default=None, help="The run to resume (default: the latest run of the flow).")
@@ -111,19 +133,26 @@ def resume(ctx: click.Context, flow: str, step: str | None, origin_run_id: str |
     _launch(ctx, flow, True, step, origin_run_id, **options)
 
 
+def _problems(graph: Any) -> list:
+    from mfc.decorators import check_decorator_specs
+    from mfc.graph import validate
+
+    return validate(graph) + check_decorator_specs(graph)
+
+
 @cli.command()
 @click.argument("flow")
 @click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid"]), default="text", show_default=True)
 def show(flow: str, fmt: str) -> None:
     """Show FLOW's steps, their docstrings and transitions (without running it)."""
     from mfc import graph_render
-    from mfc.graph import parse_flow, validate
+    from mfc.graph import parse_flow
 
     path, name, _ = resolve_flow(flow, need_class=False)
     graph = parse_flow(path, name)
     render = {"text": graph_render.render_text, "dot": graph_render.render_dot, "mermaid": graph_render.render_mermaid}[fmt]
     click.echo(render(graph))
-    problems = validate(graph)
+    problems = _problems(graph)
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
 
@@ -132,11 +161,11 @@ def show(flow: str, fmt: str) -> None:
 @click.argument("flow")
 def check(flow: str) -> None:
     """Check FLOW's graph: every problem with its file and line."""
-    from mfc.graph import parse_flow, validate
+    from mfc.graph import parse_flow
 
     path, name, _ = resolve_flow(flow, need_class=False)
     graph = parse_flow(path, name)
-    problems = validate(graph)
+    problems = _problems(graph)
     if problems:
         for problem in problems:
             click.echo(f"error: {problem}", err=True)

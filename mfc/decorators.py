@@ -234,3 +234,20 @@ def _parse_literal(text: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+
+
+def check_decorator_specs(graph: Any) -> list:
+    """Decorator arguments read from the source (``mfc check``) that the decorator does not take."""
+    from mfc.exceptions import InvalidFlow
+
+    problems = []
+    placed = [(spec, STEP_DECORATORS) for node in graph.nodes.values() for spec in node.decorators]
+    placed += [(spec, FLOW_DECORATORS) for spec in graph.flow_decorators]
+    for spec, known in placed:
+        cls = known.get(spec.name)
+        if cls is None:
+            continue
+        for arg in sorted(set(spec.args) - set(cls.defaults)):
+            allowed = ", ".join(sorted(cls.defaults))
+            problems.append(InvalidFlow(f"@{spec.name} has no argument {arg!r} (allowed: {allowed})", graph.file, spec.line))
+    return problems

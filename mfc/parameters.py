@@ -221,9 +221,10 @@ def parse_parameter_args(
         if attr in given:
             values[attr] = given[attr]
             continue
-        env_value = env_lookup(f"MFC_RUN_{param.name.upper()}")
+        env_name = "MFC_RUN_" + param.name.upper().replace("-", "_")
+        env_value = env_lookup(env_name)
         if env_value is not None:
-            values[attr] = param.convert(env_value, f"MFC_RUN_{param.name.upper()}")
+            values[attr] = param.convert(env_value, env_name)
             continue
         default = param.resolve_default(flow_name, user)
         if default is None and param.required:

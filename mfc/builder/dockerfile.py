@@ -3,15 +3,16 @@
 A flow image is an mfc base image (system, then mfc's dependencies, then mfc) plus one layer: the
 flow's locked dependencies, installed from wheels fetched on the host, so the build itself needs
 no network, no registry and no certificate setup. Flow code is never copied in: tasks fetch their
-code package at start. The image's labels (its inputs) are added by the builder, not written
-here, so this text stays the same for every flow and is one of the image's inputs itself.
+code package at start. The template is the same for every flow and is itself one of the image's
+inputs; the build appends one ``LABEL`` line recording the inputs (:func:`render_dockerfile`).
 
 Build context, written by :func:`prepare_context`::
 
-    Dockerfile
-    requirements.txt   the lock's pins (empty: nothing to install)
-    wheels/            one wheel per pin
-    ca/                extra CA certificates to trust (--ca-bundle), usually none
+    Dockerfile             the template plus one LABEL line with the image's inputs
+    deps/install.sh        :data:`INSTALL_SCRIPT`
+    deps/requirements.txt  the lock's pins (empty: nothing to install)
+    deps/wheels/           one wheel per pin
+    deps/ca/               extra CA certificates to trust (--ca-bundle), usually none
 """
 
 from __future__ import annotations
@@ -34,30 +35,56 @@ ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 ARG MFC_PYTHON_VERSION
 USER 0:0
-COPY ca/ /tmp/mfc-ca/
-COPY requirements.txt /tmp/mfc-deps/requirements.txt
-COPY wheels/ /tmp/mfc-deps/wheels/
-RUN set -eu; \\
-    got="$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"; \\
-    if [ "$got" != "$MFC_PYTHON_VERSION" ]; then \\
-        echo "mfc: the base image has Python $got but the lock is for Python $MFC_PYTHON_VERSION;" \\
-             "lock for $got (@pypi_base(python=\\"$got\\")) or use another base image" >&2; exit 1; fi; \\
-    n=0; for cert in /tmp/mfc-ca/*.crt; do [ -f "$cert" ] || continue; n=$((n + 1)); \\
-        cp "$cert" "/usr/local/share/ca-certificates/mfc-flow-$n.crt"; done; \\
-    if [ "$n" -gt 0 ]; then update-ca-certificates >/dev/null; fi; \\
-    if [ -s /tmp/mfc-deps/requirements.txt ]; then \\
-        pip install --no-index --no-deps --no-cache-dir --disable-pip-version-check --quiet \\
-            --find-links /tmp/mfc-deps/wheels -r /tmp/mfc-deps/requirements.txt; \\
-        pip check --disable-pip-version-check; fi; \\
-    rm -rf /tmp/mfc-deps /tmp/mfc-ca
+COPY deps/ /tmp/mfc-deps/
+RUN sh /tmp/mfc-deps/install.sh
 USER 1000:1000
-WORKDIR /home/mfc/work
+"""
+
+INSTALL_SCRIPT = """\
+#!/bin/sh
+# Runs in the flow image build: checks the base's Python, trusts extra CAs, installs the locked wheels.
+set -eu
+deps=/tmp/mfc-deps
+got="$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+if [ "$got" != "${MFC_PYTHON_VERSION:-}" ]; then
+    echo "mfc: the base image has Python $got but the lock is for Python ${MFC_PYTHON_VERSION:-?};" \\
+         "lock for $got (@pypi_base(python=\\"$got\\")) or use another base image" >&2
+    exit 1
+fi
+n=0
+for cert in "$deps"/ca/*.crt; do
+    [ -f "$cert" ] || continue
+    n=$((n + 1))
+    mkdir -p /usr/local/share/ca-certificates
+    cp "$cert" "/usr/local/share/ca-certificates/mfc-flow-$n.crt"
+done
+if [ "$n" -gt 0 ]; then update-ca-certificates >/dev/null; fi
+if [ -s "$deps/requirements.txt" ]; then
+    pip install --no-index --no-deps --no-cache-dir --disable-pip-version-check --quiet \\
+        --find-links "$deps/wheels" -r "$deps/requirements.txt"
+    if ! pip check --disable-pip-version-check >"$deps/check.txt" 2>&1; then
+        cat "$deps/check.txt" >&2
+        echo "mfc: the locked dependencies conflict with the base image's packages (see above)" >&2
+        exit 1
+    fi
+fi
+rm -rf "$deps"
 """
 
 
 def template_digest(template: str = TEMPLATE) -> str:
-    """sha256 of the Dockerfile text (an input of the image tag)."""
-    return hashlib.sha256(template.encode()).hexdigest()
+    """sha256 of the Dockerfile template and the install script (an input of the image tag)."""
+    return hashlib.sha256(f"{template}\0{INSTALL_SCRIPT}".encode()).hexdigest()
+
+
+def render_dockerfile(template: str, labels: dict[str, str]) -> str:
+    """The template with one ``LABEL`` instruction for ``labels`` (values on one line, quoted)."""
+    def quote(text: str) -> str:
+        text = " ".join(text.split()).replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+        return f'"{text}"'
+
+    pairs = " ".join(f"{quote(k)}={quote(v)}" for k, v in sorted(labels.items()))
+    return f"{template.rstrip()}\nLABEL {pairs}\n" if labels else template
 
 
 def file_digest(path: Path) -> str:
@@ -65,17 +92,21 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def prepare_context(context: Path, lock: EnvLock, template: str = TEMPLATE, ca_bundle: Path | None = None,
+def prepare_context(context: Path, lock: EnvLock, labels: dict[str, str] | None = None,
+                    template: str = TEMPLATE, ca_bundle: Path | None = None,
                     log: Callable[[str], None] | None = None) -> None:
     """Fill ``context`` (an empty directory) for building ``lock`` onto a base image."""
-    (context / "Dockerfile").write_text(template, encoding="utf-8")
-    (context / "requirements.txt").write_text(lock.requirements, encoding="utf-8")
-    ca = context / "ca"
+    (context / "Dockerfile").write_text(render_dockerfile(template, labels or {}), encoding="utf-8")
+    deps = context / "deps"
+    deps.mkdir()
+    (deps / "install.sh").write_text(INSTALL_SCRIPT, encoding="utf-8")
+    (deps / "requirements.txt").write_text(lock.requirements, encoding="utf-8")
+    ca = deps / "ca"
     ca.mkdir()
     (ca / "README").write_text("extra CA certificates trusted in the image\n", encoding="utf-8")
     if ca_bundle is not None:
         shutil.copyfile(ca_bundle, ca / "extra-ca.crt")
-    wheels = context / "wheels"
+    wheels = deps / "wheels"
     wheels.mkdir()
     (wheels / "README").write_text("wheels of the locked dependencies\n", encoding="utf-8")
     if lock.pins:

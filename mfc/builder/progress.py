@@ -48,7 +48,9 @@ class Step:
 
     @property
     def label(self) -> str:
-        return f"[{self.number}/{self.total}] {shorten(self.instruction)}"
+        # The LABEL step lists every input of the image: its start is enough.
+        limit = 60 if self.instruction.startswith("LABEL ") else MAX_INSTRUCTION
+        return f"[{self.number}/{self.total}] {shorten(self.instruction, limit)}"
 
 
 class Reporter:

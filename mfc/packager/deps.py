@@ -6,9 +6,10 @@ from the source without running it: ``@pypi_base(packages=..., python=...)`` on 
 ``@pypi(packages=...)`` on steps, united into one lock for the flow's image.
 
 Resolution asks pip's resolver for a report (``pip install --dry-run --report``), never installs,
-and keeps the dependency closure of the flow's requirements. mfc's own runtime requirements join
-the resolution so that a flow cannot lock a version mfc cannot run with, but they are not in the
-lock unless the flow needs them: the image already has them.
+and keeps the dependency closure of the flow's requirements. mfc's own runtime requirements are
+constraints of the resolution, so a flow cannot lock a version of them that mfc cannot run with;
+they are not in the lock unless the flow needs them (the base image has them). Conflicts with the
+base image's other packages are caught by ``pip check`` when the image is built.
 """
 
 from __future__ import annotations
@@ -313,15 +314,18 @@ def _without_marker(req: Any) -> str:
     return f"{req.name}{extras}{req.specifier}"
 
 
-def run_pip_report(requirements: list[str], python: str) -> dict[str, Any]:
-    """pip's installation report for ``requirements`` targeting ``python`` (nothing is installed);
-    raises :class:`PipFailed` when pip fails."""
+def run_pip_report(requirements: list[str], constraints: list[str], python: str) -> dict[str, Any]:
+    """pip's installation report for ``requirements`` under ``constraints`` targeting ``python``
+    (nothing is installed); raises :class:`PipFailed` when pip fails."""
     with tempfile.TemporaryDirectory(prefix="mfc-lock-") as tmp:
         reqs = Path(tmp, "requirements.txt")
         reqs.write_text("".join(f"{r}\n" for r in requirements), encoding="utf-8")
+        cons = Path(tmp, "constraints.txt")
+        cons.write_text("".join(f"{c}\n" for c in constraints), encoding="utf-8")
         report = Path(tmp, "report.json")
         cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-               "--disable-pip-version-check", "--no-input", "--report", str(report), "-r", str(reqs)]
+               "--disable-pip-version-check", "--no-input", "--report", str(report), "-r", str(reqs),
+               "-c", str(cons)]
         if not host_matches(python):
             cmd += ["--target", str(Path(tmp, "target")), *target_flags(python)]
         try:
@@ -333,9 +337,12 @@ def run_pip_report(requirements: list[str], python: str) -> dict[str, Any]:
         return json.loads(report.read_text(encoding="utf-8"))
 
 
-def pip_failure(stderr: str, python: str, sources: dict[str, str] | None = None) -> str:
-    """One line saying why pip could not resolve, from its stderr."""
+def pip_failure(stderr: str, python: str, sources: dict[str, str] | None = None,
+                constraints: dict[str, str] | None = None) -> str:
+    """One line saying why pip could not resolve, from its stderr; ``sources`` maps canonical names to
+    where they were declared, ``constraints`` to mfc's own requirement on them."""
     sources = sources or {}
+    constraints = constraints or {}
     missing = re.search(r"No matching distribution found for (\S+)", stderr)
     if missing:
         req = missing.group(1)
@@ -354,6 +361,13 @@ def pip_failure(stderr: str, python: str, sources: dict[str, str] | None = None)
                 if not line or line.startswith("To fix"):
                     break
                 causes.append(line)
+        named = re.match(r"Cannot install (.*?) because", head)
+        for part in re.split(r", | and ", named.group(1)) if named else []:
+            name = canonical_name(re.split(r"[<>=!~;\[ ]", part.strip(), maxsplit=1)[0])
+            if name in sources:
+                causes.append(f"{part.strip()} comes from {sources[name]}")
+            if name in constraints:
+                causes.append(f"mfc itself requires {constraints[name]}")
         detail = f": {'; '.join(causes)}" if causes else ""
         return f"dependencies conflict for Python {python}: {head.rstrip('.')}{detail}"
     errors = [line.removeprefix("ERROR: ").strip() for line in stderr.splitlines() if line.startswith("ERROR:")]
@@ -361,7 +375,8 @@ def pip_failure(stderr: str, python: str, sources: dict[str, str] | None = None)
     return f"dependency resolution failed for Python {python}: {last}"
 
 
-def resolve(inputs: DependencyInputs, report: Callable[[list[str], str], dict[str, Any]] = run_pip_report) -> EnvLock:
+def resolve(inputs: DependencyInputs,
+            report: Callable[[list[str], list[str], str], dict[str, Any]] = run_pip_report) -> EnvLock:
     """Resolve ``inputs`` into exact pins: the closure of the flow's requirements.
 
     pip evaluates environment markers for the interpreter running it; when that is not the target
@@ -377,12 +392,14 @@ def resolve(inputs: DependencyInputs, report: Callable[[list[str], str], dict[st
     sources = {d.name: d.source for d in inputs.requirements}
     extra: dict[str, Any] = {}
     for _round in range(MAX_ROUNDS):
-        wanted = [r for r in roots + runtime if not cross or _applies(r, env, set())]
+        wanted = [r for r in roots if not cross or _applies(r, env, set())]
         lines = [_without_marker(r) if cross else str(r) for r in wanted] + [str(r) for r in extra.values()]
+        constraints = [_constraint(r) for r in runtime if _applies(r, env, set())]
         try:
-            data = report(lines, inputs.python)
+            data = report(lines, constraints, inputs.python)
         except PipFailed as exc:
-            raise MfcError(pip_failure(exc.stderr, inputs.python, sources)) from None
+            mfc_needs = {canonical_name(r.name): _constraint(r) for r in runtime}
+            raise MfcError(pip_failure(exc.stderr, inputs.python, sources, mfc_needs)) from None
         if not cross:
             env = dict(data.get("environment") or env)
         found = {canonical_name(item["metadata"]["name"]): item["metadata"] for item in data.get("install", [])}
@@ -391,6 +408,11 @@ def resolve(inputs: DependencyInputs, report: Callable[[list[str], str], dict[st
             return EnvLock.create(inputs.python, pins, inputs.hash)
         extra.update({canonical_name(r.name): Requirement(_without_marker(r)) for r in missing})
     raise MfcError(f"dependency resolution for Python {inputs.python} did not settle after {MAX_ROUNDS} rounds")
+
+
+def _constraint(req: Any) -> str:
+    """``req`` as a pip constraint: no extras (pip refuses them there) and no marker (already applied)."""
+    return f"{req.name}{req.specifier}"
 
 
 def _closure(roots: list[Any], found: dict[str, dict[str, Any]], env: dict[str, str],

@@ -18,6 +18,31 @@ class TaskRequest:
     split_index: int | None = None
 
 
+def matching_split(graph: Any, join: str) -> Any:
+    """The split or foreach step that a join closes (None if there is none)."""
+    for node in graph.nodes.values():
+        if node.matching_join == join and node.opens_split:
+            return node
+    return None
+
+
+def child_stack(graph: Any, step: str, parents: list[tuple[InputRef, dict[str, Any]]],
+                split_index: int | None) -> list[dict]:
+    """The foreach stack of a task of ``step`` given its parents' records: a foreach body pushes
+    a frame, a foreach's join pops one, everything else inherits its parent's."""
+    first_ref, first = parents[0]
+    stack = list(first.get("foreach_stack") or [])
+    if graph[step].is_join:
+        split = matching_split(graph, step)
+        return stack[:-1] if split is not None and split.foreach_var is not None else stack
+    split_info = first.get("foreach")
+    if split_info:
+        i = split_index or 0
+        stack.append({"step": first_ref.step, "var": split_info["var"], "num_splits": split_info["num_splits"],
+                      "index": i, "input": split_info["items"][i]})
+    return stack
+
+
 def _stack_key(stack: list[dict]) -> tuple:
     return tuple((frame["step"], frame["index"]) for frame in stack)
 
@@ -27,10 +52,8 @@ class DagTracker:
 
     def __init__(self, graph: Any) -> None:
         self.graph = graph
-        self.split_of_join = {
-            node.matching_join: node for node in graph.nodes.values()
-            if node.opens_split and node.matching_join
-        }
+        self.split_of_join = {node.matching_join: node for node in graph.nodes.values()
+                              if node.opens_split and node.matching_join}
         self._pending: dict[tuple, dict[int, InputRef]] = {}
 
     @property

@@ -105,6 +105,7 @@ class SpawnExecutor(Executor):
     def __init__(self) -> None:
         super().__init__()
         self._procs: dict[str, subprocess.Popen] = {}
+        self._timers: list[threading.Timer] = []
 
     def submit(self, spec: TaskSpec, stdout: str, stderr: str) -> Handle:
         key = f"{spec.step}/{spec.task_id}/{spec.attempt}"
@@ -122,6 +123,10 @@ class SpawnExecutor(Executor):
 
     def _wait(self, key: str, proc: subprocess.Popen) -> None:
         code = proc.wait()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever the task left running in its group
+        except (ProcessLookupError, PermissionError):
+            pass
         self._procs.pop(key, None)
         self.events.put(TaskExit(key, code))
 
@@ -134,9 +139,14 @@ class SpawnExecutor(Executor):
         except ProcessLookupError:
             return
         if grace:
-            threading.Timer(grace, self.kill, args=(handle, 0.0)).start()
+            timer = threading.Timer(grace, self.kill, args=(handle, 0.0))
+            timer.daemon = True
+            self._timers.append(timer)
+            timer.start()
 
     def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
         for proc in list(self._procs.values()):
             try:
                 os.killpg(proc.pid, signal.SIGKILL)

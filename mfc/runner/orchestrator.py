@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mfc.exceptions import Interrupted, RunFailed
-from mfc.runner.dag import DagTracker, TaskRequest
+from mfc.runner.dag import DagTracker, TaskRequest, child_stack
 from mfc.runner.executor import Executor, Handle, TaskExit
 from mfc.runner.logtail import LogTailer
 from mfc.runner.policy import StepPolicy
@@ -257,11 +257,18 @@ class Orchestrator:
             reason = f"exited with code {event.code} before recording a result"
         record = {
             "pathspec": spec.pathspec, "attempt": spec.attempt, "status": "failed", "died": True,
-            "artifacts": {}, "foreach_stack": [], "foreach": None, "finished_at": round(time.time(), 3),
+            "artifacts": {}, "foreach_stack": self._stack_of(spec), "foreach": None, "finished_at": round(time.time(), 3),
             "exception": {"type": "TaskDied", "message": reason, "where": "", "source": "", "traceback": ""},
         }
         self.records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, record)
         return record
+
+    def _stack_of(self, spec: TaskSpec) -> list[dict]:
+        parents = [(ref, self.records.read(spec.run_id, ref.step, ref.task_id, ref.attempt) or {}) for ref in spec.inputs]
+        try:
+            return child_stack(self.graph, spec.step, parents, spec.split_index)
+        except (KeyError, IndexError):
+            return []
 
     def _save_logs(self, spec: TaskSpec, handle: Handle) -> None:
         for stream, path in (("stdout", handle.stdout), ("stderr", handle.stderr)):

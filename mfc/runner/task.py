@@ -17,6 +17,7 @@ from mfc.decorators import step_decorators
 from mfc.exceptions import CaughtException, MfcError
 from mfc.parameters import flow_parameters
 from mfc.runner.context import Inputs, InputView, TaskContext
+from mfc.runner.dag import child_stack
 from mfc.runner.taskspec import TaskSpec
 from mfc.stores.artifacts import ArtifactStore
 from mfc.stores.blob import open_blob_store
@@ -34,9 +35,11 @@ def describe_exception(exc: BaseException, flow_file: str) -> dict[str, Any]:
     frames = traceback.extract_tb(exc.__traceback__)
     flow_path = os.path.abspath(flow_file)
     user = [f for f in frames if os.path.abspath(f.filename) == flow_path]
-    frame = user[-1] if user else (frames[-1] if frames else None)
+    frame = user[-1] if user else None  # never point a user at mfc's own code
     if isinstance(exc, SystemExit):
         message = f"the step called sys.exit({exc.code!r})"
+    elif isinstance(exc, MemoryError) and not str(exc):
+        message = "out of memory"
     else:
         message = str(exc)
     return {
@@ -48,13 +51,6 @@ def describe_exception(exc: BaseException, flow_file: str) -> dict[str, Any]:
     }
 
 
-def _matching_split(graph: Any, join: str) -> Any:
-    for node in graph.nodes.values():
-        if node.matching_join == join and node.opens_split:
-            return node
-    return None
-
-
 def _prepare(spec: TaskSpec, graph: Any, records: TaskRecords, store: ArtifactStore, params: set[str]):
     """Inherited artifact index, foreach stack and (for joins) the inputs."""
     node = graph[spec.step]
@@ -64,24 +60,13 @@ def _prepare(spec: TaskSpec, graph: Any, records: TaskRecords, store: ArtifactSt
         if record is None:
             raise MfcError(f"input {spec.run_id}/{ref.step}/{ref.task_id} has no record in {store.blobs.root}")
         parents.append((ref, record))
+    stack = child_stack(graph, spec.step, parents, spec.split_index)
     if not node.is_join:
-        ref, parent = parents[0]
-        index = dict(parent["artifacts"])
-        stack = list(parent.get("foreach_stack") or [])
-        split = parent.get("foreach")
-        if split:
-            i = spec.split_index or 0
-            stack.append({"step": ref.step, "var": split["var"], "num_splits": split["num_splits"],
-                          "index": i, "input": split["items"][i]})
-        return index, stack, None
+        return dict(parents[0][1]["artifacts"]), stack, None
     inputs = Inputs(InputView(store, ref.step, ref.task_id, rec["artifacts"], rec.get("foreach_stack") or [])
                     for ref, rec in parents)
     first = parents[0][1]
     index = {p: first["artifacts"][p] for p in params if p in first["artifacts"]}
-    stack = list(first.get("foreach_stack") or [])
-    split = _matching_split(graph, spec.step)
-    if split is not None and split.foreach_var is not None:
-        stack = stack[:-1]
     return index, stack, inputs
 
 

@@ -44,7 +44,7 @@ CREDENTIAL_ERRORS = (
 )
 
 _DATA_KEY = re.compile(r"^[^/]+/data/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
-READ_CHUNK = 8 * 1024 * 1024  # the most one readinto asks of a socket (bounds temporary copies)
+READ_CHUNK = 1024 * 1024  # the most one read asks of a socket (urllib3 copies through a buffer this big)
 
 
 class S3Error(MfcError):
@@ -154,9 +154,12 @@ class PayloadCheck:
             self._hash.update(view)
             return
         pending: bytes | memoryview = view
-        while pending:
-            self._hash.update(self._inflate.decompress(pending, READ_CHUNK))
-            pending = self._inflate.unconsumed_tail
+        try:
+            while pending:
+                self._hash.update(self._inflate.decompress(pending, READ_CHUNK))
+                pending = self._inflate.unconsumed_tail
+        except zlib.error as exc:
+            raise self._corrupt(f"it does not decompress ({exc})") from None
 
     def finish(self) -> None:
         """Raise :class:`BlobCorrupt` unless what went by hashes to the key's sha."""
@@ -165,20 +168,40 @@ class PayloadCheck:
         if self._inflate is not None:
             try:
                 self._hash.update(self._inflate.flush())
-            except zlib.error:
-                pass  # a corrupt stream: the digest below cannot match
+            except zlib.error as exc:
+                raise self._corrupt(f"it does not decompress ({exc})") from None
+            if not self._inflate.eof:
+                raise self._corrupt("its compressed stream is cut short")
         if self._hash.hexdigest() != self.sha:
-            raise BlobCorrupt(
-                f"data {self.sha[:12]} at {self.url} is corrupt: its content hashes to "
-                f"{self._hash.hexdigest()[:12]}", "delete the object and rerun the step that made it",
-            )
+            raise self._corrupt(f"its content hashes to {self._hash.hexdigest()[:12]}")
+
+    def _corrupt(self, why: str) -> BlobCorrupt:
+        return BlobCorrupt(f"data {self.sha[:12]} at {self.url} is corrupt: {why}",
+                           "delete the object and rerun the step that made it")
 
 
-def check_bytes(stored: bytes, sha: str, url: str) -> None:
-    """Verify a whole content-addressed object held in memory."""
-    check = PayloadCheck(sha, url)
-    check.update(stored)
-    check.finish()
+def whole(answer: dict, url: str, *fields: str) -> dict:
+    """``answer`` if it has ``fields``. http.client ends the headers where a connection drops, so
+    an answer cut inside its headers parses as a success without them: that is a dropped
+    connection, to retry."""
+    if all(field in answer for field in fields):
+        return answer
+    raise bex.ConnectionClosedError(endpoint_url=url)
+
+
+def read_exactly(body: Any, size: int) -> bytearray:
+    """All ``size`` bytes of a response body, read in place (no joined copy of the whole)."""
+    buffer = bytearray(size)
+    view, done = memoryview(buffer), 0
+    while done < size:
+        got = body.readinto(view[done:done + READ_CHUNK])
+        if not got:
+            raise bex.IncompleteReadError(actual_bytes=done, expected_bytes=size)
+        done += got
+    body.read(1)  # the empty read at the end lets botocore check the length
+    body.close()
+    view.release()
+    return buffer
 
 
 class S3Reader(io.RawIOBase):

@@ -1,0 +1,488 @@
+"""Blob store on S3 or any S3-compatible endpoint (a datastore root ``s3://bucket/prefix``).
+
+Every call is retried on throttling, 5xx answers and dropped connections (botocore's standard
+retries, then tenacity with jittered exponential backoff around each operation); a missing
+bucket, denied access or missing credentials is one clear :class:`S3Error` at once. Batch
+operations run on a thread pool. Content-addressed objects (``<Flow>/data/xx/<sha>``) are
+checked against their sha256 as they are read, and are known to be immutable: once seen, their
+existence is answered from memory.
+
+Writes are atomic as S3 makes them: an object appears whole or not at all (a multipart upload
+only when it completes). ``put_new`` uses a conditional put (``If-None-Match: *``), so exactly one
+of several concurrent writers wins; on endpoints without conditional writes it falls back to
+HEAD then PUT, where two writers racing within one round trip may both "win" (the later write
+replaces the earlier one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, BinaryIO, TypeVar
+
+import botocore.exceptions as bex
+
+from mfc.exceptions import MfcError
+from mfc.stores.blob import BlobNotFound, BlobStore
+from mfc.stores.s3_transfer import (
+    BlobCorrupt,
+    PayloadCheck,
+    S3Error,
+    S3Reader,
+    data_sha,
+    describe,
+    error_code,
+    read_exactly,
+    retrying,
+    whole,
+)
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+DEFAULT_WORKERS = 32
+PART_SIZE = 8 * MiB  # ranged-GET part size for large reads
+UPLOAD_PART_SIZE = 16 * MiB
+MULTIPART_THRESHOLD = 64 * MiB
+READ_WINDOW = 8  # parts fetched ahead of a reader: memory ~ READ_WINDOW * PART_SIZE
+UPLOAD_CONCURRENCY = 10
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def parse_root(root: str) -> tuple[str, str]:
+    """(bucket, key prefix ending in '/' or empty) of ``s3://bucket[/prefix][/]``."""
+    if not root.startswith("s3://"):
+        raise MfcError(f"datastore root {root!r} is not an s3://bucket/prefix URL")
+    bucket, _, prefix = root[len("s3://"):].partition("/")
+    if not _BUCKET.match(bucket):
+        raise MfcError(f"datastore root {root!r}: {bucket!r} is not a valid S3 bucket name",
+                       "3-63 characters: lowercase letters, digits, '.' and '-'")
+    prefix = "/".join(part for part in prefix.split("/") if part)
+    return bucket, prefix + "/" if prefix else ""
+
+
+@dataclass
+class _State:
+    """What one process holds: a client, thread pools and a transfer manager are never shared
+    across fork (a child would write to its parent's sockets)."""
+
+    pid: int
+    client: Any
+    pool: ThreadPoolExecutor
+    parts: ThreadPoolExecutor
+    transfer: Any = None
+
+
+class S3BlobStore(BlobStore):
+    """Blobs are objects under ``s3://bucket/prefix/``; keys map to object keys below the prefix.
+
+    ``client`` is a boto3 S3 client to use instead of one built from mfc's configuration
+    (``mfc.aws.client``: region, ``MFC_S3_ENDPOINT_URL`` / ``MFC_AWS_ENDPOINT_URL``, profile).
+    ``workers`` threads serve batch operations; ``verify_data`` checks content-addressed objects
+    against their sha256 on read; ``checksum`` is the checksum S3 verifies on upload (None:
+    botocore's default); ``conditional_writes`` forces (True) or disables (False) ``If-None-Match``
+    puts, None tries them and falls back when the endpoint answers NotImplemented.
+    """
+
+    def __init__(self, root: str, client: Any = None, *, workers: int = DEFAULT_WORKERS,
+                 verify_data: bool = True, checksum: str | None = "SHA256",
+                 part_size: int = PART_SIZE, multipart_threshold: int = MULTIPART_THRESHOLD,
+                 read_window: int = READ_WINDOW, retry_attempts: int = 6, retry_wait_max: float = 10.0,
+                 conditional_writes: bool | None = None) -> None:
+        self.bucket, self.prefix = parse_root(root)
+        self.root = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.workers = max(1, workers)
+        self.verify_data = verify_data
+        self.part_size = part_size
+        self.multipart_threshold = multipart_threshold
+        self.read_window = max(1, read_window)
+        self.retry_attempts = max(1, retry_attempts)
+        self.retry_wait_max = retry_wait_max
+        self.conditional_writes = conditional_writes
+        self._checksum = {"ChecksumAlgorithm": checksum} if checksum else {}
+        self._given_client = client
+        self._state_: _State | None = None
+        self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
+        self._known: set[str] = set()  # content-addressed keys known to exist
+        self._bucket_checked = False
+        self._staging: str | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _state(self) -> _State:
+        state, pid = self._state_, os.getpid()
+        if state is not None and state.pid == pid:
+            return state
+        if self._lock_pid != pid:  # forked: the parent's lock may have been held at fork time
+            self._lock, self._lock_pid = threading.Lock(), pid
+        with self._lock:
+            if self._state_ is None or self._state_.pid != pid:
+                self._state_ = _State(
+                    pid, self._make_client(),
+                    ThreadPoolExecutor(self.workers, thread_name_prefix="mfc-s3"),
+                    ThreadPoolExecutor(self.read_window * 2, thread_name_prefix="mfc-s3-part"),
+                )
+            return self._state_
+
+    def _make_client(self) -> Any:
+        if self._given_client is not None:
+            return self._given_client
+        from botocore.config import Config as BotoConfig
+
+        from mfc import aws
+
+        config = BotoConfig(
+            retries={"mode": "standard", "total_max_attempts": 4},
+            max_pool_connections=self.workers + self.read_window * 2 + UPLOAD_CONCURRENCY,
+            connect_timeout=10, read_timeout=60, tcp_keepalive=True,
+            response_checksum_validation="when_required",  # asked per request (ChecksumMode)
+        )
+        try:
+            return aws.client("s3", boto_config=config)
+        except bex.BotoCoreError as exc:
+            raise self._describe(exc, None) from exc
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client of this process (created on first use)."""
+        return self._state().client
+
+    def _full(self, key: str) -> str:
+        return self.prefix + key
+
+    def _url(self, key: str | None) -> str:
+        return f"s3://{self.bucket}/{self._full(key)}" if key is not None else self.root
+
+    def _describe(self, exc: BaseException, key: str | None) -> S3Error:
+        endpoint = self._state_.client.meta.endpoint_url if self._state_ is not None else None
+        return describe(exc, bucket=self.bucket, root=self.root, url=self._url(key), endpoint=endpoint)
+
+    def _run(self, key: str | None, fn: Callable[[], T], ok: frozenset[str] = frozenset()) -> T:
+        """``fn()`` retried on transient failures; ClientErrors whose code is in ``ok`` are raised
+        as they are (with ``mfc_attempts`` set), every other failure as one S3Error. (Codes, not
+        statuses: a GET of a missing bucket answers 404 too, with the code NoSuchBucket.)"""
+        attempts = 0
+
+        def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
+            return fn()
+
+        try:
+            return retrying(self.retry_attempts, self.retry_wait_max)(attempt)
+        except bex.ClientError as exc:
+            if error_code(exc)[0] in ok:
+                exc.mfc_attempts = attempts  # type: ignore[attr-defined]
+                raise
+            raise self._describe(exc, key) from exc
+        except bex.BotoCoreError as exc:
+            raise self._describe(exc, key) from exc
+
+    def _check_bucket(self) -> None:
+        """A HEAD answers a bare 404 for a missing bucket as for a missing key: ask once."""
+        if self._bucket_checked:
+            return
+        s3 = self.client
+        try:
+            self._run(None, lambda: s3.head_bucket(Bucket=self.bucket), ok=_MISSING)
+        except bex.ClientError as exc:
+            raise self._describe(_no_such_bucket(exc), None) from exc
+        self._bucket_checked = True
+
+    def _map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+        """``fn`` over ``items`` on the thread pool, in order; the first failure is raised once
+        every started call has ended."""
+        items = list(items)
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        futures = [self._state().pool.submit(fn, item) for item in items]
+        results: list[T] = []
+        error: BaseException | None = None
+        for future in futures:
+            if error is not None:
+                future.cancel()
+                continue
+            try:
+                results.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                error = exc
+        if error is not None:
+            for future in futures:
+                if not future.cancelled():
+                    try:
+                        future.exception()
+                    except BaseException:  # noqa: BLE001 - cancelled while waiting
+                        pass
+            raise error
+        return results
+
+    # -- writes -----------------------------------------------------------------------------------
+    def put_bytes(self, key: str, data: bytes) -> None:
+        s3, full = self.client, self._full(key)
+        self._run(key, lambda: s3.put_object(Bucket=self.bucket, Key=full, Body=data, **self._checksum))
+        self._remember(key)
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        if data_sha(key) and key in self._known:
+            return False
+        if self.conditional_writes is not False:
+            created = self._put_if_absent(key, data)
+            if created is not None:
+                return created
+        if self.exists(key):  # no conditional writes: HEAD then PUT can race (see module doc)
+            return False
+        self.put_bytes(key, data)
+        return True
+
+    def _put_if_absent(self, key: str, data: bytes) -> bool | None:
+        """True created, False already there, None: the endpoint has no conditional writes."""
+        s3, full = self.client, self._full(key)
+        try:
+            self._run(key, lambda: s3.put_object(Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*",
+                                                 **self._checksum),
+                      ok=frozenset({"PreconditionFailed", "NotImplemented", "501"}))
+        except bex.ClientError as exc:
+            code, _ = error_code(exc)
+            if code in ("NotImplemented", "501") and self.conditional_writes is None:
+                self.conditional_writes = False
+                return None
+            if code != "PreconditionFailed":
+                raise self._describe(exc, key) from exc
+            self._remember(key)
+            # An earlier attempt may have been stored with its answer lost: then the object
+            # there is ours (same bytes, so the same MD5 ETag of a single-part upload).
+            retried = getattr(exc, "mfc_attempts", 1) > 1 or exc.response.get("ResponseMetadata", {}).get(
+                "RetryAttempts", 0) > 0
+            return bool(retried and self._etag(key) == f'"{hashlib.md5(data).hexdigest()}"')
+        self._remember(key)
+        return True
+
+    def put_file(self, key: str, path: str) -> None:
+        if data_sha(key) and key in self._known:
+            os.unlink(path)
+            return
+        s3, full = self.client, self._full(key)
+        if os.path.getsize(path) < self.multipart_threshold:
+            def upload() -> Any:
+                with open(path, "rb") as fh:  # reopened on each retry: the body starts at 0
+                    return s3.put_object(Bucket=self.bucket, Key=full, Body=fh, **self._checksum)
+        else:
+            def upload() -> Any:  # multipart, parts in parallel; S3 shows it only once complete
+                return self._transfer().upload(path, self.bucket, full, extra_args=dict(self._checksum)).result()
+        self._run(key, upload)
+        os.unlink(path)
+        self._remember(key)
+
+    def _transfer(self) -> Any:
+        state = self._state()
+        if state.transfer is None:
+            from s3transfer.manager import TransferConfig, TransferManager
+
+            with self._lock:
+                if state.transfer is None:
+                    state.transfer = TransferManager(state.client, TransferConfig(
+                        multipart_threshold=self.multipart_threshold, multipart_chunksize=UPLOAD_PART_SIZE,
+                        max_request_concurrency=UPLOAD_CONCURRENCY, max_in_memory_upload_chunks=UPLOAD_CONCURRENCY,
+                    ))
+        return state.transfer
+
+    def _remember(self, key: str) -> None:
+        if data_sha(key):
+            self._known.add(key)
+
+    def delete(self, key: str) -> None:
+        s3, full = self.client, self._full(key)
+        self._known.discard(key)
+        self._run(key, lambda: s3.delete_object(Bucket=self.bucket, Key=full))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove several blobs (1,000 per request, requests in parallel)."""
+        keys = list(keys)
+        self._known.difference_update(keys)
+        s3 = self.client
+
+        def batch(chunk: list[str]) -> None:
+            objects = [{"Key": self._full(k)} for k in chunk]
+            answer = self._run(chunk[0], lambda: s3.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}))
+            for failed in answer.get("Errors", []):
+                raise S3Error(f"S3 could not delete s3://{self.bucket}/{failed.get('Key')}: "
+                              f"{failed.get('Code')}: {failed.get('Message')}")
+
+        self._map(batch, [keys[i:i + 1000] for i in range(0, len(keys), 1000)])
+
+    # -- reads ------------------------------------------------------------------------------------
+    def exists(self, key: str) -> bool:
+        if key in self._known:
+            return True
+        s3, full = self.client, self._full(key)
+        try:
+            self._run(key, lambda: s3.head_object(Bucket=self.bucket, Key=full), ok=_MISSING)
+        except bex.ClientError:
+            self._check_bucket()
+            return False
+        self._remember(key)
+        return True
+
+    def _etag(self, key: str) -> str | None:
+        s3, full = self.client, self._full(key)
+        try:
+            return self._run(key, lambda: s3.head_object(Bucket=self.bucket, Key=full), ok=_MISSING).get("ETag")
+        except bex.ClientError:
+            return None
+
+    def open(self, key: str) -> BinaryIO:
+        return io.BufferedReader(self._reader(key), buffer_size=256 * 1024)  # type: ignore[return-value]
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._read_all(key)
+        except BlobCorrupt:
+            return self._read_all(key)  # once more: corruption in transit should not repeat
+
+    def _read_all(self, key: str) -> bytes:
+        with self._reader(key) as reader:
+            buffer = bytearray(reader.size)
+            view, done = memoryview(buffer), 0
+            while True:
+                got = reader.readinto(view[done:])
+                if not got:
+                    break
+                done += got
+            if done != reader.size:
+                raise S3Error(f"{self._url(key)}: read {done} of {reader.size} bytes")
+            view.release()
+            return bytes(buffer)
+
+    def _reader(self, key: str) -> S3Reader:
+        """A raw stream of one object; the first GET happens here (BlobNotFound if missing).
+        Content-addressed objects are read by ranges (their own sha256 checks them), others in one
+        GET whose checksum botocore verifies."""
+        sha = data_sha(key) if self.verify_data else None
+        check = PayloadCheck(sha, self._url(key)) if sha else None
+        s3, full = self.client, self._full(key)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
+        if check is not None:
+            params["Range"] = f"bytes=0-{self.part_size - 1}"
+        else:
+            params["ChecksumMode"] = "ENABLED"
+        url = self._url(key)
+
+        def first() -> dict:
+            answer = s3.get_object(**params)
+            partial = answer.get("ResponseMetadata", {}).get("HTTPStatusCode") == 206
+            return whole(answer, url, "ContentLength", "ETag", *(["ContentRange"] if partial else []))
+
+        try:
+            answer = self._run(key, first, ok=_MISSING | {"InvalidRange"})
+        except bex.ClientError as exc:
+            if error_code(exc)[0] != "InvalidRange":  # an empty object has no byte 0
+                raise BlobNotFound(key) from None
+            params.pop("Range")
+            answer = self._run(key, first, ok=_MISSING)
+        body_end = answer["ContentLength"]
+        size = int(answer["ContentRange"].rsplit("/", 1)[1]) if answer.get("ContentRange") else body_end
+        etag = answer["ETag"]
+        self._remember(key)
+
+        def ranged(start: int, end: int) -> Any:
+            try:
+                part = s3.get_object(Bucket=self.bucket, Key=full, Range=f"bytes={start}-{end - 1}", IfMatch=etag)
+            except bex.ClientError as exc:
+                if error_code(exc)[0] in _MISSING | {"PreconditionFailed"}:
+                    raise S3Error(f"{url} changed or vanished while it was being read") from None
+                raise
+            if not str(whole(part, url, "ContentRange").get("ContentRange")).startswith(f"bytes {start}-"):
+                part["Body"].close()
+                raise bex.ConnectionClosedError(endpoint_url=url)
+            return part["Body"]
+
+        return S3Reader(
+            answer["Body"], body_end, size,
+            reopen=lambda start, end: self._run(key, lambda: ranged(start, end)),
+            fetch=lambda start, end: self._run(key, lambda: read_exactly(ranged(start, end), end - start)),
+            submit=self._state().parts.submit, part_size=self.part_size, window=self.read_window,
+            check=check, max_drops=self.retry_attempts * 2, wait_max=self.retry_wait_max,
+        )
+
+    def list(self, prefix: str) -> list[str]:
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        s3, full = self.client, self._full(prefix)
+        names: list[str] = []
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full, "Delimiter": "/"}
+        while True:
+            page = self._run(prefix, lambda p=dict(params): whole(s3.list_objects_v2(**p), self._url(prefix), "IsTruncated"))
+            names += [c["Prefix"][len(full):].rstrip("/") for c in page.get("CommonPrefixes", ())]
+            names += [o["Key"][len(full):] for o in page.get("Contents", ())]
+            if not page.get("IsTruncated"):
+                return [n for n in names if n]
+            params["ContinuationToken"] = page["NextContinuationToken"]
+
+    # -- batches ----------------------------------------------------------------------------------
+    def exists_many(self, keys: Iterable[str]) -> set[str]:
+        keys = list(dict.fromkeys(keys))
+        return {key for key, there in zip(keys, self._map(self.exists, keys), strict=True) if there}
+
+    def put_many(self, items: dict[str, bytes]) -> None:
+        """Write several blobs in parallel. Content-addressed keys are written create-only, so an
+        object that is already stored is never rewritten."""
+        def put(item: tuple[str, bytes]) -> None:
+            if data_sha(item[0]):
+                self.put_new(*item)
+            else:
+                self.put_bytes(*item)
+
+        self._map(put, items.items())
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        keys = list(dict.fromkeys(keys))
+
+        def get(key: str) -> bytes | None:
+            try:
+                return self.get_bytes(key)
+            except BlobNotFound:
+                return None
+
+        return {key: data for key, data in zip(keys, self._map(get, keys), strict=True) if data is not None}
+
+    # -- local side -------------------------------------------------------------------------------
+    def local_path(self, key: str) -> None:
+        return None
+
+    def staging_dir(self) -> str:
+        """A private local directory for files spooled before upload (they are consumed by
+        put_file); one per user, so the orchestrator and its tasks share it."""
+        if self._staging is None:
+            path = os.path.join(tempfile.gettempdir(), f"mfc-staging-{os.getuid()}")
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            if os.stat(path).st_uid != os.getuid():
+                path = tempfile.mkdtemp(prefix="mfc-staging-")
+            self._staging = path
+        return self._staging
+
+    def close(self) -> None:
+        """Stop this process's thread pools (they also end with the process)."""
+        state, self._state_ = self._state_, None
+        if state is not None and state.pid == os.getpid():
+            if state.transfer is not None:
+                state.transfer.shutdown()
+            state.pool.shutdown(wait=False)
+            state.parts.shutdown(wait=False)
+
+
+def _no_such_bucket(exc: bex.ClientError) -> bex.ClientError:
+    """The bare 404 of HEAD bucket, as the NoSuchBucket error other calls answer."""
+    response = dict(exc.response)
+    response["Error"] = {**response.get("Error", {}), "Code": "NoSuchBucket"}
+    return bex.ClientError(response, "HeadBucket")
+
+
+__all__ = ["S3BlobStore", "S3Error", "BlobCorrupt", "parse_root"]
