@@ -175,11 +175,12 @@ def check(flow: str) -> None:
 
 from mfc.cli_cleanup import cleanup  # noqa: E402
 from mfc.cli_client import dump, tag  # noqa: E402
+from mfc.cli_image import image, lock  # noqa: E402
 from mfc.cli_inspect import logs, runs  # noqa: E402
 from mfc.cli_package import package_group  # noqa: E402
 from mfc.cli_sandbox import sandbox  # noqa: E402
 
-for _command in (logs, runs, package_group, dump, tag, cleanup, sandbox):
+for _command in (logs, runs, package_group, dump, tag, cleanup, sandbox, image, lock):
     cli.add_command(_command)
 
 
