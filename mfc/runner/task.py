@@ -107,8 +107,11 @@ def _persist(flow: Any, ctx: TaskContext, store: ArtifactStore, step: str) -> di
         if name.startswith("_"):
             continue
         loaded = ctx.loaded.get(name)
-        if loaded is not None and loaded[1] is value and isinstance(value, IMMUTABLE):
-            continue  # read from the parent and immutable: the parent's reference still holds
+        if loaded is not None and loaded[1] is value and name in out:
+            # Read from the parent: the parent's reference still holds unless it was mutated,
+            # which only re-hashing (not re-writing) can tell for mutable values.
+            if isinstance(value, IMMUTABLE) or store.digest(value) == loaded[0]:
+                continue
         out[name] = store.save(value, name, step).to_json()
     return out
 

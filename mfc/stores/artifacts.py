@@ -90,6 +90,18 @@ class _HashingSpool:
                 pass
 
 
+class _HashOnly:
+    """A write-only file that only hashes what it receives."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.sha.update(view)
+        return view.nbytes
+
+
 def serialize(value: Any) -> bytes:
     """cloudpickle a value into bytes (used for small values such as parameters)."""
     import cloudpickle
@@ -137,6 +149,18 @@ class ArtifactStore:
         assert spool.buffer is not None
         self._put_small(key, bytes(spool.buffer))
         return ref
+
+    def digest(self, value: Any) -> str | None:
+        """The key ``value`` would be stored under, computed without writing anything
+        (None if it cannot be pickled)."""
+        import cloudpickle
+
+        sink = _HashOnly()
+        try:
+            cloudpickle.dump(value, sink, protocol=PICKLE_PROTOCOL)
+        except Exception:  # noqa: BLE001 - save() reports it properly
+            return None
+        return sink.sha.hexdigest()
 
     def save_bytes(self, payload: bytes) -> str:
         """Store raw bytes (a code package, a file) by their sha256; returns the sha."""
