@@ -84,6 +84,10 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
         return
     path, name, cls = resolve_flow(flow)
     graph = load_graph(path, name)
+    from mfc.decorators import check_decorator_specs
+
+    for problem in check_decorator_specs(graph):
+        raise problem
     options = LaunchOptions(
         tags=list(tags), quiet=quiet, run_id_file=run_id_file, max_workers=max_workers,
         max_num_splits=max_num_splits, with_decorators=[decorator_from_spec(s) for s in with_decorators],
@@ -238,17 +242,54 @@ def main(args: list[str] | None = None) -> None:
     sys.exit(0)
 
 
+# Metaflow's top-level options (``python flow.py --quiet --with retry run``): the ones with a
+# meaning here move after the command, the rest (pylint, local datastore/metadata) are no-ops.
+_IGNORED_TOP_OPTIONS = {"--no-pylint", "--pylint"}
+_IGNORED_TOP_VALUES = {"--metadata", "--environment", "--datastore", "--event-logger", "--monitor"}
+_MOVED_TOP_VALUES = {"--with", "--datastore-root", "--tag"}
+
+
+def _split_top_options(argv: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(global options, options to pass to the command, the rest from the command on)."""
+    global_opts: list[str] = []
+    moved: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        name, eq, value = argv[i].partition("=")
+        takes_value = name in _IGNORED_TOP_VALUES or name in _MOVED_TOP_VALUES
+        if takes_value and not eq:
+            if i + 1 >= len(argv):
+                raise MfcError(f"{name} needs a value")
+            value = argv[i + 1]
+            i += 1
+        if name in _MOVED_TOP_VALUES:
+            moved += [name, value]
+        elif name == "--quiet":
+            moved.append("--quiet")
+        elif name in ("--debug", "--help", "-h", "--version"):
+            global_opts.append(name)
+        elif name not in _IGNORED_TOP_OPTIONS and name not in _IGNORED_TOP_VALUES:
+            raise MfcError(f"unknown option {name} before the command (put options after it: python flow.py run {name} ...)")
+        i += 1
+    return global_opts, moved, argv[i:]
+
+
 def run_flow_script(flow_cls: type) -> None:
     """``python flow.py COMMAND ...``: run mfc's command line on this flow."""
     global _SCRIPT_FLOW
     _SCRIPT_FLOW = flow_cls
-    argv = sys.argv[1:]
+    try:
+        global_opts, moved, rest = _split_top_options(sys.argv[1:])
+    except MfcError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
     file = sys.argv[0]
-    position = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-    if position is None:
-        main(argv or ["--help"])
+    if not rest:
+        main(global_opts or ["--help"])
         return
-    command = argv[position]
+    command, rest = rest[0], rest[1:]
+    argv = [*global_opts, command, *rest, *moved]
+    position = len(global_opts)
     if command in ("logs", "dump", "tag"):
         at = position + 2 if command == "tag" else position + 1
         if at < len(argv) and not argv[at].startswith("-") and not argv[at].startswith(flow_cls.__name__ + "/"):

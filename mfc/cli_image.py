@@ -92,3 +92,31 @@ def build(flow: str, gpu: bool, explain: bool, base: str | None, refresh: bool, 
     elif not quiet and result.status != "built":
         click.echo(f"mfc: {result.image} is up to date ({result.seconds:.2f}s)", err=True)
     click.echo(result.image)
+
+
+@image.command("push")
+@click.argument("flow")
+@click.option("--gpu", is_flag=True, help="Push the image built on the GPU base image mfc-gpu:<version>.")
+@click.option("--registry", default=None, metavar="HOST[:PORT][/NAMESPACE]",
+              help="Registry to push to (default: the image_registry setting; an ECR URI or host:port).")
+@click.option("--base", default=None, metavar="IMAGE", help="Base image (default mfc-base:<version>).")
+@click.option("--refresh", is_flag=True, help="Re-check the base image's id and the image with the engine.")
+@click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None,
+              help="A CA certificate file to trust inside the image (TLS-intercepting proxies).")
+@click.option("--keep-images", type=click.IntRange(min=1), default=None, metavar="N",
+              help="ECR only: the lifecycle policy of a new repository keeps the last N images (default 50).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the remote image reference.")
+def push(flow: str, gpu: bool, registry: str | None, base: str | None, refresh: bool, ca_bundle: str | None,
+         keep_images: int | None, quiet: bool) -> None:
+    """Push FLOW's image (built first if needed) to a registry, unless the registry already has it."""
+    from mfc.builder.push import push_flow_image
+
+    path, name = _flow_ref(flow)
+    result = push_flow_image(path, name, gpu, registry, quiet, base=base, refresh=refresh, ca_bundle=ca_bundle,
+                             keep_images=keep_images)
+    for note in result.image.notes:
+        click.echo(f"mfc: warning: {note}", err=True)
+    if not quiet and result.status != "pushed":
+        why = "the registry has it" if result.status == "present" else "pushed before, as the state file says"
+        click.echo(f"mfc: {result.ref} is up to date ({why}; {result.seconds:.2f}s)", err=True)
+    click.echo(result.ref)

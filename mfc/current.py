@@ -77,5 +77,23 @@ class Current:
     def __repr__(self) -> str:
         return f"<current {self.pathspec or '(not in a task)'}>"
 
+    def __reduce__(self) -> str:
+        # Pickled by reference: an object holding `current` sees the running task's, not the
+        # one that was running when it was stored.
+        return "current"
+
+    @property
+    def project_name(self) -> str | None:
+        return self._get("project_name")
+
+    @property
+    def branch_name(self) -> str | None:
+        return self._get("branch_name")
+
+    @property
+    def project_flow_name(self) -> str | None:
+        name = self._get("project_name")
+        return f"{name}.{self._get('branch_name')}.{self.flow_name}" if name else None
+
 
 current = Current()

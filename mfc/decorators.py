@@ -243,6 +243,12 @@ def check_decorator_specs(graph: Any) -> list:
     problems = []
     placed = [(spec, STEP_DECORATORS) for node in graph.nodes.values() for spec in node.decorators]
     placed += [(spec, FLOW_DECORATORS) for spec in graph.flow_decorators]
+    for node in graph.nodes.values():
+        for spec in node.decorators:
+            if spec.name == "catch" and node.foreach_var is not None:
+                problems.append(InvalidFlow(
+                    f"@catch cannot be used on step {node.name}, which starts a foreach (a failed split has no items to "
+                    "fan out); catch errors in the foreach's body instead", graph.file, spec.line))
     for spec, known in placed:
         cls = known.get(spec.name)
         if cls is None:
@@ -251,3 +257,19 @@ def check_decorator_specs(graph: Any) -> list:
             allowed = ", ".join(sorted(cls.defaults))
             problems.append(InvalidFlow(f"@{spec.name} has no argument {arg!r} (allowed: {allowed})", graph.file, spec.line))
     return problems
+
+
+def project_info(flow_cls: type, user: str) -> dict[str, str] | None:
+    """``@project`` naming: project name, branch (``user.<you>`` by default, ``prod`` with
+    production=True, ``test.<branch>`` with branch=...) and the tags runs get."""
+    project = getattr(flow_cls, "_flow_decorators", {}).get("project")
+    if project is None or not project.attributes.get("name"):
+        return None
+    attrs = project.attributes
+    if attrs.get("production"):
+        branch = "prod"
+    elif attrs.get("branch"):
+        branch = f"test.{attrs['branch']}"
+    else:
+        branch = f"user.{user}"
+    return {"project_name": str(attrs["name"]), "branch_name": branch}

@@ -58,3 +58,15 @@ class CaughtException:
 
     def __repr__(self) -> str:
         return f"<CaughtException {self}>"
+
+
+class TimeoutException(Exception):
+    """A task ran past its @timeout (what @catch stores for it)."""
+
+
+class TaskKilled(Exception):
+    """A task's process died (signal, os._exit) before it could record a result."""
+
+
+class ParameterReadOnly(MfcError, AttributeError):
+    """Assigning to a parameter inside a step (an AttributeError, as in Metaflow)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import MfcError, ParameterReadOnly
 
 if TYPE_CHECKING:
     from mfc.runner.context import TaskContext
@@ -58,7 +58,7 @@ class FlowSpec:
     def __setattr__(self, name: str, value: Any) -> None:
         ctx = self.__dict__.get("_ctx")
         if ctx is not None and name in ctx.parameter_names:
-            raise MfcError(f"step {ctx.step_name}: parameter {name!r} is read-only; store a modified value under another name")
+            raise ParameterReadOnly(f"step {ctx.step_name}: parameter {name!r} is read-only; store a modified value under another name")
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:

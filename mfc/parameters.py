@@ -206,6 +206,11 @@ def parse_parameter_args(
             raise MfcError(f"unknown parameter --{option} (this flow's parameters: {known})")
         attr, param = by_option[key]
         if param.is_flag and not eq:
+            following = args[i + 1].strip().lower() if i + 1 < len(args) else ""
+            if not negated and following in _TRUE | _FALSE:  # Metaflow's `--flag True`
+                given[attr] = following in _TRUE
+                i += 2
+                continue
             given[attr] = not negated
             i += 1
             continue

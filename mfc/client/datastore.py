@@ -84,7 +84,10 @@ def metadata(ms: str | None = None) -> str:
     else:
         import os
 
-        _pinned_root = os.path.abspath(os.path.expanduser(ms))
+        root = os.path.abspath(os.path.expanduser(ms))
+        # Metaflow's local@DIR names the directory holding the datastore directory.
+        nested = os.path.join(root, ".mfc")
+        _pinned_root = nested if os.path.isdir(nested) else root
     return get_metadata()
 
 

@@ -39,6 +39,16 @@ class TaskException:
     def __repr__(self) -> str:
         return f"<TaskException {self}>"
 
+    @property
+    def exception(self) -> str:
+        """Metaflow's name for the message."""
+        return self.message
+
+    @property
+    def stacktrace(self) -> str:
+        """Metaflow's name for the traceback."""
+        return self.traceback
+
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
 

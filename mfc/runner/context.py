@@ -74,10 +74,10 @@ class TaskContext(_LazyArtifacts):
                      already: set[str]) -> None:
         candidates: dict[str, dict[str, list[str]]] = {}
         for view in inputs:
-            for name, ref in view.refs.items():
+            for name, ref in view._artifacts.refs.items():
                 if name.startswith("_") or name in self.parameter_names:
                     continue
-                candidates.setdefault(name, {}).setdefault(ref[0], []).append(view.label)
+                candidates.setdefault(name, {}).setdefault(ref[0], []).append(view._label)
         if include is not None:
             missing = sorted(include - set(candidates))
             if missing:
@@ -90,7 +90,7 @@ class TaskContext(_LazyArtifacts):
                 conflicts.append(name)
                 continue
             sha = next(iter(by_sha))
-            ref = next(v.refs[name] for v in inputs if name in v.refs)
+            ref = next(v._artifacts.refs[name] for v in inputs if name in v._artifacts.refs)
             self.refs[name] = ref
             assert ref[0] == sha
         if conflicts:
@@ -101,36 +101,37 @@ class TaskContext(_LazyArtifacts):
             )
 
 
-class InputView(_LazyArtifacts):
-    """One parent of a join: read its artifacts as attributes (``inp.x``)."""
+class InputView:
+    """One parent of a join: read its artifacts as attributes (``inp.x``). Only ``input``,
+    ``index`` and ``foreach_stack()`` are its own; every other name is an artifact."""
 
     def __init__(self, store: ArtifactStore, step_name: str, task_id: str, index: dict[str, list],
                  foreach_stack: list[dict]) -> None:
-        super().__init__(store, index, foreach_stack)
+        self.__dict__["_artifacts"] = _LazyArtifacts(store, index, foreach_stack)
         self.__dict__["_step"] = step_name
-        self.__dict__["label"] = f"{step_name}/{task_id}"
+        self.__dict__["_label"] = f"{step_name}/{task_id}"
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        found, value = self.load_artifact(name)
+        found, value = self._artifacts.load_artifact(name)
         if not found:
-            raise AttributeError(f"input {self.label} has no artifact {name!r}")
+            raise AttributeError(f"input {self._label} has no artifact {name!r}")
         return value
 
     @property
     def input(self) -> Any:
-        return self.foreach_input()
+        return self._artifacts.foreach_input()
 
     @property
     def index(self) -> int | None:
-        return self.foreach_index()
+        return self._artifacts.foreach_index()
 
-    def foreach_stack(self) -> list[tuple[int, int, Any]]:  # type: ignore[override]
-        return self.foreach_frames()
+    def foreach_stack(self) -> list[tuple[int, int, Any]]:
+        return self._artifacts.foreach_frames()
 
     def __repr__(self) -> str:
-        return f"<input {self.label}>"
+        return f"<input {self._label}>"
 
 
 class Inputs(list):

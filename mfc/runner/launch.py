@@ -48,10 +48,15 @@ class LaunchOptions:
     executor_for_step: dict[str, str] = field(default_factory=dict)  # step -> executor name
 
 
-def system_tags(user: str) -> list[str]:
+def system_tags(user: str, flow_cls: type | None = None) -> list[str]:
     from mfc import __version__
+    from mfc.decorators import project_info
 
-    return [f"user:{user}", f"mfc_version:{__version__}", f"python_version:{sys.version.split()[0]}"]
+    tags = [f"user:{user}", f"mfc_version:{__version__}", f"python_version:{sys.version.split()[0]}"]
+    project = project_info(flow_cls, user) if flow_cls is not None else None
+    if project:
+        tags += [f"project:{project['project_name']}", f"project_branch:{project['branch_name']}"]
+    return tags
 
 
 def json_safe(value: Any) -> Any:
@@ -125,7 +130,7 @@ def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], co
     code = snapshot_code(flow_file, store, config)
     tags = sorted(set(options.tags))
     run_id = metadata.create_run(flow_name, {
-        "user": user, "tags": tags, "system_tags": system_tags(user), "parameters": summary,
+        "user": user, "tags": tags, "system_tags": system_tags(user, flow_cls), "parameters": summary,
         "flow_file": os.path.abspath(flow_file), "origin_run_id": plan.origin_run_id if plan else None,
         "resume_step": plan.resume_step if plan else None, "code_package": code, "graph": graph_summary(graph),
     })
@@ -137,7 +142,7 @@ def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], co
     else:
         _write_parameters(store, records, flow_name, run_id, values)
     info = RunInfo(flow_name, run_id, os.path.abspath(flow_file), config.datastore_root, user,
-                   tags + system_tags(user), plan.origin_run_id if plan else None,
+                   tags, plan.origin_run_id if plan else None,
                    {"sha256": code["sha256"], "flow_file": code["flow_file"]})
     return _execute(flow_cls, graph, config, options, blobs, metadata, info, policies, plan)
 

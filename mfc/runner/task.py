@@ -13,8 +13,8 @@ import traceback
 from typing import Any
 
 from mfc.current import current
-from mfc.decorators import step_decorators
-from mfc.exceptions import CaughtException, MfcError
+from mfc.decorators import project_info, step_decorators
+from mfc.exceptions import CaughtException, MfcError, TaskKilled, TimeoutException
 from mfc.parameters import flow_parameters
 from mfc.runner.context import Inputs, InputView, TaskContext
 from mfc.runner.dag import child_stack
@@ -42,8 +42,10 @@ def describe_exception(exc: BaseException, flow_file: str) -> dict[str, Any]:
         message = "out of memory"
     else:
         message = str(exc)
+    kind = type(exc)
     return {
-        "type": type(exc).__name__,
+        "type": kind.__name__,
+        "qualified_type": f"{kind.__module__}.{kind.__qualname__}",
         "message": message,
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "where": f"{os.path.basename(frame.filename)}:{frame.lineno}" if frame else "",
@@ -116,10 +118,19 @@ def _persist(flow: Any, ctx: TaskContext, store: ArtifactStore, step: str) -> di
     return out
 
 
-def _bind_current(spec: TaskSpec) -> None:
+def _default_catch_var(flow: Any, ctx: TaskContext) -> None:
+    """Like Metaflow, a step with @catch(var=...) that succeeds sets var to None."""
+    catch = step_decorators(getattr(type(flow), ctx.step_name)).get("catch")
+    var = catch.attributes["var"] if catch is not None else None
+    if var and var not in flow.__dict__ and var not in ctx.refs:
+        flow.__dict__[var] = None
+
+
+def _bind_current(spec: TaskSpec, flow_cls: type) -> None:
     current._bind(
         flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step, task_id=spec.task_id,
         retry_count=spec.attempt, username=spec.username, tags=spec.tags, origin_run_id=spec.origin_run_id,
+        **(project_info(flow_cls, spec.username) or {}),
     )
 
 
@@ -137,15 +148,18 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
     }
     params = set(flow_parameters(flow_cls))
     inherited: dict[str, list] = {}
+    flow: Any = None
+    ctx: TaskContext | None = None
     code = 0
     try:
         os.environ.update(spec.environment)
-        _bind_current(spec)
+        _bind_current(spec, flow_cls)
         index, stack, inputs = _prepare(spec, graph, records, store, params)
         inherited = dict(index)
         record["foreach_stack"] = stack
         if spec.catch_fallback is not None:
-            raise StepFailed(spec.catch_fallback)
+            killed = TimeoutException if spec.catch_fallback.startswith("timed out") else TaskKilled
+            raise killed(spec.catch_fallback)
         flow = flow_cls(use_cli=False)
         ctx = TaskContext(store, spec.step, index, stack, params, inputs is not None)
         object.__setattr__(flow, "_ctx", ctx)
@@ -155,6 +169,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
         else:
             func()
         _check_transition(ctx, node)
+        _default_catch_var(flow, ctx)
         if node.foreach_var is not None:
             record["foreach"] = _split(flow, ctx, node, store)
         record["artifacts"] = _persist(flow, ctx, store, spec.step)
@@ -163,7 +178,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
         info = describe_exception(exc, spec.flow_file)
         catch = step_decorators(getattr(flow_cls, spec.step)).get("catch")
         if catch is not None and spec.is_last_attempt and node.foreach_var is None:
-            code = _caught(catch, info, inherited, store, record, spec)
+            code = _caught(catch, info, _partial(flow, ctx, store, spec.step, inherited), store, record, spec)
         else:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
             record.update(status="failed", exception=info)
@@ -175,6 +190,17 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
     return code
 
 
+def _partial(flow: Any, ctx: TaskContext | None, store: ArtifactStore, step: str, inherited: dict[str, list]) -> dict[str, list]:
+    """What a caught step leaves behind: its inputs plus whatever it set before failing (as
+    Metaflow keeps them); just its inputs when even that cannot be stored."""
+    if flow is None or ctx is None:
+        return inherited
+    try:
+        return _persist(flow, ctx, store, step)
+    except Exception:  # noqa: BLE001 - an unpicklable partial result must not hide the real error
+        return inherited
+
+
 def _caught(catch: Any, info: dict[str, Any], inherited: dict[str, list], store: ArtifactStore,
             record: dict[str, Any], spec: TaskSpec) -> int:
     if catch.attributes["print_exception"]:
@@ -184,7 +210,7 @@ def _caught(catch: Any, info: dict[str, Any], inherited: dict[str, list], store:
     artifacts = dict(inherited)
     var = catch.attributes["var"]
     if var:
-        wrapped = CaughtException(info["type"], info["message"], info["traceback"], info["where"])
+        wrapped = CaughtException(info["qualified_type"], info["message"], info["traceback"], info["where"])
         artifacts[var] = store.save(wrapped, var, spec.step).to_json()
     record.update(status="ok", artifacts=artifacts, caught=info)
     return 0

@@ -1,0 +1,217 @@
+"""Checks the Batch executor makes before a run is recorded, each a clear MfcError naming what to
+fix: AWS answers with usable credentials, the job queue exists and is enabled (a GPU step's queue
+has GPU instances), the image is in its registry. Also :func:`publish_flow_image`, which pushes
+the flow's locally built image to ``image_registry`` when no ``--image`` is given.
+
+Images are looked up where Batch will pull them: ECR URIs with ``ecr.describe_images``, other
+registries (``host[:port]/repo:tag``, e.g. the sandbox's) with the registry HTTP API (``HEAD
+/v2/<repo>/manifests/<tag>``); an image without a registry host (Docker Hub, or a local image the
+sandbox's engine has) is not checked.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+from typing import Any
+
+from mfc.exceptions import MfcError
+
+AWS_HINT = ("for a local AWS run `mfc sandbox up` and export MFC_PROFILE=sandbox; for AWS, configure "
+            "credentials (AWS_PROFILE, aws configure) and unset aws_endpoint_url")
+_ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+_MANIFEST_TYPES = ", ".join((
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+))
+_ACCESS_CODES = {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
+                 "AccessDenied", "AccessDeniedException", "InvalidSignatureException", "SignatureDoesNotMatch"}
+
+
+def explain(exc: BaseException) -> str:
+    """One line for an AWS or other error: ``Code: message`` for a botocore ClientError."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and response.get("Error"):
+        err = response["Error"]
+        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
+    return str(exc) or type(exc).__name__
+
+
+def access_error(exc: BaseException, config: Any, what: str = "AWS Batch") -> MfcError:
+    """The MfcError for a failed call: no credentials, endpoint unreachable, credentials refused."""
+    import botocore.exceptions as bex
+
+    endpoint = config["aws_endpoint_url"] or "AWS"
+    if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
+        return MfcError(f"no AWS credentials to call {what}", hint=AWS_HINT)
+    if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectionClosedError, bex.ConnectTimeoutError)):
+        return MfcError(f"cannot reach {what} at {endpoint}: {exc}", hint=AWS_HINT)
+    if isinstance(exc, bex.ClientError) and explain(exc).split(":")[0] in _ACCESS_CODES:
+        return MfcError(f"{what} refused the request: {explain(exc)}", hint=AWS_HINT)
+    if isinstance(exc, MfcError):
+        return exc
+    return MfcError(f"{what} at {endpoint}: {explain(exc)}")
+
+
+def quick_client(service: str, config: Any) -> Any:
+    """A client that fails fast (two tries, 5 s to connect) for checks a person waits on."""
+    from botocore.config import Config as BotoConfig
+
+    from mfc.aws import client
+
+    return client(service, config, boto_config=BotoConfig(
+        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30))
+
+
+def describe_queue(batch: Any, queue: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A job queue's description (None when there is none) and those of its compute environments."""
+    found = batch.describe_job_queues(jobQueues=[queue]).get("jobQueues") or []
+    if not found:
+        return None, []
+    arns = [entry["computeEnvironment"] for entry in found[0].get("computeEnvironmentOrder") or []]
+    ces = (batch.describe_compute_environments(computeEnvironments=arns).get("computeEnvironments") or []) if arns else []
+    return found[0], ces
+
+
+def check_queue(batch: Any, queue: str, gpu: int, step: str, config: Any) -> None:
+    """The queue exists and is enabled; with ``gpu``, one of its compute environments has GPUs."""
+    from mfc.runner.batch_jobs import gpu_problem
+
+    try:
+        desc, ces = describe_queue(batch, queue)
+        if desc is None:
+            names = sorted(q["jobQueueName"] for q in batch.describe_job_queues().get("jobQueues") or [])
+    except Exception as exc:  # noqa: BLE001 - mapped to a clear message
+        raise access_error(exc, config) from None
+    if desc is None:
+        raise MfcError(f"step {step}: AWS Batch job queue {queue!r} does not exist "
+                       f"(queues: {', '.join(names) or 'none'})",
+                       hint="pass --queue NAME, @batch(queue=...), or set batch_queue / batch_gpu_queue")
+    if desc.get("state") != "ENABLED" or desc.get("status") == "INVALID":
+        raise MfcError(f"step {step}: AWS Batch job queue {queue} is {desc.get('state')}/{desc.get('status')}"
+                       + (f" ({desc['statusReason']})" if desc.get("statusReason") else ""),
+                       hint="enable it (aws batch update-job-queue --state ENABLED) or pick another with --queue")
+    problem = gpu_problem(queue, ces, gpu) if gpu else None
+    if problem:
+        raise MfcError(f"step {step}: {problem}",
+                       hint="use a queue with GPU instances: --queue, @batch(queue=...) or batch_gpu_queue "
+                            "(the sandbox's is mfc-gpu)")
+
+
+def split_reference(image: str) -> tuple[str | None, str, str]:
+    """``(registry host or None, repository, tag or digest)`` of an image reference."""
+    name, _, digest = image.partition("@")
+    first, slash, rest = name.partition("/")
+    registry = first if slash and ("." in first or ":" in first or first == "localhost") else None
+    path = rest if registry else name
+    ref = digest
+    if not ref:
+        head, colon, tag = path.rpartition(":")
+        path, ref = (head, tag) if colon and "/" not in tag else (path, "latest")
+    return registry, path, ref
+
+
+def image_present(image: str, config: Any) -> bool | None:
+    """Whether the image is in its registry: True, False, or None when that cannot be told
+    (no registry host, a registry that wants a login, a remote registry that does not answer)."""
+    registry, repo, ref = split_reference(image)
+    if registry is None:
+        return None
+    ecr = _ECR_HOST.match(registry)
+    if ecr:
+        return _ecr_has(ecr.group(1), ecr.group(2), repo, ref, config)
+    from mfc.sandbox import is_local_endpoint
+
+    local = is_local_endpoint(f"http://{registry}")
+    url = f"{'http' if local else 'https'}://{registry}/v2/{repo}/manifests/{ref}"
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept": _MANIFEST_TYPES})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if local else urllib.request.build_opener()
+    try:
+        with opener.open(request, timeout=10) as resp:
+            return resp.status == 200
+    except urllib.error.HTTPError as exc:
+        return False if exc.code == 404 else None
+    except OSError as exc:
+        if local:
+            raise MfcError(f"the image registry {registry} does not answer ({exc})",
+                           hint="is the sandbox running? `mfc sandbox up`") from None
+        return None
+
+
+def _ecr_has(account: str, region: str, repo: str, ref: str, config: Any) -> bool | None:
+    if region != config["aws_region"]:
+        return None
+    ecr = quick_client("ecr", config)
+    image_id = {"imageDigest": ref} if ref.startswith("sha256:") else {"imageTag": ref}
+    try:
+        ecr.describe_images(registryId=account, repositoryName=repo, imageIds=[image_id])
+        return True
+    except Exception as exc:  # noqa: BLE001
+        if explain(exc).split(":")[0] in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            return False
+        raise access_error(exc, config, "Amazon ECR") from None
+
+
+def check_image(image: str, config: Any, step: str) -> None:
+    """MfcError when the image is known not to be in its registry."""
+    if image_present(image, config) is False:
+        raise MfcError(f"step {step}: image {image} is not in its registry, so Batch cannot pull it",
+                       hint=f"push it (docker push {image}), or leave --image out to have mfc build and push "
+                            "the flow's image to image_registry")
+
+
+def publish_flow_image(flow_file: str, flow_name: str, config: Any, gpu: bool = False, quiet: bool = False) -> str:
+    """The flow's image as ``<image_registry>/<local tag>``: built locally when missing (see
+    ``mfc.builder.image``) and pushed unless the registry has it already."""
+    registry = config["image_registry"]
+    if not registry:
+        raise MfcError("Batch jobs need an image in a registry they can pull from",
+                       hint="pass --image REGISTRY/REPO:TAG, or set image_registry (MFC_IMAGE_REGISTRY); "
+                            "`mfc sandbox up` sets it to the sandbox's registry")
+    from mfc.builder.image import ensure_flow_image
+
+    local = ensure_flow_image(flow_file, flow_name, gpu=gpu, quiet=quiet)
+    remote = f"{registry.rstrip('/')}/{local}"
+    if image_present(remote, config) is not True:
+        push_image(local, remote, config)
+    return remote
+
+
+def push_image(local: str, remote: str, config: Any) -> None:
+    """Tag the local image ``local`` as ``remote`` and push it (ECR: with a token from
+    ``ecr.get_authorization_token``, creating the repository when missing)."""
+    from mfc.builder.engine import docker_client
+
+    registry, repo, tag = split_reference(remote)
+    auth = _ecr_login(registry or "", repo, config)
+    client = docker_client()
+    try:
+        target = f"{registry}/{repo}" if registry else repo
+        client.images.get(local).tag(target, tag)
+        for line in client.api.push(target, tag, stream=True, decode=True, auth_config=auth):
+            if isinstance(line, dict) and line.get("error"):
+                raise MfcError(f"pushing {remote} failed: {line['error']}")
+    finally:
+        client.close()
+
+
+def _ecr_login(registry: str, repo: str, config: Any) -> dict[str, str] | None:
+    if not _ECR_HOST.match(registry):
+        return None
+    import base64
+
+    ecr = quick_client("ecr", config)
+    try:
+        try:
+            ecr.create_repository(repositoryName=repo)
+        except Exception as exc:  # noqa: BLE001
+            if explain(exc).split(":")[0] != "RepositoryAlreadyExistsException":
+                raise
+        token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    except Exception as exc:  # noqa: BLE001
+        raise access_error(exc, config, "Amazon ECR") from None
+    user, _, password = base64.b64decode(token).decode().partition(":")
+    return {"username": user, "password": password}

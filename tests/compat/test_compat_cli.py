@@ -1,0 +1,296 @@
+"""What a Metaflow user meets on mfc's command line: the graph rules (``self.next`` last, no
+conditional or switch transitions, no ``num_parallel``), Metaflow names mfc does not provide,
+``python flow.py ...`` options, and exit codes."""
+
+from __future__ import annotations
+
+import pytest
+from compat_support import describe, flow_file, mfc_cli, mfc_run, write_flow
+
+import mfc
+from mfc import Flow, default_namespace, metadata, namespace
+
+LINEAR = '''
+from mfc import FlowSpec, step
+
+
+class TinyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        print("x is", self.x)
+
+
+if __name__ == "__main__":
+    TinyFlow()
+'''
+
+NEXT_NOT_LAST = '''
+from mfc import FlowSpec, step
+
+
+class NextNotLastFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+        self.x = 1
+
+    @step
+    def end(self):
+        pass
+'''
+
+CONDITIONAL_NEXT = '''
+from mfc import FlowSpec, Parameter, step
+
+
+class ConditionalFlow(FlowSpec):
+    fast = Parameter("fast", default=True)
+
+    @step
+    def start(self):
+        if self.fast:
+            self.next(self.end)
+        else:
+            self.next(self.slow)
+
+    @step
+    def slow(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+SWITCH = '''
+from mfc import FlowSpec, step
+
+
+class SwitchFlow(FlowSpec):
+    @step
+    def start(self):
+        self.mode = "a"
+        self.next({"a": self.a, "b": self.b}, condition="mode")
+
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @step
+    def b(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+NUM_PARALLEL = '''
+from mfc import FlowSpec, step
+
+
+class ParallelFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.train, num_parallel=2)
+
+    @step
+    def train(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+CARD = '''
+from mfc import FlowSpec, card, step
+
+
+class CardFlow(FlowSpec):
+    @card
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+FLAKY_ON_ENV = '''
+import os
+
+from mfc import FlowSpec, step
+
+
+class FlakyOnEnvFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.middle)
+
+    @step
+    def middle(self):
+        if os.environ.get("COMPAT_FAIL"):
+            raise RuntimeError("failing while COMPAT_FAIL is set")
+        self.y = self.x + 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    FlakyOnEnvFlow()
+'''
+
+CATCH_ON_FOREACH = '''
+from mfc import FlowSpec, catch, step
+
+
+class CatchForeachFlow(FlowSpec):
+    @catch(var="error")
+    @step
+    def start(self):
+        self.items = [1, 2]
+        self.next(self.body, foreach="items")
+
+    @step
+    def body(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+
+def _errors(proc) -> list[str]:
+    """The ``error:`` lines of a refused command (one per problem, never a traceback)."""
+    assert "Traceback" not in proc.stderr, describe(proc)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert lines, describe(proc)
+    return lines
+
+
+def _line_of(source: str, marker: str) -> int:
+    lines = source.strip("\n").splitlines()
+    return next(i for i, text in enumerate(lines, 1) if marker in text)
+
+
+@pytest.mark.parametrize("source, marker, words", [
+    (NEXT_NOT_LAST, "self.next(self.end)", "self.next must be the last statement"),
+    (CONDITIONAL_NEXT, "self.next(self.end)", "conditional transitions are not supported"),
+    (SWITCH, "condition=", "self.next"),
+    (NUM_PARALLEL, "num_parallel", "num_parallel"),
+], ids=["next-not-last", "conditional-next", "switch", "num-parallel"])
+def test_unsupported_transitions_are_rejected_before_running(tmp_path, source, marker, words):
+    """Metaflow rejects the first two as well (exit 1); switch steps run there (Metaflow >= 2.15);
+    num_parallel needs Metaflow's @parallel. mfc refuses all four before running anything: exit 2,
+    each problem on one line naming file:line."""
+    path = write_flow(tmp_path, source)
+    where = f"flow.py:{_line_of(source, marker)}:"
+    for args in (("check", path), ("run", path)):
+        proc = mfc_cli(tmp_path / "ds", *args)
+        assert proc.returncode == 2, describe(proc)
+        assert any(where in line and words in line for line in _errors(proc)), describe(proc)
+    assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())  # nothing ran
+
+
+@pytest.mark.parametrize("name", ["card", "conda", "conda_base", "kubernetes", "parallel", "trigger",
+                                  "trigger_on_finish", "secrets", "S3", "Runner", "NBRunner", "Deployer",
+                                  "Config", "exit_hook", "profile"])
+def test_metaflow_names_mfc_does_not_provide(name):
+    assert not hasattr(mfc, name)
+    with pytest.raises(ImportError):
+        exec(f"from mfc import {name}", {})
+
+
+def test_flow_using_card_fails_with_the_import_line(tmp_path):
+    path = write_flow(tmp_path, CARD)
+    proc = mfc_cli(tmp_path / "ds", "run", path)
+    assert proc.returncode == 2
+    (error,) = _errors(proc)
+    assert "flow.py:1:" in error and "card" in error
+
+
+def test_catch_on_a_foreach_split_step_is_rejected(tmp_path):
+    proc = mfc_cli(tmp_path / "ds", "check", write_flow(tmp_path, CATCH_ON_FOREACH))
+    assert proc.returncode == 2 and "@catch" in proc.stderr
+
+
+def test_python_flow_py_commands(tmp_path):
+    """``python flow.py run|show|check|logs|dump`` with the options Metaflow users pass."""
+    path = write_flow(tmp_path, LINEAR)
+    root = tmp_path / "ds"
+    proc, run_id = mfc_run(root, path, "--tag", "t1", "--max-workers", "2", "--max-num-splits", "10",
+                           "--with", "retry:times=2,minutes_between_retries=0", script=True)
+    assert run_id and "x is 1" in proc.stdout
+    assert mfc_cli(root, "show", python_file=path).returncode == 0
+    checked = mfc_cli(root, "check", python_file=path)
+    assert checked.returncode == 0 and "valid" in checked.stdout
+    logs = mfc_cli(root, "logs", f"{run_id}/end", python_file=path)
+    assert logs.returncode == 0 and "x is 1" in logs.stdout, describe(logs)
+    dumped = mfc_cli(root, "dump", f"{run_id}/end", python_file=path)
+    assert dumped.returncode == 0 and "x = 1" in dumped.stdout, describe(dumped)
+
+
+def test_resume_like_metaflow(tmp_path):
+    """``python flow.py resume`` reruns the failed step of the latest run, cloning what succeeded."""
+    path = write_flow(tmp_path, FLAKY_ON_ENV)
+    root = tmp_path / "ds"
+    _, failed = mfc_run(root, path, "-q", script=True, expect=1, COMPAT_FAIL="1")
+    proc = mfc_cli(root, "resume", "-q", python_file=path)
+    assert proc.returncode == 0, describe(proc)
+    metadata(str(root))
+    namespace(None)
+    try:
+        run = Flow("FlakyOnEnvFlow").latest_run
+        assert run.successful and run.origin_run_id == failed and run.id != failed
+        assert run["start"].task.origin_pathspec == f"FlakyOnEnvFlow/{failed}/start/1"
+        assert run.data.y == 2
+    finally:
+        metadata(None)
+        default_namespace()
+
+
+@pytest.mark.parametrize("option", [["--namespace", "x"], ["--max-log-size", "10"],
+                                    ["--runner-attribute-file", "f"]])
+def test_metaflow_run_options_mfc_lacks(tmp_path, option):
+    """Documented differences: these `run` options of Metaflow are unknown to mfc (exit 2)."""
+    proc = mfc_cli(tmp_path / "ds", "run", write_flow(tmp_path, LINEAR), *option)
+    assert proc.returncode == 2 and option[0] in proc.stderr, describe(proc)
+
+
+@pytest.mark.parametrize("options", [["--no-pylint"], ["--with", "retry"], ["--quiet"],
+                                     ["--datastore=local", "--metadata=local"]],
+                         ids=["no-pylint", "with", "quiet", "datastore-metadata"])
+def test_metaflow_top_level_options(tmp_path, options):
+    path = write_flow(tmp_path, LINEAR)
+    proc = mfc_cli(tmp_path / "ds", *options, "run", python_file=path)
+    assert proc.returncode == 0, describe(proc)
+
+
+def test_exit_codes(tmp_path):
+    """0 success; 1 a task failed; 2 an invalid flow or bad usage (Metaflow: 1 for an invalid flow)."""
+    root = tmp_path / "ds"
+    path = write_flow(tmp_path, LINEAR)
+    assert mfc_run(root, path, "-q")[0].returncode == 0
+    assert mfc_run(root, flow_file("merging"), "-q", "--conflict", "yes", expect=None)[0].returncode == 1
+    assert mfc_run(root, path, "--no-such-parameter", "1", expect=None)[0].returncode == 2
+    assert mfc_cli(root, "run", write_flow(tmp_path, NEXT_NOT_LAST, "bad.py")).returncode == 2
