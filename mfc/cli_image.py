@@ -65,7 +65,7 @@ def _source_text(source: str) -> str:
 
 @click.group("image")
 def image() -> None:
-    """Build the container images flows run in."""
+    """Build and push the container images flows run in."""
 
 
 @image.command("build")
@@ -104,7 +104,8 @@ def build(flow: str, gpu: bool, explain: bool, base: str | None, refresh: bool, 
 @click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None,
               help="A CA certificate file to trust inside the image (TLS-intercepting proxies).")
 @click.option("--keep-images", type=click.IntRange(min=1), default=None, metavar="N",
-              help="ECR only: the lifecycle policy of a new repository keeps the last N images (default 50).")
+              help="ECR only: the lifecycle policy mfc puts on a repository without one keeps the last N "
+                   "images (default 50).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the remote image reference.")
 def push(flow: str, gpu: bool, registry: str | None, base: str | None, refresh: bool, ca_bundle: str | None,
          keep_images: int | None, quiet: bool) -> None:

@@ -50,6 +50,7 @@ SETTINGS = {s.key: s for s in (
     Setting("batch_gpu_queue", None, str, "AWS Batch job queue for GPU steps"),
     Setting("batch_job_role", None, str, "IAM role ARN Batch jobs run as"),
     Setting("image_registry", None, str, "registry flow images are pushed to (ECR URI or host:port)"),
+    Setting("ecr_keep_images", 50, int, "images an ECR repository keeps (lifecycle policy)"),
     Setting("sfn_role", None, str, "IAM role ARN Step Functions state machines run as"),
     Setting("events_role", None, str, "IAM role ARN EventBridge uses to start state machines"),
 )}
