@@ -59,7 +59,13 @@ def run_options(func: Any) -> Any:
         click.option("-q", "--quiet", is_flag=True, help="Print only the result."),
         click.option("--local-docker", "local_docker", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
                      help="Run every step (or the listed steps) in the flow's container image on the local Docker engine."),
-        click.option("--gpu", type=click.IntRange(min=0), default=0, help="GPUs for each containerised task."),
+        click.option("--batch", "batch", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
+                     help="Run every step (or the listed steps) as AWS Batch jobs (needs an S3 datastore; @batch steps always do)."),
+        click.option("--queue", default=None, help="AWS Batch job queue (default: batch_queue; batch_gpu_queue for GPU steps)."),
+        click.option("--cpu", type=click.FloatRange(min=0, min_open=True), default=None, help="vCPUs for each Batch job (at least)."),
+        click.option("--memory", type=click.IntRange(min=4), default=None, help="MiB of memory for each Batch job (at least)."),
+        click.option("--gpu-image", default=None, help="Image for GPU steps on Batch (default: --image, else the flow's GPU image)."),
+        click.option("--gpu", type=click.IntRange(min=0), default=0, help="GPUs for each containerised or Batch task."),
         click.option("--image", default=None, help="Image for containerised steps (default: the flow image, built when missing)."),
         datastore_option,
     ]
@@ -71,7 +77,8 @@ def run_options(func: Any) -> Any:
 def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None, origin_run_id: str | None,
             tags: tuple[str, ...], max_workers: int | None, max_num_splits: int | None, run_id_file: str | None,
             with_decorators: tuple[str, ...], quiet: bool, datastore_root: str | None,
-            local_docker: str | None, gpu: int, image: str | None) -> None:
+            local_docker: str | None, gpu: int, image: str | None, batch: str | None, queue: str | None,
+            cpu: float | None, memory: int | None, gpu_image: str | None) -> None:
     from mfc.decorators import decorator_from_spec
     from mfc.graph import load_graph
     from mfc.runner.launch import LaunchOptions, launch
@@ -92,7 +99,8 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
         tags=list(tags), quiet=quiet, run_id_file=run_id_file, max_workers=max_workers,
         max_num_splits=max_num_splits, with_decorators=[decorator_from_spec(s) for s in with_decorators],
         resume=resume, resume_step=resume_step, origin_run_id=origin_run_id,
-        local_docker=local_docker, gpu=gpu, image=image,
+        local_docker=local_docker, gpu=gpu, image=image, batch=batch, queue=queue, cpu=cpu, memory=memory,
+        gpu_image=gpu_image,
     )
     config = load_config(datastore_root)
     assert cls is not None

@@ -25,25 +25,23 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mfc.exceptions import MfcError
 from mfc.runner import batch_jobs as jobs
-from mfc.runner.batch_checks import (
-    AWS_HINT,
+from mfc.runner.batch_logs import LogFollower
+from mfc.runner.batch_setup import (
     access_error,
     check_image,
     check_queue,
     describe_queue,
     explain,
-    publish_flow_image,
     quick_client,
 )
-from mfc.runner.batch_logs import LogFollower
 from mfc.runner.docker_executor import passthrough_environment, signal_code
 from mfc.runner.executor import Executor, Handle, TaskExit
-from mfc.runner.taskspec import TaskSpec
+from mfc.runner.taskspec import TaskSpec, spec_argument
 
 RUNNABLE_TIMEOUT = 600.0
 SPEC_INLINE_LIMIT = 20_000  # bytes of spec JSON passed inline; larger specs go through the datastore
@@ -84,7 +82,7 @@ class BatchExecutor(Executor):
     def __init__(self, config: Any, image: str, gpu_image: str | None = None, queue: str | None = None,
                  gpu_queue: str | None = None, cpu: float | None = None, memory: float | None = None, gpu: int = 0,
                  policies: dict[str, Any] | None = None, runnable_timeout: float | None = None,
-                 poll_min: float = 0.5, poll_max: float = 8.0, log_interval: float = 5.0, submit_workers: int = 8,
+                 poll_min: float = 0.5, poll_max: float | None = None, log_interval: float = 5.0, submit_workers: int = 8,
                  clients: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.config = config
@@ -93,21 +91,22 @@ class BatchExecutor(Executor):
             gpu_queue=gpu_queue or config["batch_gpu_queue"], cpu=cpu, memory=memory, gpu=int(gpu or 0),
             job_role=config["batch_job_role"])
         self.policies = dict(policies or {})
-        env_timeout = os.environ.get("MFC_BATCH_RUNNABLE_TIMEOUT")
-        self.runnable_timeout = float(runnable_timeout if runnable_timeout is not None else env_timeout or RUNNABLE_TIMEOUT)
-        self.poll_min, self.poll_max, self.log_interval = poll_min, poll_max, log_interval
+        self.runnable_timeout = runnable_timeout if runnable_timeout is not None else _runnable_timeout()
         self.sandbox = _is_sandbox(config)
+        # describe_jobs is cheap on a local sandbox; on AWS it counts against the account's rate limit.
+        self.poll_min, self.log_interval = poll_min, log_interval
+        self.poll_max = poll_max if poll_max is not None else (1.0 if self.sandbox else 8.0)
         self.log_settle = 0.0 if self.sandbox else 2.0  # CloudWatch may show the last lines a moment late
         self._clients = dict(clients or {})
         self._pool = ThreadPoolExecutor(max_workers=submit_workers, thread_name_prefix="mfc-batch-submit")
         self._jobs: dict[str, _Job] = {}
         self._definitions: dict[str, str] = {}  # job definition name -> ARN
-        self._checked: set[tuple[str, ...]] = set()
+        self._register_lock = threading.Lock()
+        self._checked: set[Any] = set()  # (queue, gpus) and images already checked
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._poller: threading.Thread | None = None
         self._closed = False
-        self._blobs: Any = None
         self.submitted: list[str] = []  # job ids, in submission order (tests, diagnostics)
 
     # -- clients and settings ---------------------------------------------------------------------
@@ -128,39 +127,53 @@ class BatchExecutor(Executor):
         return jobs.step_settings(step, resources or {}, attrs, getattr(policy, "timeout", None), self.defaults, image)
 
     # -- before the run ---------------------------------------------------------------------------
-    def preflight(self, flow_name: str, steps: list[str]) -> None:
-        """Check before a run is recorded that every step can be submitted: AWS answers, each queue
-        exists (and has GPUs where asked for), each image is in its registry; registers the job
-        definitions. Raises MfcError with what to fix."""
-        checker = quick_client("batch", self.config)
+    def check_queues(self, steps: list[str]) -> None:
+        """Check that AWS answers and every step's queue exists, is enabled and, for GPU steps, has
+        GPU instances (cheap: done before any image is built or pushed)."""
+        checker = None
         for step in steps:
-            policy = self.policies.get(step)
-            settings = self.settings_for(step, getattr(policy, "resources", {}) or {})
-            key = (settings.queue, str(settings.gpu), settings.image)
-            if key not in self._checked:
+            settings = self._step_settings(step)
+            if (settings.queue, settings.gpu) not in self._checked:
+                checker = checker or quick_client("batch", self.config)
                 check_queue(checker, settings.queue, settings.gpu, step, self.config)
+                self._checked.add((settings.queue, settings.gpu))
+
+    def preflight(self, flow_name: str, steps: list[str]) -> None:
+        """Check before a run is recorded that every step can be submitted: the queues (see
+        :meth:`check_queues`), each image is in its registry; registers the job definitions.
+        Raises MfcError with what to fix."""
+        self.check_queues(steps)
+        for step in steps:
+            settings = self._step_settings(step)
+            if settings.image not in self._checked:
                 check_image(settings.image, self.config, step)
-                self._checked.add(key)
+                self._checked.add(settings.image)
             try:
                 self._definition(flow_name, settings)
             except Exception as exc:  # noqa: BLE001 - mapped to one clear line
                 raise access_error(exc, self.config, "AWS Batch (register_job_definition)") from None
 
+    def set_images(self, image: str, gpu_image: str | None) -> None:
+        """Replace the default images (once they are built and pushed)."""
+        self.defaults = replace(self.defaults, image=image, gpu_image=gpu_image)
+
+    def _step_settings(self, step: str) -> jobs.JobSettings:
+        return self.settings_for(step, getattr(self.policies.get(step), "resources", {}) or {})
+
     def _definition(self, flow: str, settings: jobs.JobSettings) -> str:
         """The ARN of an ACTIVE job definition for ``settings``, registered only when missing."""
         body = jobs.job_definition(flow, settings)
         name = body["jobDefinitionName"]
-        if name in self._definitions:
+        with self._register_lock:  # one registration per definition, even from several submit threads
+            if name not in self._definitions:
+                batch = self.client("batch")
+                found = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE").get("jobDefinitions")
+                if found:
+                    arn = max(found, key=lambda d: int(d.get("revision", 0)))["jobDefinitionArn"]
+                else:
+                    arn = batch.register_job_definition(**body)["jobDefinitionArn"]
+                self._definitions[name] = arn
             return self._definitions[name]
-        batch = self.client("batch")
-        found = batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE").get("jobDefinitions") or []
-        if found:
-            arn = max(found, key=lambda d: int(d.get("revision", 0)))["jobDefinitionArn"]
-        else:
-            arn = batch.register_job_definition(**body)["jobDefinitionArn"]
-        with self._lock:
-            self._definitions[name] = arn
-        return arn
 
     def start(self) -> None:
         """Start the poller thread (idempotent)."""
@@ -202,18 +215,7 @@ class BatchExecutor(Executor):
 
     def spec_argument(self, spec: TaskSpec) -> str:
         """The ``--spec`` value: the JSON itself, or ``@<datastore url>`` of a copy when large."""
-        text = spec.to_json()
-        if len(text.encode()) <= SPEC_INLINE_LIMIT:
-            return text
-        from mfc.stores.blob import open_blob_store
-        from mfc.stores.records import TaskRecords
-
-        if self._blobs is None:
-            self._blobs = open_blob_store(spec.datastore_root)
-        key = TaskRecords(self._blobs, spec.flow_name).key(spec.run_id, spec.step, spec.task_id, spec.attempt,
-                                                           "spec.json")
-        self._blobs.put_bytes(key, text.encode())
-        return f"@{spec.datastore_root.rstrip('/')}/{key}"
+        return spec_argument(spec, SPEC_INLINE_LIMIT)
 
     def submit_arguments(self, spec: TaskSpec, settings: jobs.JobSettings, definition: str) -> dict[str, Any]:
         """The ``submit_job`` keyword arguments of a task."""
@@ -442,77 +444,15 @@ def _append(path: str, text: str) -> None:
         pass
 
 
+def _runnable_timeout() -> float:
+    text = os.environ.get("MFC_BATCH_RUNNABLE_TIMEOUT") or str(RUNNABLE_TIMEOUT)
+    try:
+        return float(text)
+    except ValueError:
+        raise MfcError(f"MFC_BATCH_RUNNABLE_TIMEOUT={text}: expected seconds, e.g. 600") from None
+
+
 def _is_sandbox(config: Any) -> bool:
     from mfc.sandbox import is_local_endpoint
 
     return is_local_endpoint(config["aws_endpoint_url"] or config["s3_endpoint_url"])
-
-
-# -- the launch wiring ----------------------------------------------------------------------------------
-def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options: Any,
-                policies: dict[str, Any]) -> tuple[BatchExecutor | None, list[str]]:
-    """The Batch executor and the steps it runs, checked before anything is recorded (like
-    ``launch._containerised_steps``): every step with ``--batch`` (``options.batch`` True or "*"),
-    the steps ``options.batch`` names ("a,b"), plus every step with ``@batch`` (also via
-    ``--with batch``). ``(None, [])`` when no step runs on Batch.
-
-    Reads from ``options`` (missing attributes count as unset): ``batch``, ``gpu``, ``queue``, ``cpu``,
-    ``memory``, ``image``, ``gpu_image``, ``local_docker``, ``quiet``.
-    """
-    wanted = getattr(options, "batch", None)
-    wanted = "*" if wanted is True else wanted
-    nodes = list(graph.nodes)
-    steps = nodes if wanted == "*" else [s.strip() for s in (wanted or "").split(",") if s.strip()]
-    unknown = [s for s in steps if s not in graph]
-    if unknown:
-        raise MfcError(f"--batch {wanted}: no step {unknown[0]!r} (steps: {', '.join(nodes)})")
-    steps += [s for s in nodes if s not in steps and "batch" in getattr(policies.get(s), "decorators", {})]
-    steps = [s for s in nodes if s in steps]
-    if not steps:
-        for flag in ("queue", "cpu", "memory", "gpu_image"):
-            if getattr(options, flag, None):
-                raise MfcError(f"--{flag.replace('_', '-')} needs --batch (or a step with @batch)")
-        return None, []
-    _check_docker_overlap(options, steps, nodes)
-    root = config.datastore_root
-    if not root.startswith("s3://"):
-        raise MfcError(f"Batch jobs cannot reach the local datastore {root} (steps on Batch: {', '.join(steps)})",
-                       hint="use an S3 datastore: --datastore-root s3://BUCKET/PREFIX, or `mfc sandbox up` "
-                            "and export MFC_PROFILE=sandbox")
-    gpu = int(getattr(options, "gpu", 0) or 0)
-    needs_gpu = [s for s in steps if (gpu or float(policies[s].resources.get("gpu") or 0) > 0)
-                 and not policies[s].decorators.get("batch", _NoAttrs).attributes.get("image")]
-    quiet = bool(getattr(options, "quiet", False))
-    image = getattr(options, "image", None)
-    gpu_image = getattr(options, "gpu_image", None) or image
-    if image is None:
-        image = publish_flow_image(flow_file, flow_name, config, gpu=False, quiet=quiet)
-    if needs_gpu and gpu_image is None:
-        gpu_image = publish_flow_image(flow_file, flow_name, config, gpu=True, quiet=quiet)
-    executor = BatchExecutor(config, image, gpu_image, queue=getattr(options, "queue", None),
-                             cpu=getattr(options, "cpu", None), memory=getattr(options, "memory", None), gpu=gpu,
-                             policies=policies)
-    try:
-        executor.preflight(flow_name, steps)
-    except BaseException:
-        executor.close()
-        raise
-    return executor, steps
-
-
-class _NoAttrs:
-    attributes: dict[str, Any] = {}
-
-
-def _check_docker_overlap(options: Any, steps: list[str], nodes: list[str]) -> None:
-    docker = getattr(options, "local_docker", None)
-    if not docker:
-        return
-    in_docker = set(nodes) if docker == "*" else {s.strip() for s in docker.split(",")}
-    both = [s for s in steps if s in in_docker]
-    if both:
-        raise MfcError(f"step {both[0]} is asked to run both on Batch and in local Docker",
-                       hint="name it in only one of --batch / --local-docker (steps with @batch always run on Batch)")
-
-
-__all__ = ["AWS_HINT", "BatchExecutor", "batch_steps"]

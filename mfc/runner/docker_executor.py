@@ -32,7 +32,7 @@ from mfc.runner.containers import (
     resource_limits,
 )
 from mfc.runner.executor import Executor, Handle, TaskExit
-from mfc.runner.taskspec import TaskSpec
+from mfc.runner.taskspec import TaskSpec, spec_argument
 
 CONTAINER_HOME = "/tmp/mfc-home"  # the host uid may have no passwd entry (hence no home) in the image
 POOL_SIZE = 64  # one connection per running container's log stream, plus calls
@@ -198,7 +198,7 @@ class DockerExecutor(Executor):
         for retry in (False, True):
             try:
                 created = box.api.create_container(
-                    image, ["python", "-m", "mfc.runner.task", "--spec", spec.to_json()], name=box.name,
+                    image, ["python", "-m", "mfc.runner.task", "--spec", spec_argument(spec)], name=box.name,
                     labels=container_labels(spec), user=f"{os.getuid()}:{os.getgid()}", detach=True,
                     environment=self._environment(spec), host_config=host_config,
                 )

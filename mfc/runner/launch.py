@@ -44,6 +44,11 @@ class LaunchOptions:
     local_docker: str | None = None  # "*" for every step, or "a,b" for some
     gpu: int = 0
     image: str | None = None
+    batch: str | None = None  # "*" for every step, or "a,b"; @batch steps run on Batch regardless
+    queue: str | None = None
+    cpu: float | None = None
+    memory: int | None = None
+    gpu_image: str | None = None
     executors: dict[str, Executor] = field(default_factory=dict)  # extra executors by name
     executor_for_step: dict[str, str] = field(default_factory=dict)  # step -> executor name
 
@@ -126,6 +131,12 @@ def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], co
         values = _parameters(flow_cls, param_args, user)
         summary = {a: json_safe(v) for a, v in values.items()}
     policies = step_policies(flow_cls, list(graph.nodes), options.with_decorators)
+    from mfc.runner.batch_setup import batch_steps
+
+    batch, steps = batch_steps(flow_file, flow_name, graph, config, options, policies)
+    if batch is not None:
+        options.executors["batch"] = batch
+        options.executor_for_step.update({s: "batch" for s in steps})
     _containerised_steps(flow_file, flow_name, graph, config, options, policies)
     code = snapshot_code(flow_file, store, config)
     tags = sorted(set(options.tags))
@@ -154,7 +165,7 @@ def _containerised_steps(flow_file: str, flow_name: str, graph: Any, config: Con
     from mfc.exceptions import MfcError
 
     if options.local_docker is None:
-        if options.gpu:
+        if options.gpu and "batch" not in options.executors:
             raise MfcError("--gpu needs --local-docker (or --batch): local processes cannot be given GPUs")
         return
     steps = list(graph.nodes) if options.local_docker == "*" else [s.strip() for s in options.local_docker.split(",") if s.strip()]

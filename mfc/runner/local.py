@@ -18,7 +18,7 @@ from typing import Any
 
 from mfc.runner.executor import Executor, Handle, TaskExit
 from mfc.runner.forkserver import start_fork_server
-from mfc.runner.taskspec import TaskSpec
+from mfc.runner.taskspec import TaskSpec, spec_argument
 
 
 class ForkExecutor(Executor):
@@ -113,7 +113,7 @@ class SpawnExecutor(Executor):
         env = {**os.environ, **spec.environment}
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mfc.runner.task", "--spec", spec.to_json()],
+                [sys.executable, "-m", "mfc.runner.task", "--spec", spec_argument(spec)],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
             )
         handle.pid = proc.pid

@@ -216,6 +216,16 @@ def _caught(catch: Any, info: dict[str, Any], inherited: dict[str, list], store:
     return 0
 
 
+def _read_spec(ref: str) -> str:
+    """``--spec @ref``: a local file, or a datastore URL (``s3://.../<attempt>.spec.json``) for
+    specs too large for a command line or a Batch override."""
+    if "://" not in ref:
+        with open(ref) as fh:
+            return fh.read()
+    root, _, key = ref.rpartition("/")
+    return open_blob_store(root).get_bytes(key).decode()
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m mfc.runner.task --spec JSON`` (or ``--spec @file.json``)."""
     import argparse
@@ -225,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     text = args.spec
     if text.startswith("@"):
-        with open(text[1:]) as fh:
-            text = fh.read()
+        text = _read_spec(text[1:])
     spec = TaskSpec.from_json(text)
     from mfc.runner.bootstrap import prepare_code
 

@@ -54,3 +54,22 @@ class TaskSpec:
     @classmethod
     def from_json(cls, text: str) -> TaskSpec:
         return cls.from_dict(json.loads(text))
+
+
+ARGUMENT_LIMIT = 64 * 1024  # a command-line argument is capped at 128 KiB on Linux; stay well below
+
+
+def spec_argument(spec: TaskSpec, limit: int = ARGUMENT_LIMIT) -> str:
+    """The ``--spec`` value for ``python -m mfc.runner.task``: the JSON itself, or ``@<location>``
+    of a copy in the datastore (``<attempt>.spec.json``) when it is too large for a command line
+    (a join over thousands of foreach tasks)."""
+    text = spec.to_json()
+    if len(text.encode()) <= limit:
+        return text
+    from mfc.stores.blob import open_blob_store
+    from mfc.stores.records import TaskRecords
+
+    blobs = open_blob_store(spec.datastore_root)
+    key = TaskRecords(blobs, spec.flow_name).key(spec.run_id, spec.step, spec.task_id, spec.attempt, "spec.json")
+    blobs.put_bytes(key, text.encode())
+    return f"@{blobs.local_path(key) or spec.datastore_root.rstrip('/') + '/' + key}"

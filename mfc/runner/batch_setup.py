@@ -1,7 +1,8 @@
-"""Checks the Batch executor makes before a run is recorded, each a clear MfcError naming what to
+"""Setting up Batch steps before a run is recorded: :func:`batch_steps` (the ``--batch`` /
+``@batch`` wiring of ``launch``) and the checks it makes, each a clear MfcError naming what to
 fix: AWS answers with usable credentials, the job queue exists and is enabled (a GPU step's queue
-has GPU instances), the image is in its registry. Also :func:`publish_flow_image`, which pushes
-the flow's locally built image to ``image_registry`` when no ``--image`` is given.
+has GPU instances), the image is in its registry. :func:`publish_flow_image` pushes the flow's
+locally built image to ``image_registry`` when no ``--image`` is given.
 
 Images are looked up where Batch will pull them: ECR URIs with ``ecr.describe_images``, other
 registries (``host[:port]/repo:tag``, e.g. the sandbox's) with the registry HTTP API (``HEAD
@@ -14,9 +15,12 @@ from __future__ import annotations
 import re
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mfc.exceptions import MfcError
+
+if TYPE_CHECKING:
+    from mfc.runner.batch_executor import BatchExecutor
 
 AWS_HINT = ("for a local AWS run `mfc sandbox up` and export MFC_PROFILE=sandbox; for AWS, configure "
             "credentials (AWS_PROFILE, aws configure) and unset aws_endpoint_url")
@@ -164,54 +168,81 @@ def check_image(image: str, config: Any, step: str) -> None:
 
 
 def publish_flow_image(flow_file: str, flow_name: str, config: Any, gpu: bool = False, quiet: bool = False) -> str:
-    """The flow's image as ``<image_registry>/<local tag>``: built locally when missing (see
-    ``mfc.builder.image``) and pushed unless the registry has it already."""
+    """The flow's image in ``image_registry``: built locally when missing and pushed unless the
+    registry has it already (see :mod:`mfc.builder.push`)."""
     registry = config["image_registry"]
     if not registry:
         raise MfcError("Batch jobs need an image in a registry they can pull from",
                        hint="pass --image REGISTRY/REPO:TAG, or set image_registry (MFC_IMAGE_REGISTRY); "
                             "`mfc sandbox up` sets it to the sandbox's registry")
-    from mfc.builder.image import ensure_flow_image
+    from mfc.builder.push import ensure_pushed
 
-    local = ensure_flow_image(flow_file, flow_name, gpu=gpu, quiet=quiet)
-    remote = f"{registry.rstrip('/')}/{local}"
-    if image_present(remote, config) is not True:
-        push_image(local, remote, config)
-    return remote
+    return ensure_pushed(flow_file, flow_name, gpu=gpu, registry=registry, quiet=quiet)
 
 
-def push_image(local: str, remote: str, config: Any) -> None:
-    """Tag the local image ``local`` as ``remote`` and push it (ECR: with a token from
-    ``ecr.get_authorization_token``, creating the repository when missing)."""
-    from mfc.builder.engine import docker_client
+# -- the launch wiring ----------------------------------------------------------------------------------
+def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options: Any,
+                policies: dict[str, Any]) -> tuple[BatchExecutor | None, list[str]]:
+    """The Batch executor and the steps it runs, checked before anything is recorded (like
+    ``launch._containerised_steps``): every step with ``--batch`` (``options.batch`` True or "*"),
+    the steps ``options.batch`` names ("a,b"), plus every step with ``@batch`` (also via
+    ``--with batch``). ``(None, [])`` when no step runs on Batch.
 
-    registry, repo, tag = split_reference(remote)
-    auth = _ecr_login(registry or "", repo, config)
-    client = docker_client()
+    Reads from ``options`` (missing attributes count as unset): ``batch``, ``gpu``, ``queue``, ``cpu``,
+    ``memory``, ``image``, ``gpu_image``, ``local_docker``, ``quiet``.
+    """
+    wanted = getattr(options, "batch", None)
+    wanted = "*" if wanted is True else wanted
+    nodes = list(graph.nodes)
+    steps = nodes if wanted == "*" else [s.strip() for s in (wanted or "").split(",") if s.strip()]
+    unknown = [s for s in steps if s not in graph]
+    if unknown:
+        raise MfcError(f"--batch {wanted}: no step {unknown[0]!r} (steps: {', '.join(nodes)})")
+    steps += [s for s in nodes if s not in steps and "batch" in policies[s].decorators]
+    steps = [s for s in nodes if s in steps]
+    if not steps:
+        for flag in ("queue", "cpu", "memory", "gpu_image"):
+            if getattr(options, flag, None):
+                raise MfcError(f"--{flag.replace('_', '-')} needs --batch (or a step with @batch)")
+        return None, []
+    _check_docker_overlap(options, steps, nodes)
+    root = config.datastore_root
+    if not root.startswith("s3://"):
+        raise MfcError(f"Batch jobs cannot reach the local datastore {root} (steps on Batch: {', '.join(steps)})",
+                       hint="use an S3 datastore: --datastore-root s3://BUCKET/PREFIX, or `mfc sandbox up` "
+                            "and export MFC_PROFILE=sandbox")
+    from mfc.runner.batch_executor import BatchExecutor
+
+    gpu = int(getattr(options, "gpu", 0) or 0)
+    executor = BatchExecutor(config, "", None, queue=getattr(options, "queue", None),
+                             cpu=getattr(options, "cpu", None), memory=getattr(options, "memory", None), gpu=gpu,
+                             policies=policies)
     try:
-        target = f"{registry}/{repo}" if registry else repo
-        client.images.get(local).tag(target, tag)
-        for line in client.api.push(target, tag, stream=True, decode=True, auth_config=auth):
-            if isinstance(line, dict) and line.get("error"):
-                raise MfcError(f"pushing {remote} failed: {line['error']}")
-    finally:
-        client.close()
+        executor.check_queues(steps)  # before building or pushing anything
+        own = [s for s in steps if not (policies[s].decorators.get("batch")
+                                        and policies[s].decorators["batch"].attributes["image"])]
+        on_gpu = {s for s in own if gpu or float(policies[s].resources.get("gpu") or 0) > 0}
+        quiet = bool(getattr(options, "quiet", False))
+        image = getattr(options, "image", None)
+        gpu_image = getattr(options, "gpu_image", None) or image
+        if image is None and len(on_gpu) < len(own):
+            image = publish_flow_image(flow_file, flow_name, config, gpu=False, quiet=quiet)
+        if gpu_image is None and on_gpu:
+            gpu_image = publish_flow_image(flow_file, flow_name, config, gpu=True, quiet=quiet)
+        executor.set_images(image or gpu_image or "", gpu_image)
+        executor.preflight(flow_name, steps)
+    except BaseException:
+        executor.close()
+        raise
+    return executor, steps
 
 
-def _ecr_login(registry: str, repo: str, config: Any) -> dict[str, str] | None:
-    if not _ECR_HOST.match(registry):
-        return None
-    import base64
-
-    ecr = quick_client("ecr", config)
-    try:
-        try:
-            ecr.create_repository(repositoryName=repo)
-        except Exception as exc:  # noqa: BLE001
-            if explain(exc).split(":")[0] != "RepositoryAlreadyExistsException":
-                raise
-        token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-    except Exception as exc:  # noqa: BLE001
-        raise access_error(exc, config, "Amazon ECR") from None
-    user, _, password = base64.b64decode(token).decode().partition(":")
-    return {"username": user, "password": password}
+def _check_docker_overlap(options: Any, steps: list[str], nodes: list[str]) -> None:
+    docker = getattr(options, "local_docker", None)
+    if not docker:
+        return
+    in_docker = set(nodes) if docker == "*" else {s.strip() for s in docker.split(",")}
+    both = [s for s in steps if s in in_docker]
+    if both:
+        raise MfcError(f"step {both[0]} is asked to run both on Batch and in local Docker",
+                       hint="name it in only one of --batch / --local-docker (steps with @batch always run on Batch)")
