@@ -12,9 +12,6 @@ sandbox's engine has) is not checked.
 
 from __future__ import annotations
 
-import re
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from mfc.exceptions import MfcError
@@ -24,13 +21,6 @@ if TYPE_CHECKING:
 
 AWS_HINT = ("for a local AWS run `mfc sandbox up` and export MFC_PROFILE=sandbox; for AWS, configure "
             "credentials (AWS_PROFILE, aws configure) and unset aws_endpoint_url")
-_ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
-_MANIFEST_TYPES = ", ".join((
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-))
 _ACCESS_CODES = {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
                  "AccessDenied", "AccessDeniedException", "InvalidSignatureException", "SignatureDoesNotMatch"}
 
@@ -121,42 +111,23 @@ def split_reference(image: str) -> tuple[str | None, str, str]:
 def image_present(image: str, config: Any) -> bool | None:
     """Whether the image is in its registry: True, False, or None when that cannot be told
     (no registry host, a registry that wants a login, a remote registry that does not answer)."""
-    registry, repo, ref = split_reference(image)
-    if registry is None:
+    registry_host, repo, ref = split_reference(image)
+    if registry_host is None or ref.startswith("sha256:"):
         return None
-    ecr = _ECR_HOST.match(registry)
-    if ecr:
-        return _ecr_has(ecr.group(1), ecr.group(2), repo, ref, config)
-    from mfc.sandbox import is_local_endpoint
+    from mfc.builder.ecr import already_pushed, ecr_client, parse_ecr_host
+    from mfc.builder.push import parse_registry, remote_status
 
-    local = is_local_endpoint(f"http://{registry}")
-    url = f"{'http' if local else 'https'}://{registry}/v2/{repo}/manifests/{ref}"
-    request = urllib.request.Request(url, method="HEAD", headers={"Accept": _MANIFEST_TYPES})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({})) if local else urllib.request.build_opener()
-    try:
-        with opener.open(request, timeout=10) as resp:
-            return resp.status == 200
-    except urllib.error.HTTPError as exc:
-        return False if exc.code == 404 else None
-    except OSError as exc:
-        if local:
-            raise MfcError(f"the image registry {registry} does not answer ({exc})",
-                           hint="is the sandbox running? `mfc sandbox up`") from None
-        return None
-
-
-def _ecr_has(account: str, region: str, repo: str, ref: str, config: Any) -> bool | None:
-    if region != config["aws_region"]:
-        return None
-    ecr = quick_client("ecr", config)
-    image_id = {"imageDigest": ref} if ref.startswith("sha256:") else {"imageTag": ref}
-    try:
-        ecr.describe_images(registryId=account, repositoryName=repo, imageIds=[image_id])
-        return True
-    except Exception as exc:  # noqa: BLE001
-        if explain(exc).split(":")[0] in ("ImageNotFoundException", "RepositoryNotFoundException"):
-            return False
-        raise access_error(exc, config, "Amazon ECR") from None
+    ecr = parse_ecr_host(registry_host)
+    if ecr is not None:
+        if ecr.region != config["aws_region"]:
+            return None
+        return already_pushed(ecr_client(ecr.region, config), repo, ref, ecr.account) is not None
+    registry = parse_registry(registry_host, "image")
+    status, why = remote_status(registry, repo, ref)
+    if status == "unreachable" and registry.local:
+        raise MfcError(f"the image registry {registry_host} does not answer ({why})",
+                       hint="is the sandbox running? `mfc sandbox up`")
+    return {"present": True, "absent": False}.get(status)
 
 
 def check_image(image: str, config: Any, step: str) -> None:
