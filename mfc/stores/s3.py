@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +27,6 @@ from typing import Any, BinaryIO, TypeVar
 
 import botocore.exceptions as bex
 
-from mfc.exceptions import MfcError
 from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.s3_transfer import (
     BlobCorrupt,
@@ -39,8 +36,12 @@ from mfc.stores.s3_transfer import (
     data_sha,
     describe,
     error_code,
+    is_local,
+    no_such_bucket,
+    parse_root,
     read_exactly,
     retrying,
+    staging_directory,
     whole,
 )
 
@@ -50,22 +51,11 @@ DEFAULT_WORKERS = 32
 PART_SIZE = 8 * MiB  # ranged-GET part size for large reads
 UPLOAD_PART_SIZE = 16 * MiB
 MULTIPART_THRESHOLD = 64 * MiB
+LOCAL_MULTIPART_THRESHOLD = 4096 * MiB  # one PUT (up to S3's 5 GB) when the endpoint is this machine
 READ_WINDOW = 8  # parts fetched ahead of a reader: memory ~ READ_WINDOW * PART_SIZE
 UPLOAD_CONCURRENCY = 10
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+BACKGROUND_CHECK = 8 * MiB  # objects this large are hashed on a thread of their own as they stream
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-def parse_root(root: str) -> tuple[str, str]:
-    """(bucket, key prefix ending in '/' or empty) of ``s3://bucket[/prefix][/]``."""
-    if not root.startswith("s3://"):
-        raise MfcError(f"datastore root {root!r} is not an s3://bucket/prefix URL")
-    bucket, _, prefix = root[len("s3://"):].partition("/")
-    if not _BUCKET.match(bucket):
-        raise MfcError(f"datastore root {root!r}: {bucket!r} is not a valid S3 bucket name",
-                       "3-63 characters: lowercase letters, digits, '.' and '-'")
-    prefix = "/".join(part for part in prefix.split("/") if part)
-    return bucket, prefix + "/" if prefix else ""
 
 
 @dataclass
@@ -90,13 +80,14 @@ class S3BlobStore(BlobStore):
     botocore's default); ``conditional_writes`` forces (True) or disables (False) ``If-None-Match``
     puts, None tries them and falls back when the endpoint answers NotImplemented.
     ``parallel_reads``: read content-addressed objects larger than a part as ranged GETs in
-    parallel (None: unless the endpoint is on this machine, where one stream is faster: there is
-    no network to wait on, and a local emulator may read the whole object for every range).
+    parallel. Parallel transfers (those and multipart uploads above ``multipart_threshold``) beat
+    the bandwidth limit of one connection to S3; when the endpoint is on this machine there is no
+    such limit and the server shares our CPUs, so by default (None) it gets single streams.
     """
 
     def __init__(self, root: str, client: Any = None, *, workers: int = DEFAULT_WORKERS,
-                 verify_data: bool = True, checksum: str | None = "SHA256",
-                 part_size: int = PART_SIZE, multipart_threshold: int = MULTIPART_THRESHOLD,
+                 verify_data: bool = True, checksum: str | None = "CRC32",
+                 part_size: int = PART_SIZE, multipart_threshold: int | None = None,
                  read_window: int = READ_WINDOW, retry_attempts: int = 6, retry_wait_max: float = 10.0,
                  conditional_writes: bool | None = None, parallel_reads: bool | None = None) -> None:
         self.bucket, self.prefix = parse_root(root)
@@ -117,7 +108,7 @@ class S3BlobStore(BlobStore):
         self._lock_pid = os.getpid()
         self._known: set[str] = set()  # content-addressed keys known to exist
         self._bucket_checked = False
-        self._staging: str | None = None
+        self._local: bool | None = None
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _state(self) -> _State:
@@ -197,7 +188,7 @@ class S3BlobStore(BlobStore):
         try:
             self._run(None, lambda: s3.head_bucket(Bucket=self.bucket), ok=_MISSING)
         except bex.ClientError as exc:
-            raise self._describe(_no_such_bucket(exc), None) from exc
+            raise self._describe(no_such_bucket(exc), None) from exc
         self._bucket_checked = True
 
     def _map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
@@ -273,7 +264,10 @@ class S3BlobStore(BlobStore):
             os.unlink(path)
             return
         s3, full = self.client, self._full(key)
-        if os.path.getsize(path) < self.multipart_threshold:
+        threshold = self.multipart_threshold
+        if threshold is None:
+            threshold = LOCAL_MULTIPART_THRESHOLD if self._on_this_machine() else MULTIPART_THRESHOLD
+        if os.path.getsize(path) < threshold:
             def upload() -> Any:
                 with open(path, "rb") as fh:  # reopened on each retry: the body starts at 0
                     return s3.put_object(Bucket=self.bucket, Key=full, Body=fh, **self._checksum)
@@ -292,7 +286,7 @@ class S3BlobStore(BlobStore):
             with self._lock:
                 if state.transfer is None:
                     state.transfer = TransferManager(state.client, TransferConfig(
-                        multipart_threshold=self.multipart_threshold, multipart_chunksize=UPLOAD_PART_SIZE,
+                        multipart_threshold=UPLOAD_PART_SIZE, multipart_chunksize=UPLOAD_PART_SIZE,
                         max_request_concurrency=UPLOAD_CONCURRENCY, max_in_memory_upload_chunks=UPLOAD_CONCURRENCY,
                     ))
         return state.transfer
@@ -393,6 +387,8 @@ class S3BlobStore(BlobStore):
             answer = self._run(key, first, ok=_MISSING)
         body_end = answer["ContentLength"]
         size = int(answer["ContentRange"].rsplit("/", 1)[1]) if answer.get("ContentRange") else body_end
+        if check is not None and size >= BACKGROUND_CHECK:
+            check.behind()
         etag = answer["ETag"]
         self._remember(key)
 
@@ -409,7 +405,7 @@ class S3BlobStore(BlobStore):
             return part["Body"]
 
         return S3Reader(
-            answer["Body"], body_end, size,
+            answer["Body"], body_end, size, url=url,
             reopen=lambda start, end: self._run(key, lambda: ranged(start, end)),
             fetch=lambda start, end: self._run(key, lambda: read_exactly(ranged(start, end), end - start)),
             submit=self._state().parts.submit, part_size=self.part_size, window=self.read_window,
@@ -417,21 +413,21 @@ class S3BlobStore(BlobStore):
         )
 
     def _parallel_reads(self) -> bool:
-        if self.parallel_reads is None:
-            from urllib.parse import urlparse
+        return not self._on_this_machine() if self.parallel_reads is None else self.parallel_reads
 
-            host = (urlparse(self.client.meta.endpoint_url or "").hostname or "").lower()
-            self.parallel_reads = not (host in ("localhost", "::1") or host.startswith("127."))
-        return self.parallel_reads
+    def _on_this_machine(self) -> bool:
+        if self._local is None:
+            self._local = is_local(self.client.meta.endpoint_url)
+        return self._local
 
     def list(self, prefix: str) -> list[str]:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        s3, full = self.client, self._full(prefix)
+        s3, full, url = self.client, self._full(prefix), self._url(prefix)
         names: list[str] = []
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full, "Delimiter": "/"}
         while True:
-            page = self._run(prefix, lambda p=dict(params): whole(s3.list_objects_v2(**p), self._url(prefix), "IsTruncated"))
+            page = self._run(prefix, lambda p=dict(params): whole(s3.list_objects_v2(**p), url, "IsTruncated"))
             names += [c["Prefix"][len(full):].rstrip("/") for c in page.get("CommonPrefixes", ())]
             names += [o["Key"][len(full):] for o in page.get("Contents", ())]
             if not page.get("IsTruncated"):
@@ -470,15 +466,9 @@ class S3BlobStore(BlobStore):
         return None
 
     def staging_dir(self) -> str:
-        """A private local directory for files spooled before upload (they are consumed by
-        put_file); one per user, so the orchestrator and its tasks share it."""
-        if self._staging is None:
-            path = os.path.join(tempfile.gettempdir(), f"mfc-staging-{os.getuid()}")
-            os.makedirs(path, mode=0o700, exist_ok=True)
-            if os.stat(path).st_uid != os.getuid():
-                path = tempfile.mkdtemp(prefix="mfc-staging-")
-            self._staging = path
-        return self._staging
+        """A private local directory for files spooled before upload (put_file consumes them);
+        one per user, shared by the orchestrator and its tasks."""
+        return staging_directory()
 
     def close(self) -> None:
         """Stop this process's thread pools (they also end with the process)."""
@@ -488,13 +478,6 @@ class S3BlobStore(BlobStore):
                 state.transfer.shutdown()
             state.pool.shutdown(wait=False)
             state.parts.shutdown(wait=False)
-
-
-def _no_such_bucket(exc: bex.ClientError) -> bex.ClientError:
-    """The bare 404 of HEAD bucket, as the NoSuchBucket error other calls answer."""
-    response = dict(exc.response)
-    response["Error"] = {**response.get("Error", {}), "Code": "NoSuchBucket"}
-    return bex.ClientError(response, "HeadBucket")
 
 
 __all__ = ["S3BlobStore", "S3Error", "BlobCorrupt", "parse_root"]

@@ -1,6 +1,7 @@
-"""Pieces of the S3 blob store that are not the store itself: which failures are transient and
-how they are retried, how S3 errors become one-line :class:`MfcError` messages, the check of
-content-addressed objects against their sha256, and the streaming reader behind ``open()``.
+"""Pieces of the S3 blob store that are not the store itself: root parsing, which failures are
+transient and how they are retried, how S3 errors become one-line :class:`MfcError` messages,
+the check of content-addressed objects against their sha256, and the streaming reader behind
+``open()``.
 
 Only imported for ``s3://`` datastore roots, so importing botocore here costs local runs nothing.
 """
@@ -9,7 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import queue
 import re
+import tempfile
+import threading
 import time
 import zlib
 from collections import deque
@@ -35,15 +40,17 @@ DENIED_CODES = frozenset({
     "AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
     "InvalidToken", "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem", "InvalidSecurity",
 })
+# A response whose bytes do not match the checksum S3 sent with it.
+CHECKSUM_ERRORS = (bex.ChecksumError, bex.FlexibleChecksumError)
 # Failures of the connection itself (refused, reset, timed out, cut mid-body, corrupted in flight).
-TRANSIENT_ERRORS = (
-    bex.ConnectionError, bex.HTTPClientError, bex.IncompleteReadError, bex.ChecksumError,
-)
+TRANSIENT_ERRORS = (bex.ConnectionError, bex.HTTPClientError, bex.IncompleteReadError, *CHECKSUM_ERRORS)
 CREDENTIAL_ERRORS = (
     bex.NoCredentialsError, bex.PartialCredentialsError, bex.CredentialRetrievalError, bex.ProfileNotFound,
 )
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _DATA_KEY = re.compile(r"^[^/]+/data/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
+_staging: str | None = None
 READ_CHUNK = 1024 * 1024  # the most one read asks of a socket (urllib3 copies through a buffer this big)
 
 
@@ -53,6 +60,46 @@ class S3Error(MfcError):
 
 class BlobCorrupt(S3Error):
     """A content-addressed object whose bytes do not hash to its key."""
+
+
+def parse_root(root: str) -> tuple[str, str]:
+    """(bucket, key prefix ending in '/' or empty) of ``s3://bucket[/prefix][/]``."""
+    if not root.startswith("s3://"):
+        raise MfcError(f"datastore root {root!r} is not an s3://bucket/prefix URL")
+    bucket, _, prefix = root[len("s3://"):].partition("/")
+    if not _BUCKET.match(bucket):
+        raise MfcError(f"datastore root {root!r}: {bucket!r} is not a valid S3 bucket name",
+                       "3-63 characters: lowercase letters, digits, '.' and '-'")
+    prefix = "/".join(part for part in prefix.split("/") if part)
+    return bucket, prefix + "/" if prefix else ""
+
+
+def is_local(url: str | None) -> bool:
+    """Whether an endpoint URL is on this machine."""
+    from urllib.parse import urlparse
+
+    host = (urlparse(url or "").hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def staging_directory() -> str:
+    """``<tmp>/mfc-staging-<uid>``, private to this user (a fresh temporary directory when that
+    name belongs to someone else)."""
+    global _staging
+    if _staging is None:
+        path = os.path.join(tempfile.gettempdir(), f"mfc-staging-{os.getuid()}")
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        if os.stat(path).st_uid != os.getuid():
+            path = tempfile.mkdtemp(prefix="mfc-staging-")
+        _staging = path
+    return _staging
+
+
+def no_such_bucket(exc: bex.ClientError) -> bex.ClientError:
+    """The bare 404 of HEAD bucket, as the NoSuchBucket error other calls answer."""
+    response = dict(exc.response)
+    response["Error"] = {**response.get("Error", {}), "Code": "NoSuchBucket"}
+    return bex.ClientError(response, "HeadBucket")
 
 
 def data_sha(key: str) -> str | None:
@@ -74,7 +121,7 @@ def is_transient(exc: BaseException) -> bool:
     """True for throttling, 5xx answers and dropped or broken connections."""
     if isinstance(exc, bex.ClientError):
         code, status = error_code(exc)
-        return code in TRANSIENT_CODES or status >= 500 or status == 429
+        return code in TRANSIENT_CODES or (status >= 500 and status != 501) or status == 429
     return isinstance(exc, TRANSIENT_ERRORS)
 
 
@@ -129,7 +176,11 @@ def describe(exc: BaseException, *, bucket: str, root: str, url: str, endpoint: 
 
 class PayloadCheck:
     """Hashes a stored content-addressed object as it streams by (header byte ``R`` raw or ``Z``
-    zlib, then the payload) and compares the sha256 of the decoded payload with its key."""
+    zlib, then the payload) and compares the sha256 of the decoded payload with its key.
+
+    ``behind()`` moves the hashing to a thread of its own (a few chunks behind, in order), so a
+    large object is checked while the next bytes arrive and the reader consumes the last ones.
+    """
 
     def __init__(self, sha: str, url: str) -> None:
         self.sha = sha
@@ -137,10 +188,45 @@ class PayloadCheck:
         self._hash = hashlib.sha256()
         self._header: bytes | None = None
         self._inflate: Any = None
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def behind(self, depth: int = 8) -> PayloadCheck:
+        self._queue = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._drain, name="mfc-s3-check", daemon=True)
+        self._thread.start()
+        return self
+
+    def _drain(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._update(chunk)
+                except BaseException as exc:  # noqa: BLE001 - raised by finish()
+                    self._error = exc
 
     def update(self, data: bytes | memoryview) -> None:
+        if self._queue is None:
+            self._update(data)
+        else:
+            view = memoryview(data)
+            for at in range(0, view.nbytes, READ_CHUNK):  # copies (the caller reuses its buffer),
+                if self._error is not None:  # in pieces: at most depth x READ_CHUNK held here
+                    return
+                self._queue.put(bytes(view[at:at + READ_CHUNK]))
+
+    def abandon(self) -> None:
+        """Stop the background thread of a check that will not be finished."""
+        if self._thread is not None:
+            assert self._queue is not None
+            self._queue.put(None)
+            self._thread = None
+
+    def _update(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
-        if not view.nbytes or self._header == b"?":
+        if not view.nbytes:
             return
         if self._header is None:
             self._header = bytes(view[:1])
@@ -148,8 +234,7 @@ class PayloadCheck:
             if self._header == ZLIB:
                 self._inflate = zlib.decompressobj()
             elif self._header != RAW:
-                self._header = b"?"  # unknown encoding: the artifact store reports it
-                return
+                raise self._corrupt(f"its first byte {self._header!r} is no known encoding")
         if self._inflate is None:
             self._hash.update(view)
             return
@@ -163,8 +248,12 @@ class PayloadCheck:
 
     def finish(self) -> None:
         """Raise :class:`BlobCorrupt` unless what went by hashes to the key's sha."""
-        if self._header == b"?":
-            return
+        thread = self._thread
+        self.abandon()
+        if thread is not None:
+            thread.join()
+        if self._error is not None:
+            raise self._error
         if self._inflate is not None:
             try:
                 self._hash.update(self._inflate.flush())
@@ -214,14 +303,15 @@ class S3Reader(io.RawIOBase):
     object's ETag); ``check`` sees every byte and is finished when the last byte is read.
     """
 
-    def __init__(self, body: Any, body_end: int, size: int, *,
+    def __init__(self, body: Any, body_end: int, size: int, *, url: str,
                  reopen: Callable[[int, int], Any], fetch: Callable[[int, int], bytes],
-                 submit: Callable[..., Future] | None, part_size: int, window: int,
+                 submit: Callable[..., Future], part_size: int, window: int,
                  check: PayloadCheck | None, max_drops: int, wait_max: float) -> None:
         super().__init__()
         self._body = body
         self._body_end = body_end
         self._size = size
+        self._url = url
         self._reopen = reopen
         self._fetch = fetch
         self._submit = submit
@@ -236,8 +326,7 @@ class S3Reader(io.RawIOBase):
         self._next_part = body_end
         self._chunk = memoryview(b"")
         self._finished = False
-        if submit is not None:
-            self._fill_window()
+        self._fill_window()
 
     def readable(self) -> bool:
         return True
@@ -267,17 +356,19 @@ class S3Reader(io.RawIOBase):
     def _read_body(self, view: memoryview) -> int:
         try:
             got = self._body.readinto(view)
+        except CHECKSUM_ERRORS as exc:  # bytes already handed out may be bad: no resuming
+            raise BlobCorrupt(f"{self._url} was corrupted in transit: {exc}") from None
         except TRANSIENT_ERRORS:
             got = 0
         if got:
             if self._pos + got >= self._body_end:
-                self._close_body()
+                self._close_body(ended=True)
                 self._fill_window()
             return got
         # The connection closed or broke before the range's end: resume from where we are.
         self._drops += 1
         if self._drops > self._max_drops:
-            raise S3Error(f"S3 connection kept dropping while reading an object at byte {self._pos}")
+            raise S3Error(f"the connection kept dropping while reading {self._url} (at byte {self._pos})")
         backoff(self._drops, self._wait_max)
         self._close_body()
         self._body = self._reopen(self._pos, self._body_end)
@@ -299,37 +390,37 @@ class S3Reader(io.RawIOBase):
     def _fill_window(self) -> None:
         while len(self._parts) < self._window and self._next_part < self._size:
             start, end = self._next_part, min(self._next_part + self._part_size, self._size)
-            if self._submit is None:
-                future: Future = Future()
-                future.set_result(self._fetch(start, end))
-            else:
-                future = self._submit(self._fetch, start, end)
-            self._parts.append((start, future))
+            self._parts.append((start, self._submit(self._fetch, start, end)))
             self._next_part = end
-            if self._submit is None:
-                return
 
     def _finish(self) -> None:
         if self._finished:
             return
         self._finished = True
-        self._close_body()
+        try:
+            self._close_body()
+        except BaseException:
+            if self._check is not None:
+                self._check.abandon()
+            raise
         if self._check is not None:
             self._check.finish()
 
-    def _close_body(self) -> None:
+    def _close_body(self, ended: bool = False) -> None:
         if self._body is not None:
             body, self._body = self._body, None
             try:
-                if self._pos >= self._body_end:
+                if ended:
                     body.read(1)  # the empty read at the end lets botocore check length and checksum
-            except bex.ChecksumError as exc:
-                raise S3Error(f"an S3 object was corrupted in transit: {exc}") from None
+            except CHECKSUM_ERRORS as exc:
+                raise BlobCorrupt(f"{self._url} was corrupted in transit: {exc}") from None
             finally:
                 body.close()
 
     def close(self) -> None:
         if not self.closed:
+            if self._check is not None and not self._finished:
+                self._check.abandon()
             for _, future in self._parts:
                 future.cancel()
             self._parts.clear()
