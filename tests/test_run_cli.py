@@ -337,3 +337,37 @@ def test_config_show_lists_settings_and_sources(root, tmp_path):
     flag = mfc(root, "config", "show", "--datastore-root", str(tmp_path / "x"))
     line = next(x for x in flag.stdout.splitlines() if x.startswith("datastore_root"))
     assert str(tmp_path / "x") in line and "command line" in line
+
+
+BATCH_DECORATED = '''
+    from mfc import FlowSpec, batch, step
+
+
+    class BatchLaptopFlow(FlowSpec):
+        @batch(cpu=2, memory=2048)
+        @step
+        def start(self):
+            self.value = 41
+            self.next(self.end)
+
+        @step
+        def end(self):
+            self.value += 1
+'''
+
+
+def test_batch_decorated_steps_run_here_on_a_local_datastore(root, tmp_path):
+    flow = write_flow(tmp_path, BATCH_DECORATED)
+    proc, run_id = run_flow(root, flow)
+    assert "warning: @batch steps start run as local processes: the datastore is local" in proc.stderr
+    assert only(root, "BatchLaptopFlow", run_id, "end")["value"] == 42
+
+
+@pytest.mark.parametrize("extra", [("--batch",), ("--batch", "end"), ("--with", "batch")])
+def test_asking_for_batch_on_a_local_datastore_is_a_clear_error(root, tmp_path, extra):
+    flow = write_flow(tmp_path, BATCH_DECORATED)
+    before = tree_digest(root)
+    proc, _ = run_flow(root, flow, extra=extra, expect=2)
+    assert "Batch jobs cannot reach the local datastore" in proc.stderr and "s3://" in proc.stderr
+    assert_no_traceback(proc.stderr)
+    assert tree_digest(root) == before

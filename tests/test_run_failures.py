@@ -75,17 +75,17 @@ def test_catch_and_catch_with_retry(root):
     caught = only(root, "CatchFlow", run_id, "caught")
     err = caught["err"]
     assert isinstance(err, CaughtException)
-    assert err.type == "ValueError" and err.exception == "caught me"
+    assert err.type == "builtins.ValueError" and err.exception == "caught me"  # module-qualified, as Metaflow
     assert err.where == f"catching.py:{line_of(flow_path('catching'), 'caught me')}"
     [retried] = task_records(root, "CatchFlow", run_id, "caught_retry")
     attempts = attempt_records(root, "CatchFlow", run_id, "caught_retry", retried["task_id"])
     assert [a["status"] for a in attempts] == ["failed", "ok"]
     assert attempts[-1]["caught"]["type"] == "KeyError"
     err2 = only(root, "CatchFlow", run_id, "caught_retry")["err2"]
-    assert err2.type == "KeyError" and "attempt 1" in err2.exception
+    assert err2.type == "builtins.KeyError" and "attempt 1" in err2.exception
     join = only(root, "CatchFlow", run_id, "join")
-    assert join["err_text"] == "ValueError: caught me"
-    assert join["err2_text"].startswith("KeyError:") and "attempt 1" in join["err2_text"]
+    assert join["err_text"] == "builtins.ValueError: caught me"
+    assert join["err2_text"].startswith("builtins.KeyError:") and "attempt 1" in join["err2_text"]
     # a task that died is caught too: its fallback attempt records the reason
     assert "killed by signal SIGSEGV" in join["err3_text"]
     [crashed] = task_records(root, "CatchFlow", run_id, "crashed")

@@ -157,7 +157,8 @@ def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options
     """The Batch executor and the steps it runs, checked before anything is recorded (like
     ``launch._containerised_steps``): every step with ``--batch`` (``options.batch`` True or "*"),
     the steps ``options.batch`` names ("a,b"), plus every step with ``@batch`` (also via
-    ``--with batch``). ``(None, [])`` when no step runs on Batch.
+    ``--with batch``). ``(None, [])`` when no step runs on Batch, which is also the case when only
+    ``@batch`` asks for Batch and the datastore is local: those steps run here, with a warning.
 
     Reads from ``options`` (missing attributes count as unset): ``batch``, ``gpu``, ``queue``, ``cpu``,
     ``memory``, ``image``, ``gpu_image``, ``local_docker``, ``quiet``.
@@ -176,8 +177,17 @@ def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options
             if getattr(options, flag, None):
                 raise MfcError(f"--{flag.replace('_', '-')} needs --batch (or a step with @batch)")
         return None, []
-    _check_docker_overlap(options, steps, nodes)
     root = config.datastore_root
+    explicit = wanted or any(d.name == "batch" for d in getattr(options, "with_decorators", None) or [])
+    if not root.startswith("s3://") and not explicit:
+        # Only @batch asks for Batch and nothing cloud is configured: the laptop case. The flow
+        # still runs, its @batch steps as local processes (Metaflow would refuse to start).
+        import sys
+
+        print(f"mfc: warning: @batch steps {', '.join(steps)} run as local processes: the datastore is local "
+              "(for Batch, --datastore-root s3://BUCKET/PREFIX or MFC_PROFILE=sandbox)", file=sys.stderr)
+        return None, []
+    _check_docker_overlap(options, steps, nodes)
     if not root.startswith("s3://"):
         raise MfcError(f"Batch jobs cannot reach the local datastore {root} (steps on Batch: {', '.join(steps)})",
                        hint="use an S3 datastore: --datastore-root s3://BUCKET/PREFIX, or `mfc sandbox up` "
