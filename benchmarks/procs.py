@@ -25,6 +25,10 @@ class BenchError(Exception):
     """A benchmark command failed or produced the wrong result."""
 
 
+class BenchSkipped(Exception):
+    """A benchmark cannot run on this machine (no Docker engine, no base image...); says why."""
+
+
 @dataclass
 class Sample:
     """The child's own memory at one moment (bytes)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from figures import Figure  # noqa: E402
-from procs import BenchError  # noqa: E402
+from procs import BenchError, BenchSkipped  # noqa: E402
 from suite import BENCHMARKS, Context  # noqa: E402
 
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mfc benchmarks on {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} cpus; {header}", flush=True)
     _warn_if_busy("before")
-    failed = missed = 0
+    failed = missed = skipped = 0
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mfc-bench-") as tmp:
         ctx = Context(Path(tmp), metaflow=mf_version is not None, metaflow_note=note, quick=args.quick)
@@ -93,13 +93,18 @@ def main(argv: list[str] | None = None) -> int:
                 failed += 1
                 print(f"{name}: ERROR {exc}", flush=True)
                 continue
+            except BenchSkipped as exc:
+                skipped += 1
+                print(f"{name}: skipped, {exc}", flush=True)
+                continue
             for figure in figures:
                 missed += figure.passed is False and not args.quick
                 print(figure.line(metaflow_column=not args.no_metaflow, verdict=not args.quick), flush=True)
                 for detail in figure.details:
                     print(f"    {detail}", flush=True)
     _warn_if_busy("after")
-    print(f"done in {time.perf_counter() - started:.0f} s: {failed} failed to run, {missed} missed their goal")
+    print(f"done in {time.perf_counter() - started:.0f} s: {failed} failed to run, {skipped} skipped, "
+          f"{missed} missed their goal")
     return 1 if failed or (args.strict and missed) else 0
 
 

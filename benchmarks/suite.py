@@ -15,6 +15,7 @@ from typing import Any
 from figures import Figure
 from flows import OUT_ENV, write_flow
 from procs import MB, BenchError, Measured, bench_env, median, run_measured, spread
+from suite_cloud import CLOUD_BENCHMARKS
 from suite_inspect import bench_client, bench_resume
 
 HERE = Path(__file__).resolve().parent
@@ -309,4 +310,5 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "package": bench_package,
     "resume": bench_resume,
     "client": bench_client,
+    **CLOUD_BENCHMARKS,
 }

@@ -109,3 +109,25 @@ def test_mfc_command_without_console_script(tmp_path: Path) -> None:
     cmd[0] = sys.executable
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0 and "graph is valid" in done.stdout, done.stderr
+
+
+def test_quick_run_of_the_s3_benchmark() -> None:
+    done = subprocess.run([sys.executable, str(HERE / "run.py"), "--quick", "--no-metaflow", "--only", "s3"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "S3 200 x 10 KB put+get vs boto3, moto on localhost: " in done.stdout
+    assert "S3 100 x 10 KB put+get vs boto3, 10 ms one-way latency: " in done.stdout
+    assert "S3 one 20 MB artifact put+get vs boto3: " in done.stdout
+
+
+def test_quick_run_of_the_image_benchmark_or_its_reason_to_skip() -> None:
+    import os
+
+    done = subprocess.run([sys.executable, str(HERE / "run.py"), "--quick", "--no-metaflow", "--only", "image"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    if "image: skipped, " in done.stdout:
+        assert os.environ.get("CI") != "true" and os.environ.get("MFC_REQUIRE_DOCKER") != "1", done.stdout
+        assert "make docker-up" in done.stdout or "make image" in done.stdout
+    else:
+        assert "image build, nothing changed: " in done.stdout and "the image is reused" in done.stdout

@@ -502,3 +502,16 @@ def _start_long_job(sandbox) -> str:
     assert procs.wait_until(lambda: bool(client.containers.list(
         filters={"label": f"mfc.sandbox={sandbox.state_dir}"})), 30)
     return job_id
+
+
+def test_a_background_process_that_exits_or_never_answers_is_a_clear_error_and_is_stopped(tmp_path):
+    log = str(tmp_path / "p.log")
+    exits = procs.spawn("p", ["sh", "-c", "echo broken config; exit 3"], 1, log, marker="broken")
+    with pytest.raises(MfcError, match=r"(?s)the thing exited with status 3 \(log .*p\.log\):\n.*broken config"):
+        procs.await_healthy(exits, lambda: False, 10, "the thing")
+    silent = procs.spawn("p", ["sleep", "60"], 1, log, marker="sleep")
+    t0 = time.monotonic()
+    with pytest.raises(MfcError, match=r"the thing did not answer within 1 s"):
+        procs.await_healthy(silent, lambda: False, 0.6, "the thing", interval=0.1)
+    assert time.monotonic() - t0 < 10
+    assert not procs.is_alive(silent.pid)

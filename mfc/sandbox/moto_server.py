@@ -11,7 +11,7 @@ import urllib.request
 
 from mfc.exceptions import MfcError
 from mfc.sandbox import HOST, endpoint
-from mfc.sandbox.procs import ProcInfo, log_tail, spawn, wait_until
+from mfc.sandbox.procs import ProcInfo, await_healthy, spawn
 
 NAME = "moto"
 MARKER = "mfc.sandbox.moto_launcher"
@@ -69,10 +69,4 @@ def start(state_dir: str, port: int, label: str) -> ProcInfo:
     require_moto()
     log = os.path.join(state_dir, "moto.log")
     info = spawn(NAME, command(port, label), port, log, MARKER, env=environment(port))
-    if not wait_until(lambda: healthy(port, timeout=1.0) or not info.alive(), START_TIMEOUT, interval=0.2) \
-            or not info.alive():
-        from mfc.sandbox.procs import stop
-
-        stop(info.pid, info.marker, grace=2.0)
-        raise MfcError(f"moto server did not start on {HOST}:{port} (log {log}):\n{log_tail(log)}")
-    return info
+    return await_healthy(info, lambda: healthy(port, timeout=1.0), START_TIMEOUT, f"the moto server on {HOST}:{port}")

@@ -93,12 +93,17 @@ def is_alive(pid: int, marker: str | None = None) -> bool:
     return True
 
 
+_EXIT_CODES: dict[int, int] = {}  # our children that exited, as _reap collected them
+
+
 def _reap(pid: int) -> None:
     """Collect ``pid``'s exit status if it is our (exited) child, so it leaves no zombie."""
     try:
-        os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
     except (ChildProcessError, OSError):
-        pass
+        return
+    if done:
+        _EXIT_CODES[pid] = os.waitstatus_to_exitcode(status)
 
 
 def spawn(name: str, cmd: list[str], port: int, log_path: str, marker: str,
@@ -112,6 +117,30 @@ def spawn(name: str, cmd: list[str], port: int, log_path: str, marker: str,
     # The Popen object is dropped on purpose: the process must outlive this one.
     return ProcInfo(name=name, pid=proc.pid, port=port, cmd=cmd, log=log_path, started_at=time.time(),
                     marker=marker)
+
+
+def await_healthy(info: ProcInfo, healthy: Callable[[], bool], timeout: float, what: str,
+                  interval: float = 0.2) -> ProcInfo:
+    """Wait until the just-spawned ``info`` answers ``healthy``; else stop it and raise an MfcError
+    saying whether it exited (with its status) or did not answer in time, with its log's tail."""
+    from mfc.exceptions import MfcError
+
+    t0 = time.monotonic()
+    if wait_until(lambda: healthy() or not info.alive(), timeout, interval) and info.alive():
+        return info
+    waited = time.monotonic() - t0
+    status = _exit_status(info.pid)
+    # Our own child: its pid cannot have been reused, so it is stopped without the marker check
+    # (which a child that has not reached exec yet would fail).
+    stop(info.pid, None, grace=2.0)
+    why = f"exited with status {status}" if status is not None else f"did not answer within {waited:.0f} s"
+    raise MfcError(f"{what} {why} (log {info.log}):\n{log_tail(info.log)}")
+
+
+def _exit_status(pid: int) -> int | None:
+    """The exit status of our child ``pid`` when it has exited, else None."""
+    _reap(pid)
+    return _EXIT_CODES.get(pid)
 
 
 def stop(pid: int, marker: str | None = None, grace: float = 5.0) -> bool:

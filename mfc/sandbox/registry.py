@@ -14,7 +14,7 @@ import urllib.request
 
 from mfc.exceptions import MfcError
 from mfc.sandbox import HOST
-from mfc.sandbox.procs import ProcInfo, log_tail, spawn, wait_until
+from mfc.sandbox.procs import ProcInfo, await_healthy, log_tail, spawn
 
 NAME = "registry"
 BINARY = "docker-registry"
@@ -121,9 +121,5 @@ def start(state_dir: str, port: int, echo=print) -> ProcInfo:
     config = write_config(state_dir, port)
     # The config path is unique to this state directory: it identifies the process.
     info = spawn(NAME, [binary, "serve", config], port, log, marker=config)
-    if not wait_until(lambda: healthy(port, timeout=1.0) or not info.alive(), START_TIMEOUT) or not info.alive():
-        from mfc.sandbox.procs import stop
-
-        stop(info.pid, info.marker, grace=2.0)
-        raise MfcError(f"the image registry did not start on {HOST}:{port} (log {log}):\n{log_tail(log)}")
-    return info
+    return await_healthy(info, lambda: healthy(port, timeout=1.0), START_TIMEOUT,
+                         f"the image registry on {HOST}:{port}")
