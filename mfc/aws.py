@@ -4,6 +4,7 @@ only when a client is asked for, so nothing that runs locally pays for it."""
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from mfc.exceptions import MfcError
@@ -34,15 +35,43 @@ def client(service: str, config: Any = None, **kwargs: Any) -> Any:
         config = Config()
     retries = BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32)
     endpoint = endpoint_for(service, config)
-    session = boto3.session.Session()
+    session = _session(boto3)
     if session.get_credentials() is None and _is_sandbox(endpoint):
         # A local sandbox accepts any credentials; spare its users from exporting dummy ones.
         kwargs.setdefault("aws_access_key_id", SANDBOX_KEY)
         kwargs.setdefault("aws_secret_access_key", SANDBOX_KEY)
-    return session.client(
-        service, region_name=config["aws_region"], endpoint_url=endpoint,
-        config=kwargs.pop("boto_config", retries), **kwargs,
-    )
+    with _session_lock():
+        return session.client(
+            service, region_name=config["aws_region"], endpoint_url=endpoint,
+            config=kwargs.pop("boto_config", retries), **kwargs,
+        )
+
+
+# One boto3 Session per process and credential environment: botocore keeps the parsed service
+# models on the session, so a second client costs ~5 ms instead of ~70 ms. A forked task inherits
+# its parent's (a session holds no connections; clients, which do, are made per process).
+_SESSIONS: dict[tuple[Any, ...], Any] = {}
+_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                   "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_DEFAULT_REGION")
+_LOCK: tuple[int, threading.Lock] = (os.getpid(), threading.Lock())
+
+
+def _session_lock() -> threading.Lock:
+    """botocore sessions are not thread-safe: clients are made one at a time (a fresh lock after
+    a fork, where another thread may have held the parent's)."""
+    global _LOCK
+    if _LOCK[0] != os.getpid():
+        _LOCK = (os.getpid(), threading.Lock())
+    return _LOCK[1]
+
+
+def _session(boto3: Any) -> Any:
+    key = tuple(os.environ.get(name) for name in _CREDENTIAL_ENV)
+    with _session_lock():
+        found = _SESSIONS.get(key)
+        if found is None:
+            found = _SESSIONS[key] = boto3.session.Session()
+        return found
 
 
 SANDBOX_KEY = "testing"
