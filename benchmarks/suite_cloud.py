@@ -10,7 +10,7 @@ Each runs the ``mfc`` command line in a subprocess, as a user would.
 from __future__ import annotations
 
 import re
-import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,10 @@ from flows import write_flow
 from procs import BenchError, BenchSkipped, bench_env, median, run_measured, spread
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from moto_server import free_ports  # noqa: E402
+
 NO_COUNTERPART = "no counterpart (Metaflow has no local containers)"
 
 
@@ -129,17 +133,6 @@ def bench_s3(ctx: Any) -> list[Figure]:
     return [*figures, figure]
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def bench_batch(ctx: Any) -> list[Figure]:
     """A 5-step flow with ``--batch`` in the sandbox (moto Batch, every task a container)."""
     _require_docker_and_base()
@@ -148,7 +141,7 @@ def bench_batch(ctx: Any) -> list[Figure]:
     if not registry.find_binary():
         raise BenchSkipped(f"docker-registry is not installed: {registry.INSTALL_HINT}")
     directory = _project(ctx, "batch", 5)
-    port, registry_port = _free_ports(2)
+    port, registry_port = free_ports(2)
     state = directory / "sandbox"
     env = bench_env(MFC_CONFIG=str(directory / "config.toml"), MFC_PROFILE="sandbox", MFC_SANDBOX_DIR=str(state),
                     AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")

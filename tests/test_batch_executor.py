@@ -14,7 +14,6 @@ import json
 import os
 import queue
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 from docker_helpers import base_image_tag, docker_required, require_docker, require_image
+from moto_server import free_ports
 
 from mfc.exceptions import MfcError, RunFailed
 from mfc.runner.batch_executor import BatchExecutor
@@ -34,17 +34,6 @@ from mfc.sandbox import registry as sandbox_registry
 
 FLOWS = Path(__file__).parent / "flows_batch"
 MFC = str(Path(sys.executable).with_name("mfc"))
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -58,7 +47,7 @@ def sandbox(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("batch")
     config = tmp / "config.toml"
     config.write_text("")
-    port, registry_port = _free_ports(2)
+    port, registry_port = free_ports(2)
     state = str(tmp / "state")
     patch = pytest.MonkeyPatch()
     patch.setenv("MFC_CONFIG", str(config))
@@ -206,7 +195,7 @@ def test_local_datastore_missing_image_and_unreachable_aws_are_clear_errors(sand
     missing = f"127.0.0.1:{sandbox.registry_port}/never-pushed:1"
     with pytest.raises(MfcError, match=f"image {missing} is not in its registry.*docker push"):
         batch_steps(path, flow_cls.__name__, graph, _config(), options(batch="*", image=missing), policies)
-    closed = _free_ports(1)[0]
+    closed = free_ports(1)[0]
     t0 = time.monotonic()
     with pytest.raises(MfcError, match=f"cannot reach AWS Batch at http://127.0.0.1:{closed}.*mfc sandbox up"):
         batch_steps(path, flow_cls.__name__, graph, _config(MFC_AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed}"),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from docker_helpers import base_image_tag, docker_required, require_docker, require_image
+from moto_server import free_ports
 
 from mfc.exceptions import MfcError
 from mfc.sandbox import CREDENTIALS, is_local_endpoint, procs, profile, registry
@@ -170,7 +171,7 @@ def test_up_refuses_a_busy_port_and_equal_ports(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(MfcError, match=f"port {port} on 127.0.0.1 is in use by another program"):
-            control.up(str(tmp_path / "state"), port=port, registry_port=_free_ports(1)[0])
+            control.up(str(tmp_path / "state"), port=port, registry_port=free_ports(1)[0])
     with pytest.raises(MfcError, match="pick two different ports"):
         control.up(str(tmp_path / "state"), port=port, registry_port=port)
     assert sorted(os.listdir(tmp_path / "state")) == []  # nothing was started or written
@@ -179,22 +180,9 @@ def test_up_refuses_a_busy_port_and_equal_ports(tmp_path):
 # --- a real sandbox, for the rest of the module ------------------------------------------------
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 class Sandbox:
     def __init__(self, tmp: Path):
-        self.port, self.registry_port = _free_ports(2)
+        self.port, self.registry_port = free_ports(2)
         self.state_dir = str(tmp / "state")
         self.config = tmp / "config.toml"
         self.config.write_text(USER_CONFIG)
