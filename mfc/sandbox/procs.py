@@ -129,11 +129,15 @@ def await_healthy(info: ProcInfo, healthy: Callable[[], bool], timeout: float, w
     if wait_until(lambda: healthy() or not info.alive(), timeout, interval) and info.alive():
         return info
     waited = time.monotonic() - t0
-    status = _exit_status(info.pid)
+    exited = not is_alive(info.pid)
+    status = _exit_status(info.pid)  # None when someone else reaped it (subprocess's own cleanup)
     # Our own child: its pid cannot have been reused, so it is stopped without the marker check
     # (which a child that has not reached exec yet would fail).
     stop(info.pid, None, grace=2.0)
-    why = f"exited with status {status}" if status is not None else f"did not answer within {waited:.0f} s"
+    if exited or status is not None:
+        why = "exited" + (f" with status {status}" if status is not None else "")
+    else:
+        why = f"did not answer within {waited:.0f} s"
     raise MfcError(f"{what} {why} (log {info.log}):\n{log_tail(info.log)}")
 
 
