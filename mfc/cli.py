@@ -60,7 +60,7 @@ def run_options(func: Any) -> Any:
         click.option("--local-docker", "local_docker", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
                      help="Run every step (or the listed steps) in the flow's container image on the local Docker engine."),
         click.option("--batch", "batch", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
-                     help="Run every step (or the listed steps) as AWS Batch jobs (needs an S3 datastore; @batch steps always do)."),
+                     help="Run every step (or the listed steps) as AWS Batch jobs (needs an S3 datastore; @batch steps do on one)."),
         click.option("--queue", default=None, help="AWS Batch job queue (default: batch_queue; batch_gpu_queue for GPU steps)."),
         click.option("--cpu", type=click.FloatRange(min=0, min_open=True), default=None, help="vCPUs for each Batch job (at least)."),
         click.option("--memory", type=click.IntRange(min=4), default=None, help="MiB of memory for each Batch job (at least)."),
@@ -253,14 +253,15 @@ def main(args: list[str] | None = None) -> None:
 # Metaflow's top-level options (``python flow.py --quiet --with retry run``): the ones with a
 # meaning here move after the command, the rest (pylint, local datastore/metadata) are no-ops.
 _IGNORED_TOP_OPTIONS = {"--no-pylint", "--pylint"}
-_IGNORED_TOP_VALUES = {"--metadata", "--environment", "--datastore", "--event-logger", "--monitor"}
-_MOVED_TOP_VALUES = {"--with", "--datastore-root", "--tag"}
+_IGNORED_TOP_VALUES = {"--metadata", "--environment", "--event-logger", "--monitor"}
+_MOVED_TOP_VALUES = {"--with", "--datastore", "--datastore-root", "--tag"}
 
 
-def _split_top_options(argv: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """(global options, options to pass to the command, the rest from the command on)."""
+def _split_top_options(argv: list[str]) -> tuple[list[str], list[list[str]], list[str]]:
+    """(global options, options to pass to the command (each with its value), the rest from the
+    command on)."""
     global_opts: list[str] = []
-    moved: list[str] = []
+    moved: list[list[str]] = []
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
         name, eq, value = argv[i].partition("=")
@@ -271,15 +272,25 @@ def _split_top_options(argv: list[str]) -> tuple[list[str], list[str], list[str]
             value = argv[i + 1]
             i += 1
         if name in _MOVED_TOP_VALUES:
-            moved += [name, value]
+            moved.append([name, value])
         elif name == "--quiet":
-            moved.append("--quiet")
+            moved.append(["--quiet"])
         elif name in ("--debug", "--help", "-h", "--version"):
             global_opts.append(name)
         elif name not in _IGNORED_TOP_OPTIONS and name not in _IGNORED_TOP_VALUES:
             raise MfcError(f"unknown option {name} before the command (put options after it: python flow.py run {name} ...)")
         i += 1
     return global_opts, moved, argv[i:]
+
+
+def _accepted_by(command: str, moved: list[list[str]]) -> list[str]:
+    """The moved top-level options that ``command`` takes; the others (``--datastore`` before
+    ``show``, say) mean nothing to it and are dropped, as Metaflow ignores them there."""
+    target = cli.commands.get(command)
+    if target is None or isinstance(target, click.Group):
+        return [part for option in moved for part in option]
+    names = {name for param in target.params for name in (*param.opts, *param.secondary_opts)}
+    return [part for option in moved if option[0] in names for part in option]
 
 
 def run_flow_script(flow_cls: type) -> None:
@@ -296,7 +307,7 @@ def run_flow_script(flow_cls: type) -> None:
         main(global_opts or ["--help"])
         return
     command, rest = rest[0], rest[1:]
-    argv = [*global_opts, command, *rest, *moved]
+    argv = [*global_opts, command, *rest, *_accepted_by(command, moved)]
     position = len(global_opts)
     if command in ("logs", "dump", "tag"):
         at = position + 2 if command == "tag" else position + 1

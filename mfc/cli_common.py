@@ -6,8 +6,21 @@ from typing import Any
 
 import click
 
+_DATASTORE_KEY = "mfc.datastore"
+
+
+def _remember_datastore(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        ctx.meta[_DATASTORE_KEY] = value  # read by load_config: commands keep one datastore argument
+    return value
+
 
 def datastore_option(func: Any) -> Any:
+    """``--datastore-root DIR|S3URL`` and Metaflow's ``--datastore local|s3``."""
+    func = click.option("--datastore", type=click.Choice(["local", "s3"]), default=None, expose_value=False,
+                        callback=_remember_datastore,
+                        help="Kind of datastore: s3 needs an s3:// root (--datastore-root or the profile); "
+                             "local uses the nearest .mfc directory even where the profile names S3.")(func)
     return click.option("--datastore-root", default=None, metavar="DIR|S3URL",
                         help="Datastore root (default: MFC_DATASTORE_ROOT, the profile, or the nearest .mfc directory).")(func)
 
@@ -15,4 +28,6 @@ def datastore_option(func: Any) -> Any:
 def load_config(datastore_root: str | None = None, **flags: Any):
     from mfc.config import Config
 
-    return Config({"datastore_root": datastore_root, **flags})
+    ctx = click.get_current_context(silent=True)
+    datastore = ctx.meta.get(_DATASTORE_KEY) if ctx is not None else None
+    return Config({"datastore_root": datastore_root, "datastore": datastore, **flags})

@@ -37,6 +37,8 @@ class Setting:
 
 SETTINGS = {s.key: s for s in (
     Setting("datastore_root", None, str, "where artifacts, code and metadata live (directory or s3://bucket/prefix)"),
+    Setting("datastore", None, str, "local or s3: the kind of datastore_root to use (local: the nearest .mfc "
+                                    "directory when datastore_root is an s3:// URL of lower precedence)"),
     Setting("max_workers", 16, int, "tasks running at the same time"),
     Setting("max_num_splits", 100, int, "the most items a foreach may fan out to"),
     Setting("user", None, str, "the user name recorded on runs (default: the login name)"),
@@ -119,9 +121,31 @@ class Config:
         if self.values["datastore_root"] is None:
             self.values["datastore_root"] = default_datastore_root()
             self.sources["datastore_root"] = "default (nearest .mfc directory)"
+        if self.values["datastore"] is not None:
+            self._select_datastore(self.values["datastore"])
         if self.values["user"] is None:
             self.values["user"] = _login_name()
             self.sources["user"] = "default (login name)"
+
+    def _select_datastore(self, kind: str) -> None:
+        """Apply ``datastore`` (Metaflow's ``--datastore``): s3 needs an s3:// root; local picks the
+        nearest .mfc directory over an s3:// root given with less precedence."""
+        source, root = self.sources["datastore"], self.values["datastore_root"]
+        if kind not in ("local", "s3"):
+            raise MfcError(f"datastore from {source}: expected local or s3, got {kind!r}")
+        remote = root.startswith("s3://")
+        if kind == "s3" and not remote:
+            raise MfcError(f"datastore s3 ({source}) needs an s3:// datastore root, but it is {root} "
+                           f"({self.sources['datastore_root']})",
+                           hint="pass --datastore-root s3://BUCKET/PREFIX, or set datastore_root in the profile "
+                                "(`mfc sandbox up` writes one: MFC_PROFILE=sandbox)")
+        if kind == "local" and remote:
+            if _rank(self.sources["datastore_root"]) >= _rank(source):
+                raise MfcError(f"datastore local ({source}) contradicts datastore_root {root} "
+                               f"({self.sources['datastore_root']})",
+                               hint="drop one of them, or give the local directory as the datastore root")
+            self.values["datastore_root"] = default_datastore_root()
+            self.sources["datastore_root"] = f"default (nearest .mfc directory; datastore local from {source})"
 
     @staticmethod
     def _convert(setting: Setting, value: Any, source: str) -> Any:
@@ -139,6 +163,14 @@ class Config:
     def datastore_root(self) -> str:
         root = self.values["datastore_root"]
         return root if "://" in root else os.path.abspath(root)
+
+
+def _rank(source: str) -> int:
+    """How strongly a value's source binds: command line > environment > profile > default."""
+    for rank, prefix in enumerate(("default", "profile", "env", "command line")):
+        if source.startswith(prefix):
+            return rank
+    return 0
 
 
 def _login_name() -> str:

@@ -371,3 +371,30 @@ def test_asking_for_batch_on_a_local_datastore_is_a_clear_error(root, tmp_path, 
     assert "Batch jobs cannot reach the local datastore" in proc.stderr and "s3://" in proc.stderr
     assert_no_traceback(proc.stderr)
     assert tree_digest(root) == before
+
+
+def test_datastore_flag_selects_and_checks_the_kind_of_root(root, tmp_path):
+    flow = write_flow(tmp_path, TWO_STEPS.format(name="KindFlow") + "\n\n    if __name__ == '__main__':\n        KindFlow()\n")
+    before = tree_digest(root)
+    proc, _ = run_flow(root, flow, extra=("--datastore", "s3"), expect=2)
+    assert "datastore s3 (command line) needs an s3:// datastore root" in proc.stderr
+    assert "--datastore-root s3://BUCKET/PREFIX" in proc.stderr
+    proc, _ = run_flow(root, flow, extra=("--datastore", "local", "--datastore-root", "s3://bucket/ds"), expect=2)
+    assert "datastore local (command line) contradicts datastore_root s3://bucket/ds" in proc.stderr
+    assert_no_traceback(proc.stderr)
+    assert tree_digest(root) == before
+    # an s3:// root from the environment (a profile, say) gives way to --datastore local
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".mfc").mkdir()
+    done = mfc(None, "run", flow, "--datastore", "local", cwd=work, env={"MFC_DATASTORE_ROOT": "s3://bucket/ds"})
+    assert done.returncode == 0, describe(done)
+    assert (work / ".mfc" / "KindFlow").is_dir()
+    # Metaflow's top-level form
+    done = script(None, flow, "--datastore=local", "run", cwd=work, env={"MFC_DATASTORE_ROOT": "s3://bucket/ds"})
+    assert done.returncode == 0 and "succeeded" in done.stdout, describe(done)
+    assert len(list((work / ".mfc" / "KindFlow").iterdir())) >= 2  # both runs stored there
+    # commands that store nothing take Metaflow's top-level datastore options and ignore them
+    for command in ("show", "check"):
+        done = script(None, flow, "--datastore=s3", "--datastore-root", "s3://bucket/ds", command, cwd=work)
+        assert done.returncode == 0 and "KindFlow" in done.stdout, describe(done)

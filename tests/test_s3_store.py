@@ -396,7 +396,8 @@ def test_flow_runs_end_to_end_on_s3(moto, tmp_path):
     root = f"s3://{bucket}/team/ds"
     flow = os.path.join(EXAMPLES, "branch_foreach.py")
     id_root = tmp_path / "ds"  # run_flow writes its run-id file beside this (unused) path
-    proc, run_id = run_flow(id_root, flow, "--scale", "3", env={**moto.env(), "MFC_DATASTORE_ROOT": root}, timeout=120)
+    proc, run_id = run_flow(id_root, flow, "--scale", "3", extra=("--datastore", "s3", "--datastore-root", root),
+                            env=moto.env(), timeout=120)
     assert run_id and "succeeded" in proc.stdout
 
     blobs = S3BlobStore(root, client=moto.client())
