@@ -385,6 +385,45 @@ def test_gpu_on_an_engine_without_nvidia_runtime(engine, root):
     executor.close()
 
 
+GPU_STEP_FLOW = """
+    from mfc import FlowSpec, resources, step
+
+
+    class GpuAskFlow(FlowSpec):
+        @step
+        def start(self):
+            self.next(self.train)
+
+        @resources(gpu=2)
+        @step
+        def train(self):
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+"""
+
+
+@pytest.mark.docker
+def test_gpu_requests_fail_before_any_image_is_built_on_an_engine_without_nvidia(engine, root, tmp_path):
+    from support import assert_no_traceback, mfc, tree_digest, write_flow
+
+    from mfc.builder.engine import engine_has_nvidia_runtime
+
+    if engine_has_nvidia_runtime(engine[0]):
+        pytest.skip("this engine has an NVIDIA runtime")
+    flow = write_flow(tmp_path, GPU_STEP_FLOW)
+    before = tree_digest(root)
+    for extra, expected in ((["--gpu", "1"], "--gpu 1: this Docker engine has no NVIDIA runtime"),
+                            ([], "step train: @resources(gpu=2): this Docker engine has no NVIDIA runtime")):
+        done = mfc(root, "run", flow, "--local-docker", *extra)
+        assert done.returncode == 2 and expected in done.stderr, done.stderr
+        assert "GPU base image" not in done.stderr  # the engine is checked before any build
+        assert_no_traceback(done.stderr)
+    assert tree_digest(root) == before
+
+
 @pytest.mark.docker
 def test_missing_image_is_a_clear_error(engine, root):
     with pytest.raises(MfcError, match=r"Docker image mfc-no-such-image:0 is not on this engine.*make image"):
