@@ -140,11 +140,12 @@ class ArtifactStore:
         key = self.key(sha)
         if spool.file is not None:
             spool.file.close()
-            if self.blobs.exists(key):
-                spool.discard()
-            else:
-                assert spool.path is not None
-                self.blobs.put_file(key, spool.path)
+            try:
+                if not self.blobs.exists(key):
+                    assert spool.path is not None
+                    self.blobs.put_file(key, spool.path)  # moves the spool into the store
+            finally:
+                spool.discard()  # a failed upload leaves no spool file behind
             return ref
         assert spool.buffer is not None
         self._put_small(key, bytes(spool.buffer))
