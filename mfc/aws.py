@@ -35,12 +35,12 @@ def client(service: str, config: Any = None, **kwargs: Any) -> Any:
         config = Config()
     retries = BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32)
     endpoint = endpoint_for(service, config)
-    session = _session(boto3)
-    if session.get_credentials() is None and _is_sandbox(endpoint):
-        # A local sandbox accepts any credentials; spare its users from exporting dummy ones.
-        kwargs.setdefault("aws_access_key_id", SANDBOX_KEY)
-        kwargs.setdefault("aws_secret_access_key", SANDBOX_KEY)
-    with _session_lock():
+    with _LOCK:  # botocore sessions are not thread-safe: one client at a time
+        session = _session(boto3)
+        if session.get_credentials() is None and is_local_endpoint(endpoint):
+            # A local sandbox accepts any credentials; spare its users from exporting dummy ones.
+            kwargs.setdefault("aws_access_key_id", SANDBOX_KEY)
+            kwargs.setdefault("aws_secret_access_key", SANDBOX_KEY)
         return session.client(
             service, region_name=config["aws_region"], endpoint_url=endpoint,
             config=kwargs.pop("boto_config", retries), **kwargs,
@@ -48,39 +48,40 @@ def client(service: str, config: Any = None, **kwargs: Any) -> Any:
 
 
 # One boto3 Session per process and credential environment: botocore keeps the parsed service
-# models on the session, so a second client costs ~5 ms instead of ~70 ms. A forked task inherits
+# models on the session, so a second client costs ~6 ms instead of ~70 ms. A forked task inherits
 # its parent's (a session holds no connections; clients, which do, are made per process).
-_SESSIONS: dict[tuple[Any, ...], Any] = {}
+_SESSIONS: dict[tuple[str | None, ...], Any] = {}
 _CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
                    "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_DEFAULT_REGION")
-_LOCK: tuple[int, threading.Lock] = (os.getpid(), threading.Lock())
+_LOCK = threading.Lock()
 
 
-def _session_lock() -> threading.Lock:
-    """botocore sessions are not thread-safe: clients are made one at a time (a fresh lock after
-    a fork, where another thread may have held the parent's)."""
+def _fresh_lock() -> None:
     global _LOCK
-    if _LOCK[0] != os.getpid():
-        _LOCK = (os.getpid(), threading.Lock())
-    return _LOCK[1]
+    _LOCK = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_fresh_lock)
 
 
 def _session(boto3: Any) -> Any:
     key = tuple(os.environ.get(name) for name in _CREDENTIAL_ENV)
-    with _session_lock():
-        found = _SESSIONS.get(key)
-        if found is None:
-            found = _SESSIONS[key] = boto3.session.Session()
-        return found
+    if key not in _SESSIONS:
+        _SESSIONS[key] = boto3.session.Session()
+    return _SESSIONS[key]
+
+
+def is_local_endpoint(url: str | None) -> bool:
+    """Whether ``url`` points at this machine (a sandbox), where dummy credentials are fine."""
+    if not url:
+        return False
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 SANDBOX_KEY = "testing"
-
-
-def _is_sandbox(endpoint: str | None) -> bool:
-    from mfc.sandbox import is_local_endpoint
-
-    return is_local_endpoint(endpoint)
 
 
 def env_for_tasks(config: Any) -> dict[str, str]:
@@ -92,6 +93,6 @@ def env_for_tasks(config: Any) -> dict[str, str]:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE"):
         if os.environ.get(var):
             env[var] = os.environ[var]
-    if "AWS_ACCESS_KEY_ID" not in env and _is_sandbox(config["aws_endpoint_url"] or config["s3_endpoint_url"]):
+    if "AWS_ACCESS_KEY_ID" not in env and is_local_endpoint(config["aws_endpoint_url"] or config["s3_endpoint_url"]):
         env["AWS_ACCESS_KEY_ID"] = env["AWS_SECRET_ACCESS_KEY"] = SANDBOX_KEY
     return env

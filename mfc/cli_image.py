@@ -11,7 +11,7 @@ import re
 
 import click
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import MfcError, warn
 
 
 def _flow_ref(ref: str) -> tuple[str, str | None]:
@@ -53,7 +53,7 @@ def lock(flow: str, write: bool, as_json: bool, python: str | None, refresh: boo
                    f"{env_lock.python} (lock {env_lock.id[:12]}, {_source_text(result.source)})", err=True)
         click.echo(env_lock.text, nl=False)
     for note in result.notes:
-        click.echo(f"mfc: warning: {note}", err=True)
+        warn(note)
     if result.written:
         click.echo(f"wrote {result.lock_file}", err=True)
 
@@ -85,7 +85,7 @@ def build(flow: str, gpu: bool, explain: bool, base: str | None, refresh: bool, 
     path, name = _flow_ref(flow)
     result = build_flow_image(path, name, gpu, quiet, base=base, refresh=refresh, ca_bundle=ca_bundle)
     for note in result.notes:
-        click.echo(f"mfc: warning: {note}", err=True)
+        warn(note)
     if explain:
         for line in result.explain():
             click.echo(line)
@@ -116,7 +116,7 @@ def push(flow: str, gpu: bool, registry: str | None, base: str | None, refresh: 
     result = push_flow_image(path, name, gpu, registry, quiet, base=base, refresh=refresh, ca_bundle=ca_bundle,
                              keep_images=keep_images)
     for note in result.image.notes:
-        click.echo(f"mfc: warning: {note}", err=True)
+        warn(note)
     if not quiet and result.status != "pushed":
         why = "the registry has it" if result.status == "present" else "pushed before, as the state file says"
         click.echo(f"mfc: {result.ref} is up to date ({why}; {result.seconds:.2f}s)", err=True)

@@ -107,17 +107,19 @@ class Config:
             raise MfcError(f"{path}: profile {profile_name!r} has unknown setting {unknown[0]!r} (known: {', '.join(SETTINGS)})")
         self.values: dict[str, Any] = {}
         self.sources: dict[str, str] = {}
+        self._levels: dict[str, int] = {}  # where a value came from: 3 flag, 2 env, 1 profile, 0 default
         for key, setting in SETTINGS.items():
             if flags and flags.get(key) is not None:
-                value, source = flags[key], "command line"
+                value, source, level = flags[key], "command line", 3
             elif env.get(setting.env):
-                value, source = env[setting.env], f"env {setting.env}"
+                value, source, level = env[setting.env], f"env {setting.env}", 2
             elif key in profile:
-                value, source = profile[key], f"profile {profile_name} ({path})"
+                value, source, level = profile[key], f"profile {profile_name} ({path})", 1
             else:
-                value, source = setting.default, "default"
+                value, source, level = setting.default, "default", 0
             self.values[key] = self._convert(setting, value, source)
             self.sources[key] = source
+            self._levels[key] = level
         if self.values["datastore_root"] is None:
             self.values["datastore_root"] = default_datastore_root()
             self.sources["datastore_root"] = "default (nearest .mfc directory)"
@@ -140,7 +142,7 @@ class Config:
                            hint="pass --datastore-root s3://BUCKET/PREFIX, or set datastore_root in the profile "
                                 "(`mfc sandbox up` writes one: MFC_PROFILE=sandbox)")
         if kind == "local" and remote:
-            if _rank(self.sources["datastore_root"]) >= _rank(source):
+            if self._levels["datastore_root"] >= self._levels["datastore"]:
                 raise MfcError(f"datastore local ({source}) contradicts datastore_root {root} "
                                f"({self.sources['datastore_root']})",
                                hint="drop one of them, or give the local directory as the datastore root")
@@ -163,14 +165,6 @@ class Config:
     def datastore_root(self) -> str:
         root = self.values["datastore_root"]
         return root if "://" in root else os.path.abspath(root)
-
-
-def _rank(source: str) -> int:
-    """How strongly a value's source binds: command line > environment > profile > default."""
-    for rank, prefix in enumerate(("default", "profile", "env", "command line")):
-        if source.startswith(prefix):
-            return rank
-    return 0
 
 
 def _login_name() -> str:

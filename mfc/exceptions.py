@@ -1,10 +1,18 @@
 """Exceptions shared by every part of mfc.
 
 User mistakes raise :class:`MfcError` (exit code 2); a run whose task failed raises
-:class:`RunFailed` (exit code 1). The CLI catches both once and prints one line.
+:class:`RunFailed` (exit code 1). The CLI catches both once and prints one line. What does not
+stop the command is a :func:`warn` line.
 """
 
 from __future__ import annotations
+
+import sys
+
+
+def warn(message: str) -> None:
+    """Tell the user something that does not stop the command: ``mfc: warning: ...`` on stderr."""
+    print(f"mfc: warning: {message}", file=sys.stderr, flush=True)
 
 
 class MfcError(Exception):

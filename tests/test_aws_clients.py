@@ -35,7 +35,7 @@ def test_a_forked_child_makes_clients_with_a_fresh_lock(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     aws.client("s3", config)
-    lock = aws._session_lock()
+    lock = aws._LOCK
     lock.acquire()  # as if another thread held it when the process forked
     try:
         pid = os.fork()

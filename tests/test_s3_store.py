@@ -13,6 +13,7 @@ import pytest
 from moto_server import MotoServer
 from support import mfc, run_flow
 
+from mfc.aws import is_local_endpoint as is_local
 from mfc.exceptions import MfcError
 from mfc.stores.artifacts import ArtifactStore, data_key
 from mfc.stores.blob import BlobNotFound, open_blob_store
@@ -20,7 +21,7 @@ from mfc.stores.local import LocalBlobStore
 from mfc.stores.metadata import BlobMetadata
 from mfc.stores.records import TaskRecords
 from mfc.stores.s3 import S3BlobStore, S3Error, parse_root
-from mfc.stores.s3_transfer import BlobCorrupt, is_local
+from mfc.stores.s3_transfer import BlobCorrupt
 
 MiB = 1024 * 1024
 EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")

@@ -24,8 +24,9 @@ import pytest
 from docker_helpers import base_image_tag, docker_required, require_docker, require_image
 from moto_server import free_ports
 
+from mfc.aws import is_local_endpoint
 from mfc.exceptions import MfcError
-from mfc.sandbox import CREDENTIALS, is_local_endpoint, procs, profile, registry
+from mfc.sandbox import CREDENTIALS, procs, profile, registry
 from mfc.sandbox.moto_shims import map_run_exceeds_tolerance, to_boto_request, to_sfn_response
 
 # --- moto shims: ASL <-> boto names (no server) ------------------------------------------------

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any, TextIO
 
 from mfc.builder.dockerfile import TEMPLATE, file_digest, prepare_context, template_digest
 from mfc.builder.engine import engine_url
-from mfc.exceptions import MfcError
+from mfc.exceptions import MfcError, warn
 from mfc.packager.deps import LockResult, lock_flow
 from mfc.packager.lockfile import EnvLock, cache_dir, write_atomic
 
@@ -296,7 +295,7 @@ def ensure_flow_image(flow_file: str, flow_name: str | None = None, gpu: bool = 
     result = build_flow_image(flow_file, flow_name, gpu, quiet, base=base, refresh=refresh, ca_bundle=ca_bundle)
     if not quiet:
         for note in result.notes:
-            print(f"mfc: warning: {note}", file=sys.stderr)
+            warn(note)
     return result.image
 
 

@@ -14,7 +14,6 @@ by :mod:`mfc.builder.push_progress`.
 from __future__ import annotations
 
 import re
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +25,7 @@ from typing import Any, TextIO
 from mfc.builder.ecr import DEFAULT_KEEP_IMAGES, EcrRegistry, parse_ecr_host
 from mfc.builder.image import LABEL_PREFIX, FlowImage, ImageState, build_flow_image
 from mfc.builder.push_progress import SANDBOX_HINT, PushOutcome, docker_push
-from mfc.exceptions import MfcError
+from mfc.exceptions import MfcError, warn
 
 PUSH_TIMEOUT_S = 3600
 CHECK_TIMEOUT_S = 10.0
@@ -200,7 +199,7 @@ def ensure_pushed(flow_file: str, flow_name: str | None = None, gpu: bool = Fals
     result = push_flow_image(flow_file, flow_name, gpu, registry, quiet)
     if not quiet:
         for note in result.image.notes:
-            print(f"mfc: warning: {note}", file=sys.stderr)
+            warn(note)
     return result.ref
 
 

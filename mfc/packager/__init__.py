@@ -8,13 +8,13 @@ packaging side's imports.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mfc.exceptions import MfcError
+from mfc.exceptions import warn as warn_user
 from mfc.packager.unpack import PackageError, read_manifest, unpack_package
 
 __all__ = ["CodePackage", "PackageError", "build_package", "find_project_root", "read_manifest",
@@ -56,10 +56,6 @@ def find_project_root(flow_file: str | Path) -> Path:
     return find(flow_file)
 
 
-def _stderr_warn(message: str) -> None:
-    print(f"mfc: warning: {message}", file=sys.stderr)
-
-
 def build_package(flow_file: str | Path, suffixes: Sequence[str] = (".py",), root: Path | None = None,
                   max_bytes: int = DEFAULT_MAX_BYTES, warn_bytes: int = DEFAULT_WARN_BYTES,
                   warn: Callable[[str], None] | None = None) -> CodePackage:
@@ -82,7 +78,7 @@ def build_package(flow_file: str | Path, suffixes: Sequence[str] = (".py",), roo
         raise MfcError(f"flow file {flow} not found", hint="pass the path of the flow's .py file")
     root_path = Path(root) if root is not None else find(flow)
     selection = select_files(root_path, flow, suffixes)
-    warn = warn or _stderr_warn
+    warn = warn or warn_user
     for rel_dir in selection.unreadable_dirs:
         warn(f"skipped unreadable directory {rel_dir} in {selection.root}")
     sizes = [(item.path, item.size) for item in selection.files]

@@ -453,6 +453,6 @@ def _runnable_timeout() -> float:
 
 
 def _is_sandbox(config: Any) -> bool:
-    from mfc.sandbox import is_local_endpoint
+    from mfc.aws import is_local_endpoint
 
     return is_local_endpoint(config["aws_endpoint_url"] or config["s3_endpoint_url"])

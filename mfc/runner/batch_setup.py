@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import MfcError, warn
 
 if TYPE_CHECKING:
     from mfc.runner.batch_executor import BatchExecutor
@@ -178,17 +178,16 @@ def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options
                 raise MfcError(f"--{flag.replace('_', '-')} needs --batch (or a step with @batch)")
         return None, []
     root = config.datastore_root
+    remote = root.startswith("s3://")
     explicit = wanted or any(d.name == "batch" for d in getattr(options, "with_decorators", None) or [])
-    if not root.startswith("s3://") and not explicit:
+    if not remote and not explicit:
         # Only @batch asks for Batch and nothing cloud is configured: the laptop case. The flow
         # still runs, its @batch steps as local processes (Metaflow would refuse to start).
-        import sys
-
-        print(f"mfc: warning: @batch steps {', '.join(steps)} run as local processes: the datastore is local "
-              "(for Batch, --datastore-root s3://BUCKET/PREFIX or MFC_PROFILE=sandbox)", file=sys.stderr)
+        warn(f"@batch steps {', '.join(steps)} run as local processes: the datastore is local "
+             "(for Batch, --datastore-root s3://BUCKET/PREFIX or MFC_PROFILE=sandbox)")
         return None, []
     _check_docker_overlap(options, steps, nodes)
-    if not root.startswith("s3://"):
+    if not remote:
         raise MfcError(f"Batch jobs cannot reach the local datastore {root} (steps on Batch: {', '.join(steps)})",
                        hint="use an S3 datastore: --datastore-root s3://BUCKET/PREFIX, or `mfc sandbox up` "
                             "and export MFC_PROFILE=sandbox")

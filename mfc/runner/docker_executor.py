@@ -16,13 +16,12 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import MfcError, warn
 from mfc.runner.containers import (
     check_gpu_support,
     check_image,
@@ -121,18 +120,24 @@ class DockerExecutor(Executor):
         """Connect, check the image is there and, with ``gpu``, that the engine can give GPUs."""
         if self._started:
             return
+        self.check_gpus({})
         check_image(self.client, self.image)
-        if self.gpu:
-            check_gpu_support(self._nvidia(), self.gpu, f"--gpu {self.gpu}")
         self._started = True
 
-    def preflight(self, step_resources: dict[str, dict[str, Any]]) -> None:
-        """Check before a run starts that every step's ``@resources(gpu=N)`` can be served."""
-        self.start()
+    def check_gpus(self, step_resources: dict[str, dict[str, Any]]) -> None:
+        """``gpu`` and every step's ``@resources(gpu=N)`` can be served by this engine (asked only
+        when some GPU is); needs no image, so a launch asks before building one."""
+        if self.gpu:
+            check_gpu_support(self._nvidia(), self.gpu, f"--gpu {self.gpu}")
         for step, resources in step_resources.items():
             count = int(resources.get("gpu") or 0)
             if count > self.gpu:
                 check_gpu_support(self._nvidia(), count, f"step {step}: @resources(gpu={count})")
+
+    def preflight(self, step_resources: dict[str, dict[str, Any]]) -> None:
+        """Check before a run starts that the image is there and every GPU request can be served."""
+        self.check_gpus(step_resources)
+        self.start()
 
     def _nvidia(self) -> bool:
         if self._has_nvidia is None:
@@ -266,8 +271,7 @@ class DockerExecutor(Executor):
                 _remove(box.api, box.id)
         except Exception as exc:  # noqa: BLE001 - a thread has nobody to raise to
             if not self._closed:
-                print(f"mfc: warning: could not remove container {box.name}: {exc} (`mfc cleanup` will)",
-                      file=sys.stderr)
+                warn(f"could not remove container {box.name}: {exc} (`mfc cleanup` will)")
         with self._lock:
             if self._boxes.get(box.handle.key) is box:
                 del self._boxes[box.handle.key]

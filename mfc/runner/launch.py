@@ -175,35 +175,18 @@ def _containerised_steps(flow_file: str, flow_name: str, graph: Any, config: Con
     from mfc.aws import env_for_tasks
     from mfc.runner.docker_executor import DockerExecutor
 
-    gpu = options.gpu or max((int(policies[s].resources.get("gpu") or 0) for s in steps), default=0)
-    if gpu:
-        _check_engine_gpus(options.gpu, {s: int(policies[s].resources.get("gpu") or 0) for s in steps})
-    image = options.image
-    if image is None:
+    resources = {s: policies[s].resources for s in steps}
+    env = env_for_tasks(config) if config.datastore_root.startswith("s3://") else None
+    executor = DockerExecutor(options.image or "", config.datastore_root, gpu=options.gpu, environment=env)
+    executor.check_gpus(resources)  # an engine without GPUs says so before any image is built
+    if options.image is None:
         from mfc.builder.image import ensure_flow_image
 
-        image = ensure_flow_image(flow_file, flow_name, gpu=gpu > 0, quiet=options.quiet)
-    env = env_for_tasks(config) if config.datastore_root.startswith("s3://") else None
-    executor = DockerExecutor(image, config.datastore_root, gpu=options.gpu, environment=env)
-    executor.preflight({s: policies[s].resources for s in steps})
+        gpu = options.gpu or max((int(r.get("gpu") or 0) for r in resources.values()), default=0)
+        executor.image = ensure_flow_image(flow_file, flow_name, gpu=gpu > 0, quiet=options.quiet)
+    executor.preflight(resources)
     options.executors["docker"] = executor
     options.executor_for_step.update({s: "docker" for s in steps})
-
-
-def _check_engine_gpus(flag_gpu: int, step_gpus: dict[str, int]) -> None:
-    """A GPU request fails on an engine without an NVIDIA runtime before any image is built."""
-    from mfc.builder.engine import docker_client, engine_has_nvidia_runtime
-    from mfc.runner.containers import check_gpu_support
-
-    client = docker_client()
-    try:
-        has_nvidia = engine_has_nvidia_runtime(client)
-    finally:
-        client.close()
-    if flag_gpu:
-        check_gpu_support(has_nvidia, flag_gpu, f"--gpu {flag_gpu}")
-    step, count = max(step_gpus.items(), key=lambda item: item[1])
-    check_gpu_support(has_nvidia, count, f"step {step}: @resources(gpu={count})")
 
 
 def raise_usage(message: str) -> None:

@@ -30,7 +30,6 @@ from mfc.stores.blob import BlobStore
 from mfc.stores.records import TaskRecords
 
 STOP_GRACE_SECONDS = 2.0
-SMALL_LOG_BYTES = 4 * 1024 * 1024  # larger logs stream from their file
 
 
 @dataclass
@@ -272,24 +271,14 @@ class Orchestrator:
             return []
 
     def _save_logs(self, spec: TaskSpec, handle: Handle) -> None:
-        """Copy the task's log files into the datastore (a local datastore's are already there);
-        small ones in one parallel batch, which on S3 saves a round trip per task."""
-        small: dict[str, bytes] = {}
-        staged = []
+        """Move the task's log files into the datastore (a local datastore's are already there)."""
+        staged = {}
         for stream, path in (("stdout", handle.stdout), ("stderr", handle.stderr)):
             key = self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream)
-            if self.blobs.local_path(key) == path or not os.path.exists(path):
-                continue
-            if os.path.getsize(path) > SMALL_LOG_BYTES:
-                self.blobs.put_file(key, path)  # moves the file into the store
-            else:
-                with open(path, "rb") as fh:
-                    small[key] = fh.read()
-                staged.append(path)
-        if small:
-            self.blobs.put_many(small)
-            for path in staged:  # as put_file would have
-                os.unlink(path)
+            if self.blobs.local_path(key) != path and os.path.exists(path):
+                staged[key] = path
+        if staged:
+            self.blobs.put_files(staged)  # in parallel on S3: one round trip per task, not two
 
     def _fail(self, spec: TaskSpec, record: dict[str, Any]) -> None:
         exc = record.get("exception") or {}

@@ -42,11 +42,3 @@ def endpoint(port: int) -> str:
     return f"http://{HOST}:{port}"
 
 
-def is_local_endpoint(url: str | None) -> bool:
-    """Whether ``url`` points at this machine (a sandbox), where dummy credentials are fine."""
-    if not url:
-        return False
-    from urllib.parse import urlparse
-
-    host = (urlparse(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")

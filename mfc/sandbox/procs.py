@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from mfc.exceptions import MfcError
+
 
 @dataclass
 class ProcInfo:
@@ -123,28 +125,19 @@ def await_healthy(info: ProcInfo, healthy: Callable[[], bool], timeout: float, w
                   interval: float = 0.2) -> ProcInfo:
     """Wait until the just-spawned ``info`` answers ``healthy``; else stop it and raise an MfcError
     saying whether it exited (with its status) or did not answer in time, with its log's tail."""
-    from mfc.exceptions import MfcError
-
     t0 = time.monotonic()
     if wait_until(lambda: healthy() or not info.alive(), timeout, interval) and info.alive():
         return info
     waited = time.monotonic() - t0
-    exited = not is_alive(info.pid)
-    status = _exit_status(info.pid)  # None when someone else reaped it (subprocess's own cleanup)
+    if is_alive(info.pid):  # reaps it (recording its status) when it has exited
+        why = f"did not answer within {waited:.0f} s"
+    else:  # the status is unknown when something else reaped it (subprocess's own cleanup)
+        status = _EXIT_CODES.get(info.pid)
+        why = "exited" + (f" with status {status}" if status is not None else "")
     # Our own child: its pid cannot have been reused, so it is stopped without the marker check
     # (which a child that has not reached exec yet would fail).
     stop(info.pid, None, grace=2.0)
-    if exited or status is not None:
-        why = "exited" + (f" with status {status}" if status is not None else "")
-    else:
-        why = f"did not answer within {waited:.0f} s"
     raise MfcError(f"{what} {why} (log {info.log}):\n{log_tail(info.log)}")
-
-
-def _exit_status(pid: int) -> int | None:
-    """The exit status of our child ``pid`` when it has exited, else None."""
-    _reap(pid)
-    return _EXIT_CODES.get(pid)
 
 
 def stop(pid: int, marker: str | None = None, grace: float = 5.0) -> bool:

@@ -66,6 +66,11 @@ class BlobStore(abc.ABC):
         for key, data in items.items():
             self.put_bytes(key, data)
 
+    def put_files(self, items: dict[str, str]) -> None:
+        """Move several local files (key -> path) into the store, as ``put_file`` does one."""
+        for key, path in items.items():
+            self.put_file(key, path)
+
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         """Read several blobs; missing keys are left out of the result."""
         found = {}

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import botocore.exceptions as bex
 
+from mfc.aws import is_local_endpoint
 from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.s3_transfer import (
     BlobCorrupt,
@@ -36,7 +37,6 @@ from mfc.stores.s3_transfer import (
     data_sha,
     describe,
     error_code,
-    is_local,
     no_such_bucket,
     parse_root,
     read_exactly,
@@ -417,7 +417,7 @@ class S3BlobStore(BlobStore):
 
     def _on_this_machine(self) -> bool:
         if self._local is None:
-            self._local = is_local(self.client.meta.endpoint_url)
+            self._local = is_local_endpoint(self.client.meta.endpoint_url)
         return self._local
 
     def list(self, prefix: str) -> list[str]:
@@ -449,6 +449,10 @@ class S3BlobStore(BlobStore):
                 self.put_bytes(*item)
 
         self._map(put, items.items())
+
+    def put_files(self, items: dict[str, str]) -> None:
+        """Upload several files in parallel (each consumed as by put_file)."""
+        self._map(lambda item: self.put_file(*item), items.items())
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         keys = list(dict.fromkeys(keys))

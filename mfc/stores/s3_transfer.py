@@ -74,14 +74,6 @@ def parse_root(root: str) -> tuple[str, str]:
     return bucket, prefix + "/" if prefix else ""
 
 
-def is_local(url: str | None) -> bool:
-    """Whether an endpoint URL is on this machine."""
-    from urllib.parse import urlparse
-
-    host = (urlparse(url or "").hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 def staging_directory() -> str:
     """``<tmp>/mfc-staging-<uid>``, private to this user (a fresh temporary directory when that
     name belongs to someone else)."""
