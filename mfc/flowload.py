@@ -81,7 +81,8 @@ def flow_class(module: ModuleType, flow_name: str | None, path: str) -> type:
                 return cls
         raise InvalidFlow(f"no flow named {flow_name} (found: {', '.join(c.__name__ for c in leaves) or 'none'})", path)
     if not leaves:
-        raise InvalidFlow(f"{os.path.basename(path)} defines no FlowSpec subclass", path)
+        raise InvalidFlow("defines no FlowSpec subclass", path,
+                          hint="define a class like `class MyFlow(FlowSpec):` with @step methods")
     if len(leaves) > 1:
         names = ", ".join(sorted(c.__name__ for c in leaves))
         raise InvalidFlow(f"defines {len(leaves)} flows ({names}): pick one as {os.path.basename(path)}:{sorted(c.__name__ for c in leaves)[0]}", path)
