@@ -35,7 +35,7 @@ GPU_PYTHON_VERSION ?= 3.10
 EXTRA_CA_BUNDLE ?=
 
 ifndef VERSION
-VERSION := $(shell sed -n 's/^version *= *"\([^"]*\)".*/\1/p' pyproject.toml | head -n 1)
+VERSION := $(shell sed -n 's/^__version__ *= *"\([^"]*\)".*/\1/p' mfc/version.py | head -n 1)
 endif
 IMAGE_TAG ?= mfc-base:$(VERSION)
 GPU_IMAGE_TAG ?= mfc-gpu:$(VERSION)

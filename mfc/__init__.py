@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
 from mfc.current import current
 from mfc.decorators import (
     batch,
@@ -27,6 +25,7 @@ from mfc.decorators import (
 )
 from mfc.flowspec import FlowSpec
 from mfc.parameters import IncludeFile, JSONType, Parameter
+from mfc.version import __version__  # noqa: F401 - mfc.__version__, as Metaflow has
 
 _CLIENT_NAMES = {
     "Flow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",

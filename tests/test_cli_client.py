@@ -10,7 +10,7 @@ import pytest
 from flows_client.helpers import flow_env, run_flow
 
 import mfc.cli
-from mfc.cli_client import dump, tag
+from mfc.cli.client import dump, tag
 
 
 @pytest.fixture(scope="module")

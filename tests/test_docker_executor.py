@@ -318,7 +318,7 @@ def test_keep_containers(engine, root, tmp_path, monkeypatch):
 
 @pytest.mark.docker
 def test_cleanup_command(engine):
-    from mfc.cli_cleanup import cleanup
+    from mfc.cli.cleanup import cleanup
 
     client, image = engine
     run_id = f"cleanup-test-{os.getpid()}-{time.time_ns()}"

@@ -37,7 +37,7 @@ class ImageTestFlow(FlowSpec):
         pass
 """
 REPOSITORY = "mfc-flow-imagetestflow"
-CLI = "import sys, mfc.cli as c; from mfc.cli_image import image, lock; " \
+CLI = "import sys, mfc.cli as c; from mfc.cli.image import image, lock; " \
       "c.cli.add_command(lock); c.cli.add_command(image); c.main(sys.argv[1:])"
 
 

@@ -191,7 +191,7 @@ class Sandbox:
         self.env.update(CREDENTIALS, MFC_CONFIG=str(self.config))
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "mfc.cli_sandbox", *args, "--dir", self.state_dir]
+        cmd = [sys.executable, "-m", "mfc.cli.sandbox", *args, "--dir", self.state_dir]
         proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=180)
         if check and proc.returncode != 0:
             raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

@@ -40,7 +40,7 @@ _FIELDS = (("base", "base"), ("base-id", "base image id"), ("template", "templat
 
 def mfc_version() -> str:
     """The version of mfc running here (the base images are tagged with it)."""
-    from mfc import __version__
+    from mfc.version import __version__
 
     return __version__
 

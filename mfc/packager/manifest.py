@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,10 @@ GIT_TIMEOUT_S = 5.0
 
 
 def mfc_version() -> str:
-    """The running mfc's version: ``mfc.__version__``, else the installed distribution's."""
-    module = sys.modules.get("mfc")
-    version = getattr(module, "__version__", None)
-    if isinstance(version, str):
-        return version
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
+    """The running mfc's version."""
+    from mfc.version import __version__
 
-    try:
-        return dist_version("mfc")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 def _in_git_tree(root: Path) -> bool:

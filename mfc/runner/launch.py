@@ -54,8 +54,8 @@ class LaunchOptions:
 
 
 def system_tags(user: str, flow_cls: type | None = None) -> list[str]:
-    from mfc import __version__
     from mfc.decorators import project_info
+    from mfc.version import __version__
 
     tags = [f"user:{user}", f"mfc_version:{__version__}", f"python_version:{sys.version.split()[0]}"]
     project = project_info(flow_cls, user) if flow_cls is not None else None

@@ -14,13 +14,13 @@ from mfc.exceptions import MfcError
 
 
 def _datastore_option(func: Any) -> Any:
-    from mfc.cli_common import datastore_option
+    from mfc.cli.common import datastore_option
 
     return datastore_option(func)
 
 
 def _stores(datastore_root: str | None, flow: str):
-    from mfc.cli_common import load_config
+    from mfc.cli.common import load_config
     from mfc.stores.blob import open_blob_store
     from mfc.stores.metadata import BlobMetadata
     from mfc.stores.records import TaskRecords

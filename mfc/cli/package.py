@@ -8,7 +8,7 @@ from mfc.exceptions import MfcError
 
 
 def _datastore_option(func):  # noqa: ANN001, ANN202
-    from mfc.cli_common import datastore_option
+    from mfc.cli.common import datastore_option
 
     return datastore_option(func)
 
@@ -30,8 +30,8 @@ def package_group(args: tuple[str, ...], datastore_root: str | None) -> None:
 
 
 def _package(flow: str, datastore_root: str | None) -> None:
-    from mfc.cli_common import load_config
-    from mfc.cli_inspect import flow_name_of
+    from mfc.cli.common import load_config
+    from mfc.cli.inspect import flow_name_of
     from mfc.packager import format_size
     from mfc.runner.launch import snapshot_code
     from mfc.stores.artifacts import ArtifactStore
@@ -56,8 +56,8 @@ def _files(store, sha: str) -> list[dict]:  # noqa: ANN001
 
 def package_show(pathspec: str, datastore_root: str | None) -> None:
     """List the files of a run's code package: Flow/run_id."""
-    from mfc.cli_common import load_config
-    from mfc.cli_inspect import parse_pathspec
+    from mfc.cli.common import load_config
+    from mfc.cli.inspect import parse_pathspec
     from mfc.packager import format_size
     from mfc.stores.artifacts import ArtifactStore
     from mfc.stores.blob import open_blob_store

@@ -19,14 +19,14 @@ LARGE_REPR = 1024  # repr characters above which a value is shown as <type, size
 
 
 def _datastore_option(func: Any) -> Any:
-    from mfc.cli_common import datastore_option
+    from mfc.cli.common import datastore_option
 
     return datastore_option(func)
 
 
 def _open_run(pathspec: str, datastore_root: str | None, max_parts: int = 4) -> tuple[Run, list[str]]:
-    from mfc.cli_common import load_config
-    from mfc.cli_inspect import parse_pathspec
+    from mfc.cli.common import load_config
+    from mfc.cli.inspect import parse_pathspec
     from mfc.client import Run
     from mfc.client.datastore import Datastore
 

@@ -107,5 +107,5 @@ def down_cmd(state_dir: str | None, forget: bool) -> None:
     control.down(state_dir, forget=forget, echo=click.echo)
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m mfc.cli_sandbox` before the lead wires it
+if __name__ == "__main__":  # pragma: no cover - `python -m mfc.cli.sandbox` before the lead wires it
     sandbox()

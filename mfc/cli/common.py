@@ -1,10 +1,14 @@
-"""Pieces shared by the command modules (kept apart from mfc.cli to avoid import cycles)."""
+"""Pieces shared by the command modules."""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import click
+
+SCRIPT_FLOW: type | None = None  # set when a flow file is run as a script
 
 _DATASTORE_KEY = "mfc.datastore"
 
@@ -31,3 +35,19 @@ def load_config(datastore_root: str | None = None, **flags: Any):
     ctx = click.get_current_context(silent=True)
     datastore = ctx.meta.get(_DATASTORE_KEY) if ctx is not None else None
     return Config({"datastore_root": datastore_root, "datastore": datastore, **flags})
+
+
+def resolve_flow(ref: str, need_class: bool = True) -> tuple[str, str | None, type | None]:
+    """(flow file, flow name, flow class) for ``flow.py`` or ``flow.py:Name``."""
+    from mfc.flowload import split_flow_ref
+
+    path, name = split_flow_ref(ref)
+    if SCRIPT_FLOW is not None and os.path.abspath(path) == os.path.abspath(sys.argv[0]):
+        return path, SCRIPT_FLOW.__name__, SCRIPT_FLOW
+    if not need_class:
+        return path, name, None
+    from mfc.flowload import flow_class, import_flow_file
+
+    module = import_flow_file(path)
+    cls = flow_class(module, name, path)
+    return path, cls.__name__, cls

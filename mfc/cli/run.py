@@ -1,0 +1,123 @@
+"""``mfc run`` and ``mfc resume``, and ``mfc task`` (the task entrypoint executors call)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from mfc.cli.common import datastore_option, load_config, resolve_flow
+
+# run/resume take the flow's parameters as extra options, so their --help is handled after the
+# flow is loaded (to list those parameters).
+run_context = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def run_options(func: Any) -> Any:
+    """Options shared by ``run`` and ``resume``."""
+    options = [
+        click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
+        click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Tasks running at once (default 16)."),
+        click.option("--max-num-splits", type=click.IntRange(min=1), default=None, help="Largest foreach allowed (default 100)."),
+        click.option("--run-id-file", type=click.Path(dir_okay=False), default=None, help="Write the run id to this file."),
+        click.option("--with", "with_decorators", multiple=True, metavar="DECO[:k=v,...]",
+                     help="Add a decorator to every step that lacks it, e.g. --with retry:times=2."),
+        click.option("-q", "--quiet", is_flag=True, help="Print only the result."),
+        click.option("--local-docker", "local_docker", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
+                     help="Run every step (or the listed steps) in the flow's container image on the local Docker engine."),
+        click.option("--batch", "batch", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
+                     help="Run every step (or the listed steps) as AWS Batch jobs (needs an S3 datastore; @batch steps do on one)."),
+        click.option("--queue", default=None, help="AWS Batch job queue (default: batch_queue; batch_gpu_queue for GPU steps)."),
+        click.option("--cpu", type=click.FloatRange(min=0, min_open=True), default=None, help="vCPUs for each Batch job (at least)."),
+        click.option("--memory", type=click.IntRange(min=4), default=None, help="MiB of memory for each Batch job (at least)."),
+        click.option("--gpu-image", default=None, help="Image for GPU steps on Batch (default: --image, else the flow's GPU image)."),
+        click.option("--gpu", type=click.IntRange(min=0), default=0, help="GPUs for each containerised or Batch task."),
+        click.option("--image", default=None, help="Image for containerised steps (default: the flow image, built when missing)."),
+        datastore_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None, origin_run_id: str | None,
+            tags: tuple[str, ...], max_workers: int | None, max_num_splits: int | None, run_id_file: str | None,
+            with_decorators: tuple[str, ...], quiet: bool, datastore_root: str | None,
+            local_docker: str | None, gpu: int, image: str | None, batch: str | None, queue: str | None,
+            cpu: float | None, memory: int | None, gpu_image: str | None) -> None:
+    from mfc.decorators import decorator_from_spec
+    from mfc.graph import load_graph
+    from mfc.runner.launch import LaunchOptions, launch
+
+    if flow in ("--help", "-h"):
+        click.echo(ctx.get_help())
+        return
+    if "--help" in ctx.args or "-h" in ctx.args:
+        _help_with_parameters(ctx, flow)
+        return
+    path, name, cls = resolve_flow(flow)
+    graph = load_graph(path, name)
+    from mfc.decorators import check_decorator_specs
+
+    for problem in check_decorator_specs(graph):
+        raise problem
+    options = LaunchOptions(
+        tags=list(tags), quiet=quiet, run_id_file=run_id_file, max_workers=max_workers,
+        max_num_splits=max_num_splits, with_decorators=[decorator_from_spec(s) for s in with_decorators],
+        resume=resume, resume_step=resume_step, origin_run_id=origin_run_id,
+        local_docker=local_docker, gpu=gpu, image=image, batch=batch, queue=queue, cpu=cpu, memory=memory,
+        gpu_image=gpu_image,
+    )
+    config = load_config(datastore_root)
+    assert cls is not None
+    run_id = launch(path, cls, graph, list(ctx.args), config, options)
+    click.echo(f"Run {cls.__name__}/{run_id} succeeded.")
+
+
+def _help_with_parameters(ctx: click.Context, flow: str) -> None:
+    click.echo(ctx.get_help())
+    from mfc.parameters import flow_parameters
+
+    _, _, cls = resolve_flow(flow)
+    params = flow_parameters(cls) if cls is not None else {}
+    if params:
+        click.echo("\nParameters of " + (cls.__name__ if cls else flow) + ":")
+        for param in params.values():
+            default = f" (default: {param.default!r})" if param.show_default and param.default is not None else ""
+            required = " [required]" if param.required else ""
+            click.echo(f"  --{param.name} {param.type_name.upper():8} {param.help}{default}{required}")
+
+
+@click.command(context_settings=run_context, add_help_option=False)
+@click.argument("flow")
+@run_options
+@click.pass_context
+def run(ctx: click.Context, flow: str, **options: Any) -> None:
+    """Run FLOW (flow.py or flow.py:ClassName); parameters follow as --name value."""
+    _launch(ctx, flow, False, None, None, **options)
+
+
+@click.command(context_settings=run_context, add_help_option=False)
+@click.argument("flow")
+@click.argument("step", required=False)
+@click.option("--origin-run-id", default=None, help="The run to resume (default: the latest run of the flow).")
+@run_options
+@click.pass_context
+def resume(ctx: click.Context, flow: str, step: str | None, origin_run_id: str | None, **options: Any) -> None:
+    """Resume FLOW's latest (or --origin-run-id) run from its failed step, or from STEP.
+
+    Successful tasks before that step are cloned without copying data; the step and everything
+    after it rerun with the current code and the origin run's parameters."""
+    _launch(ctx, flow, True, step, origin_run_id, **options)
+
+
+@click.command(name="task", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def task_command(args: tuple[str, ...]) -> None:
+    """Run one task from a TaskSpec (used by executors)."""
+    from mfc.runner.task import main as task_main
+
+    sys.exit(task_main(list(args)))
+
+
