@@ -1,8 +1,9 @@
 """The ``mfc`` command group and its entry point (also reached by running a flow file:
 ``python flow.py run``).
 
-Errors are caught once, here: a user mistake prints one line and exits 2, a failed run exits 1,
-Ctrl-C exits 130; ``--debug`` shows the traceback.
+Errors are caught once, here: a user mistake (click's usage errors too) prints one line and exits
+2, a failed run exits 1, Ctrl-C exits 130; ``--debug``, before or after the subcommand, shows the
+traceback.
 """
 
 from __future__ import annotations
