@@ -37,7 +37,7 @@ def _package(flow: str, datastore_root: str | None) -> None:
     from mfc.stores.artifacts import ArtifactStore
     from mfc.stores.blob import open_blob_store
 
-    config = load_config(datastore_root)
+    config = load_config(datastore_root, access="write")
     name = flow_name_of(flow)
     store = ArtifactStore(open_blob_store(config.datastore_root), name)
     code = snapshot_code(flow.rpartition(":")[0] if flow.endswith(f":{name}") else flow, store, config)
@@ -64,7 +64,7 @@ def package_show(pathspec: str, datastore_root: str | None) -> None:
     from mfc.stores.metadata import BlobMetadata
 
     flow, run_id = parse_pathspec(pathspec)[:2]
-    config = load_config(datastore_root)
+    config = load_config(datastore_root, access="read")
     blobs = open_blob_store(config.datastore_root)
     run = BlobMetadata(blobs).run(flow, run_id)
     if run is None:

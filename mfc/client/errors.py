@@ -6,8 +6,10 @@ from __future__ import annotations
 from mfc.exceptions import MfcError
 
 
-class MfcNotFound(MfcError):
-    """A flow, run, step, task or artifact that is not in the datastore."""
+class MfcNotFound(MfcError, KeyError):
+    """A flow, run, step, task or artifact that is not in the datastore. Also a KeyError, as
+    Metaflow's ``run["nope"]`` raises one (code written for Metaflow catches KeyError); its str is
+    still the one-line message."""
 
 
 class MfcNamespaceMismatch(MfcError):

@@ -11,6 +11,8 @@ from mfc.client.datastore import Datastore
 from mfc.client.errors import MfcNamespaceMismatch, MfcNotFound
 from mfc.client.namespace import get_namespace, in_namespace
 from mfc.exceptions import MfcError
+from mfc.tags import check_tag as _check_tag
+from mfc.tags import check_tag_count
 
 if TYPE_CHECKING:
     from mfc.client.code import RunCode
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
     from mfc.client.task import Task
 
 PARAMETERS_STEP, PARAMETERS_TASK = "_parameters", "0"
-MAX_TAG_LENGTH = 500
 
 
 def run_tags(record: dict[str, Any]) -> set[str]:
@@ -46,14 +47,6 @@ def check_namespace(pathspec: str, record: dict[str, Any]) -> None:
     owner = next((t for t in record.get("system_tags") or () if t.startswith("user:")), None)
     hint = "namespace(None) shows every run" + (f"; namespace({owner!r}) shows this one" if owner else "")
     raise MfcNamespaceMismatch(f"{pathspec} is not in namespace {ns!r}", hint=hint)
-
-
-def _check_tag(tag: Any) -> str:
-    if not isinstance(tag, str) or not tag.strip():
-        raise MfcError(f"tag {tag!r}: tags are non-empty strings")
-    if len(tag) > MAX_TAG_LENGTH:
-        raise MfcError(f"tag {tag[:40]!r}...: tags are at most {MAX_TAG_LENGTH} characters")
-    return tag
 
 
 class Run(ClientObject):
@@ -168,6 +161,7 @@ class Run(ClientObject):
         if protected:
             raise MfcError(f"{protected[0]!r} is a system tag of run {self._pathspec}; system tags cannot be removed")
         tags = (set(fresh.get("tags") or ()) - set(remove)) | set(add)
+        check_tag_count(tags, existing=fresh.get("tags") or ())
         self._ds.metadata.set_tags(self._flow_name, self.id, sorted(tags))
         fresh["tags"] = sorted(tags)
         self._record = fresh

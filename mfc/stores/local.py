@@ -98,3 +98,28 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def local_root_problem(root: str, write: bool) -> str | None:
+    """Why the directory ``root`` cannot serve as a datastore root, or None if it can: it is a
+    file or lies under one, or it cannot be read, or (``write``) cannot be created or written.
+    A writable root that did not exist is created, as the first write would."""
+    root = os.path.abspath(root)
+    existing = root
+    while not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if os.path.lexists(existing) and not os.path.isdir(existing):
+        return "is a file, not a directory" if existing == root else f"lies under {existing}, which is a file"
+    if os.path.isdir(root) and not os.access(root, os.R_OK | os.X_OK):
+        return "cannot be read: permission denied"
+    if not write:
+        return None
+    try:
+        os.makedirs(root, exist_ok=True)
+        # A real write, not os.access: that says yes to root in a read-only directory or mount.
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".tmp-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot be written: {exc.strerror or exc}"
+    return None
