@@ -9,6 +9,7 @@ from mfc.client.datastore import Datastore, open_datastore
 from mfc.client.errors import MfcNotFound
 from mfc.client.namespace import get_namespace, in_namespace
 from mfc.client.run import Run, run_tags
+from mfc.pathspec import is_valid
 
 
 class Metaflow:
@@ -71,7 +72,7 @@ class Flow(ClientObject):
         return Run(f"{self.id}/{run_id}", _datastore=self._ds)
 
     def __contains__(self, run_id: object) -> bool:
-        return isinstance(run_id, str) and self._ds.metadata.run(self.id, run_id) is not None
+        return is_valid(run_id, "run id") and self._ds.metadata.run(self.id, run_id) is not None
 
     @property
     def latest_run(self) -> Run | None:
