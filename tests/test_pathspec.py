@@ -259,3 +259,15 @@ def test_listings_skip_names_outside_the_grammar(tmp_path):
     finally:
         metadata(None)
         default_namespace()
+
+
+def test_task_specs_are_checked_when_read():
+    from mfc.runner.taskspec import TaskSpec
+
+    good = {"flow_file": "f.py", "flow_name": "F", "step": "work", "run_id": "17", "task_id": "train-3",
+            "datastore_root": "/ds", "inputs": [{"step": "start", "task_id": "1", "attempt": 0}]}
+    assert TaskSpec.from_json(TaskSpec.from_dict(good).to_json()).pathspec == "F/17/work/train-3"
+    for field, value in (("run_id", "../x"), ("step", "a/b"), ("task_id", ".."), ("flow_name", "F\n"),
+                         ("attempt", -1), ("inputs", [{"step": "..", "task_id": "1", "attempt": 0}])):
+        with pytest.raises(InvalidPathspec):
+            TaskSpec.from_dict({**good, field: value})
