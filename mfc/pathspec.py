@@ -24,7 +24,7 @@ MAX_PART = 255  # one path component on every filesystem we write to
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-# Position in a pathspec -> (what the part is called in messages, the check for it).
+# The part at each position of a pathspec, as messages name it.
 KINDS = ("flow", "run id", "step", "task id", "artifact")
 
 # Client object -> the pathspec shape it takes.

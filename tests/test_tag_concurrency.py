@@ -10,6 +10,7 @@ import pytest
 from moto_server import MotoServer
 from support import clean_env, describe, mfc_executable
 
+from mfc.exceptions import MfcError
 from mfc.stores.blob import BlobNotFound
 from mfc.stores.local import LocalBlobStore
 from mfc.stores.metadata import BlobMetadata
@@ -110,3 +111,19 @@ def test_sixteen_concurrent_tag_add_commands_keep_all_sixteen(backend):
     listed = subprocess.run([mfc_executable(), "tag", "list", pathspec], env=clean_env(root, env),
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and listed.stdout.splitlines()[0] == f"user tags:   {', '.join(expected)}"
+
+
+def test_tags_of_a_run_that_does_not_exist_are_not_written(tmp_path):
+    store = LocalBlobStore(str(tmp_path / "ds"))
+    with pytest.raises(MfcError, match="no run TagFlow/123"):
+        BlobMetadata(store).update_tags("TagFlow", "123", add=["x"])
+    assert not (tmp_path / "ds").exists()
+
+
+def test_a_damaged_tags_record_is_one_clear_error(tmp_path):
+    store = LocalBlobStore(str(tmp_path / "ds"))
+    meta = BlobMetadata(store)
+    run_id = meta.create_run("TagFlow", {"tags": []})
+    store.put_bytes(f"TagFlow/{run_id}/_tags.json", b'{"tags": "oops"')
+    with pytest.raises(MfcError, match=r"_tags.json is not a tags record"):
+        meta.update_tags("TagFlow", run_id, add=["x"])

@@ -86,7 +86,7 @@ class LocalBlobStore(BlobStore):
         # Lock files live apart from the data and are never removed: removing one while a writer
         # holds it would let the next writer lock a new file, and two writers would both win.
         directory = os.path.join(self.root, LOCKS)
-        self._ensure_dir(directory)
+        os.makedirs(directory, exist_ok=True)
         name = hashlib.sha256(self._path(key).encode()).hexdigest()[:40]
         fd = os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT, 0o666)
         try:

@@ -86,8 +86,10 @@ class BlobMetadata:
             try:
                 data, version = self.blobs.get_versioned(key)
             except BlobNotFound:  # never edited: start from the tags the run was started with
-                version, current = None, None
-                base = (self._read(self._key(flow, run_id, "run")) or {}).get("tags") or []
+                record = self._read(self._key(flow, run_id, "run"))
+                if record is None:
+                    raise MfcError(f"no run {flow}/{run_id} in {self.blobs.root}") from None
+                version, current, base = None, None, record.get("tags") or []
             else:
                 current = base = _tag_list(data, f"{self.blobs.root}/{key}")
             tags = sorted((set(base) - remove) | add)
