@@ -27,11 +27,11 @@ def _datastore_option(func: Any) -> Any:
 def _open_run(pathspec: str, datastore_root: str | None, max_parts: int = 4,
               access: str = "read") -> tuple[Run, list[str]]:
     from mfc.cli.common import load_config
-    from mfc.cli.inspect import parse_pathspec
     from mfc.client import Run
     from mfc.client.datastore import Datastore
+    from mfc.pathspec import parse_pathspec
 
-    parts = parse_pathspec(pathspec)
+    parts = parse_pathspec(pathspec).parts
     if len(parts) > max_parts:
         raise MfcError(f"pathspec {pathspec!r}: tags belong to runs; use Flow/run_id")
     datastore = Datastore(load_config(datastore_root, access=access).datastore_root)

@@ -29,6 +29,19 @@ def datastore_option(func: Any) -> Any:
                         help="Datastore root (default: MFC_DATASTORE_ROOT, the profile, or the nearest .mfc directory).")(func)
 
 
+def valid_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a run id option (``--origin-run-id``, ``--run``) checked by the pathspec
+    grammar before anything reads a store."""
+    if value is None:
+        return None
+    from mfc.pathspec import InvalidPathspec, check_run_id
+
+    try:
+        return check_run_id(value)
+    except InvalidPathspec as exc:
+        raise InvalidPathspec(f"{param.opts[0]}: {exc}") from None
+
+
 def load_config(datastore_root: str | None = None, access: str | None = None, **flags: Any):
     """The resolved config; with ``access`` ("read" or "write"), a local datastore root that
     cannot be used so is a one-line error naming it and where it came from."""

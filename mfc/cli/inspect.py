@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from mfc.exceptions import MfcError
+from mfc.pathspec import check_flow, parse_pathspec
 
 
 def _datastore_option(func: Any) -> Any:
@@ -30,25 +31,18 @@ def _stores(datastore_root: str | None, flow: str):
     return config, BlobMetadata(blobs), TaskRecords(blobs, flow)
 
 
-def parse_pathspec(pathspec: str, min_parts: int = 2) -> list[str]:
-    parts = [p for p in pathspec.strip("/").split("/") if p]
-    if not (min_parts <= len(parts) <= 4):
-        raise MfcError(f"pathspec {pathspec!r}: expected Flow/run_id[/step[/task_id]]")
-    return parts
-
-
 def flow_name_of(flow: str) -> str:
     """A flow name from ``flow.py``, ``flow.py:Name`` or a plain name."""
     from mfc.flowload import split_flow_ref
 
     path, name = split_flow_ref(flow)
     if name:
-        return name
+        return check_flow(name)
     if path.endswith(".py") or os.path.isfile(path):
         from mfc.graph import parse_flow
 
         return parse_flow(path).name
-    return flow
+    return check_flow(flow)
 
 
 @click.command()
@@ -58,7 +52,7 @@ def flow_name_of(flow: str) -> str:
 @_datastore_option
 def logs(pathspec: str, stdout_only: bool | None, attempt: int | None, datastore_root: str | None) -> None:
     """Print the logs of a task, a step or a whole run: Flow/run[/step[/task]]."""
-    parts = parse_pathspec(pathspec)
+    parts = parse_pathspec(pathspec).parts
     flow, run_id = parts[0], parts[1]
     _, metadata, records = _stores(datastore_root, flow)
     if metadata.run(flow, run_id) is None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mfc.cli.common import datastore_option, load_config, resolve_flow
+from mfc.cli.common import datastore_option, load_config, resolve_flow, valid_id
 
 # run takes the flow's parameters as extra options, so its --help is handled after the flow is
 # loaded (to list those parameters).
@@ -131,7 +131,8 @@ def _is_flow_parameter(flow: str, option: str) -> bool:
 @click.command(cls=_ResumeCommand)
 @click.argument("flow")
 @click.argument("step", required=False)
-@click.option("--origin-run-id", default=None, help="The run to resume (default: the latest run of the flow).")
+@click.option("--origin-run-id", default=None, callback=valid_id,
+              help="The run to resume (default: the latest run of the flow).")
 @run_options
 @click.pass_context
 def resume(ctx: click.Context, flow: str, step: str | None, origin_run_id: str | None, **options: Any) -> None:

@@ -3,7 +3,11 @@ prints them as one line; the Metaflow names are aliases for code written against
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from mfc.exceptions import MfcError
+from mfc.pathspec import InvalidPathspec
 
 
 class MfcNotFound(MfcError, KeyError):
@@ -21,8 +25,18 @@ class MissingArtifact(MfcNotFound, AttributeError):
     ``getattr(task.data, name, default)`` work)."""
 
 
+@contextmanager
+def lookup() -> Iterator[None]:
+    """``obj[id]`` with an id outside the pathspec grammar finds nothing: a KeyError (as every
+    failed lookup is, in Metaflow too) carrying the grammar's message."""
+    try:
+        yield
+    except InvalidPathspec as exc:
+        raise MfcNotFound(str(exc)) from None
+
+
 MetaflowNotFound = MfcNotFound
 MetaflowNamespaceMismatch = MfcNamespaceMismatch
 
-__all__ = ["MfcNotFound", "MfcNamespaceMismatch", "MissingArtifact", "MetaflowNotFound",
+__all__ = ["MfcNotFound", "MfcNamespaceMismatch", "MissingArtifact", "lookup", "MetaflowNotFound",
            "MetaflowNamespaceMismatch"]

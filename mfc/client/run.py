@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from mfc.client.base import ClientObject, split_pathspec, to_datetime
 from mfc.client.datastore import Datastore
-from mfc.client.errors import MfcNamespaceMismatch, MfcNotFound
+from mfc.client.errors import MfcNamespaceMismatch, MfcNotFound, lookup
 from mfc.client.namespace import get_namespace, in_namespace
 from mfc.exceptions import MfcError
+from mfc.pathspec import is_valid
 from mfc.tags import check_tag as _check_tag
 from mfc.tags import check_tag_count
 
@@ -160,10 +161,7 @@ class Run(ClientObject):
         protected = sorted(system.intersection(remove))
         if protected:
             raise MfcError(f"{protected[0]!r} is a system tag of run {self._pathspec}; system tags cannot be removed")
-        tags = (set(fresh.get("tags") or ()) - set(remove)) | set(add)
-        check_tag_count(tags, existing=fresh.get("tags") or ())
-        self._ds.metadata.set_tags(self._flow_name, self.id, sorted(tags))
-        fresh["tags"] = sorted(tags)
+        fresh["tags"] = self._ds.metadata.update_tags(self._flow_name, self.id, add, remove, check=check_tag_count)
         self._record = fresh
 
     def add_tag(self, tag: str) -> None:
@@ -213,10 +211,11 @@ class Run(ClientObject):
     def __getitem__(self, step: str) -> Step:
         from mfc.client.step import Step
 
-        return Step(f"{self._pathspec}/{step}", _datastore=self._ds, _run=self)
+        with lookup():
+            return Step(f"{self._pathspec}/{step}", _datastore=self._ds, _run=self)
 
     def __contains__(self, step: object) -> bool:
-        if not isinstance(step, str) or step.startswith("_") or "/" in step:
+        if not is_valid(step, "step") or step.startswith("_"):
             return False
         return any(t.isdigit() for t in self._ds.records(self._flow_name).tasks(self.id, step))
 
