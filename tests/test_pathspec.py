@@ -229,7 +229,7 @@ def test_client_lookups_by_id_refuse_traversal(client):
     run = flow[client["linear"]]
     for lookup in (lambda: flow[".."], lambda: flow["../x"], lambda: run[".."], lambda: run["start"][".."],
                    lambda: run["start"]["1/../.."]):
-        with pytest.raises(KeyError, match="is not allowed|must not"):  # a failed lookup, as in Metaflow
+        with pytest.raises(KeyError, match="is not allowed|must not|expected"):  # a failed lookup, as in Metaflow
             lookup()
     assert ".." not in run and "../x" not in flow and "start" in run  # '..' once listed every run id as a step
 
