@@ -5,6 +5,7 @@ and a final status on every way out of a run."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -154,8 +155,8 @@ def test_kill_9_mid_foreach_is_crashed_and_resume_completes(client_root, tmp_pat
     assert Run(f"HeldFlow/{run_id}").status == "crashed"
 
 
-@pytest.mark.parametrize("executor", ["fork", "spawn"])
-def test_sigterm_stops_the_run_like_ctrl_c(root, tmp_path, executor):
+@pytest.mark.parametrize("executor, to", [("fork", "process"), ("spawn", "process"), ("fork", "group")])
+def test_sigterm_stops_the_run_like_ctrl_c(root, tmp_path, executor, to):
     pidfile = tmp_path / "nap.pid"
     proc, id_file = start_run(root, tmp_path, [flow_path("sleeper"), "--pidfile", str(pidfile)],
                               {**LEASE, "MFC_LOCAL_EXECUTOR": executor})
@@ -164,7 +165,10 @@ def test_sigterm_stops_the_run_like_ctrl_c(root, tmp_path, executor):
         task_pid = int(pidfile.read_text())
         assert process_alive(task_pid)
         sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        if to == "group":  # as a service manager or a shell's kill -TERM -PGID does: the fork server gets it too
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=15)
         stopped_in = time.monotonic() - sent
     finally:
@@ -318,3 +322,55 @@ def test_no_heartbeat_with_interval_zero(root):
     _, run_id = run_flow(root, flow_path("linear"), env={"MFC_LEASE_INTERVAL": "0"})
     assert not (root / "LinearFlow" / run_id / "_lease.json").exists()
     assert run_info(root, "LinearFlow", run_id)["driver"]["timeout"] is None
+
+
+@pytest.fixture(scope="module")
+def moto():
+    from moto_server import MotoServer
+
+    with MotoServer() as server:
+        yield server
+
+
+def test_lease_and_crash_on_s3(moto, tmp_path):
+    from mfc.stores.metadata import BlobMetadata
+    from mfc.stores.records import TaskRecords
+    from mfc.stores.s3 import S3BlobStore
+
+    root = f"s3://{moto.new_bucket()}/ds"
+    blobs = S3BlobStore(root, client=moto.client())
+    meta, recs = BlobMetadata(blobs), TaskRecords(blobs, "HeldFlow")
+    flow = write_flow(tmp_path, HELD)
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    env = {**moto.env(), **LEASE, "MFC_DATASTORE_ROOT": root}
+    id_file = tmp_path / "run-id"
+    proc = subprocess.Popen([mfc_executable(), "run", flow, "--syncdir", str(sync), "--run-id-file", str(id_file)],
+                            env=clean_env(None, env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_until(lambda: (sync / "pid-3").exists(), 60, "the held items to start", proc)
+        run_id = id_file.read_text()
+        first = json.loads(blobs.get_bytes(f"HeldFlow/{run_id}/_lease.json"))
+        wait_until(lambda: json.loads(blobs.get_bytes(f"HeldFlow/{run_id}/_lease.json"))["beat"] > first["beat"] + 1,
+                   10, "heartbeats on S3", proc)
+        assert meta.run("HeldFlow", run_id)["status"] == "running"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    listed = mfc(None, "runs", "HeldFlow", "--json", env=env)
+    assert listed.returncode == 0, describe(listed)
+    [row] = json.loads(listed.stdout)
+    assert row["run_id"] == run_id and row["status"] == "crashed" and "is gone" in row["error"]
+    (sync / "release").write_text("")
+    resumed = mfc(None, "resume", flow, "--origin-run-id", run_id, env=env, timeout=120)
+    assert resumed.returncode == 0, describe(resumed)
+    new_id = meta.run_ids("HeldFlow")[0]
+    end = recs.latest(new_id, "end", recs.tasks(new_id, "end")[0])
+    assert end["status"] == "ok" and meta.run("HeldFlow", new_id)["status"] == "succeeded"
+    from mfc.stores.artifacts import ArtifactStore
+
+    assert ArtifactStore(blobs, "HeldFlow").load(end["artifacts"]["total"][0]) == 30

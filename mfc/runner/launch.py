@@ -204,13 +204,19 @@ def final_status(exc: BaseException, run: str) -> tuple[str, str, BaseException]
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """While the block runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so it stops a
-    run as cleanly as Ctrl-C. Only the main thread can take signals; elsewhere this does nothing."""
+    run as cleanly as Ctrl-C. Only the main thread can take signals; elsewhere this does nothing.
+
+    Processes forked meanwhile (the fork server) inherit the handler, which ignores the signal
+    there: a SIGTERM sent to the whole process group is then the launcher's to handle, and it
+    stops the tasks through the fork server (Ctrl-C works the same way)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    launcher = os.getpid()
 
     def terminate(signum: int, frame: Any) -> None:
-        raise Terminated()
+        if os.getpid() == launcher:
+            raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:

@@ -142,10 +142,10 @@ def run_ended(blobs: BlobStore, spec: TaskSpec) -> str | None:
     """Why the task's run has ended (its final status, or crashed and why), None while it runs
     or when there is no record of the run to tell."""
     metadata = BlobMetadata(blobs)
-    record = metadata.run_record(spec.flow_name, spec.run_id)
-    if record is None:
+    facts = metadata.facts(spec.flow_name, spec.run_id)
+    if facts["run"] is None:
         return None
-    state = metadata.state(spec.flow_name, spec.run_id, record)
+    state = metadata.state(spec.flow_name, spec.run_id, facts["run"], facts["status"], facts["lease"])
     if not state.ended:
         return None
     return state.status + (f" ({state.reason})" if state.reason else "")

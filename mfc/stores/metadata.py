@@ -57,20 +57,35 @@ class BlobMetadata:
         """Write a heartbeat of the process driving the run (see :mod:`mfc.stores.lease`)."""
         self.blobs.put_bytes(self._key(flow, run_id, "lease"), json.dumps(lease, separators=(",", ":")).encode())
 
+    def facts(self, flow: str, run_id: str) -> dict[str, dict[str, Any] | None]:
+        """The run's ``run``, ``status`` and ``lease`` records, read in one batch (one round trip
+        on S3); a missing or unreadable one is None."""
+        keys = {name: self._key(flow, run_id, name) for name in ("run", "status", "lease")}
+        found = self.blobs.get_many(keys.values())
+        facts: dict[str, dict[str, Any] | None] = {}
+        for name, key in keys.items():
+            try:
+                facts[name] = json.loads(found[key]) if key in found else None
+            except ValueError:
+                facts[name] = None
+        return facts
+
     def state(self, flow: str, run_id: str, record: dict[str, Any] | None = None,
-              final: dict[str, Any] | None = _UNREAD) -> RunState:
+              final: dict[str, Any] | None = _UNREAD, lease: dict[str, Any] | None = _UNREAD) -> RunState:
         """The run's status from its facts (``record``: its ``_run.json``, read when not given;
-        ``final``: its ``_status.json`` when the caller has read it already)."""
+        ``final`` and ``lease``: its ``_status.json`` and ``_lease.json`` when the caller has read
+        them already)."""
         if final is _UNREAD:
             final = self._read(self._key(flow, run_id, "status"))
         if record is None:
             record = self._read(self._key(flow, run_id, "run")) or {}
         if final is not None and final.get("status") in FINAL_STATUSES:
             return run_state(final, None, None, record.get("created_at") or 0.0, time.time(), None)
-        try:
-            lease = self._read(self._key(flow, run_id, "lease"))
-        except ValueError:  # a damaged heartbeat: fall back to the run record's driver
-            lease = None
+        if lease is _UNREAD:
+            try:
+                lease = self._read(self._key(flow, run_id, "lease"))
+            except ValueError:  # a damaged heartbeat: fall back to the run record's driver
+                lease = None
         driver = record.get("driver")
         seen = lease or driver
         created_at, now = record.get("created_at") or 0.0, time.time()
@@ -91,10 +106,6 @@ class BlobMetadata:
                 if isinstance(stamp, (int, float)) and (latest is None or stamp > latest):
                     latest = float(stamp)
         return latest
-
-    def run_record(self, flow: str, run_id: str) -> dict[str, Any] | None:
-        """The run's ``_run.json`` as written when it was created; None if there is no such run."""
-        return self._read(self._key(flow, run_id, "run"))
 
     def run(self, flow: str, run_id: str) -> dict[str, Any] | None:
         """The run's record merged with its status (see :meth:`state`) and tags; None if there is
