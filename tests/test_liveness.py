@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -153,6 +154,36 @@ def test_kill_9_mid_foreach_is_crashed_and_resume_completes(client_root, tmp_pat
         wait_until(lambda pid=pid: not process_alive(pid), 30, f"task {pid} of the crashed run to end")
     assert ok_body_tasks(root, run_id) == 2
     assert Run(f"HeldFlow/{run_id}").status == "crashed"
+
+
+def test_resume_reruns_a_step_the_crash_left_part_done(client_root, tmp_path):
+    root = client_root
+    flow = write_flow(tmp_path, HELD)
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    proc, id_file = start_run(root, tmp_path, [flow, "--syncdir", str(sync)], LEASE)
+    try:
+        wait_until(lambda: id_file.exists() and id_file.read_text(), 30, "the run id", proc)
+        run_id = id_file.read_text()
+        wait_until(lambda: ok_body_tasks(root, run_id) == 2 and (sync / "pid-3").exists(), 30, "two items done", proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # As if the driver had died after two items finished and before it launched the other two.
+    body = root / "HeldFlow" / run_id / "body"
+    for task in body.iterdir():
+        if not (task / "0.json").exists():
+            shutil.rmtree(task)
+    assert len(list(body.iterdir())) == 2
+    (sync / "release").write_text("")
+    resumed = mfc(root, "resume", flow, "--origin-run-id", run_id, env=LEASE)
+    assert resumed.returncode == 0, describe(resumed)
+    new = Run(f"HeldFlow/{metadata(root).run_ids('HeldFlow')[0]}")
+    assert new.successful and new.origin_run_id == run_id
+    assert new.data is not None and new.data.total == 30 and new.data.squares == [1, 4, 9, 16]
 
 
 @pytest.mark.parametrize("executor, to", [("fork", "process"), ("spawn", "process"), ("fork", "group")])

@@ -2,10 +2,10 @@
 from there with the current code and the origin's parameters.
 
 Cloned: every successful task of each step that is *not downstream* of the resume step (the
-failed step, or the one named; a step that an ended run left unfinished, as a crash does, counts
-as failed). The resume step and everything after it rerun in full — inside a
-foreach that means every task of the resumed step, not only the ones that failed. Clones copy no
-data: a cloned record points at the same content-addressed artifacts.
+failed step, or the one named), except a step that a crashed run left part done and the steps
+after it. The resume step and everything after it rerun in full — inside a foreach that means
+every task of the resumed step, not only the ones that failed. Clones copy no data: a cloned
+record points at the same content-addressed artifacts.
 """
 
 from __future__ import annotations
@@ -95,7 +95,11 @@ def plan_resume(graph: Any, metadata: BlobMetadata, records: TaskRecords, flow: 
                 ok_tasks.setdefault(name, []).append(Clone(name, task_id, record))
             else:
                 failed.add(name)
-    failed |= unfinished_steps(graph, [c for tasks in ok_tasks.values() for c in tasks])
+    # A step the origin left part done (a crash between two launches) reruns in full, and so
+    # does everything after it: cloning part of it would leave its other tasks never launched.
+    partial = unfinished_steps(graph, [c for tasks in ok_tasks.values() for c in tasks]) & set(ok_tasks)
+    for name in set().union(*(downstream(graph, p) for p in partial)):
+        ok_tasks.pop(name, None)
     if step is None:
         step = _first_failed_step(graph, failed & set(graph.nodes))
         if step is None:
