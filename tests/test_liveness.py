@@ -245,11 +245,13 @@ def test_lease_is_refreshed_while_the_run_goes_and_resume_refuses_it(root, tmp_p
     assert proc.returncode == 130
 
 
-def test_run_id_file_in_a_missing_directory_is_refused_before_the_run(root, tmp_path):
-    target = tmp_path / "missing" / "run-id"
+@pytest.mark.parametrize("parent, what", [("missing", "does not exist"), ("a-file", "is not a directory")])
+def test_run_id_file_in_a_missing_directory_is_refused_before_the_run(root, tmp_path, parent, what):
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / parent / "run-id"
     proc = mfc(root, "run", flow_path("linear"), "--run-id-file", str(target))
     assert proc.returncode == 2, describe(proc)
-    assert proc.stderr.strip() == f"error: --run-id-file {target}: {target.parent} does not exist"
+    assert proc.stderr.strip() == f"error: --run-id-file {target}: {target.parent} {what}"
     assert_no_traceback(proc.stderr)
     assert not (root / "LinearFlow").exists()  # no run left behind
 

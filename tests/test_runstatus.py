@@ -232,3 +232,47 @@ def test_metadata_state_reads_the_newest_heartbeat(root):
     assert meta.state("BeatFlow", "1").status == "running"
     meta.finish_run("BeatFlow", "1", "failed", {"error": "x"})
     assert meta.state("BeatFlow", "1").status == "failed"
+
+
+# -- the keeper ---------------------------------------------------------------------------------------
+
+class _FlakyMetadata:
+    """Fails the first two heartbeat writes, then records them."""
+
+    def __init__(self) -> None:
+        self.failures = 2
+        self.leases: list[dict] = []
+
+    def write_lease(self, flow: str, run_id: str, lease_doc: dict) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("the store is away")
+        self.leases.append(lease_doc)
+
+
+def test_the_keeper_survives_failed_heartbeats_warns_once_and_stops(capsys):
+    from mfc.runner.lease import LeaseKeeper
+
+    meta = _FlakyMetadata()
+    keeper = LeaseKeeper(meta, "F", "1", driver_record(0.02, 0.1))  # type: ignore[arg-type]
+    keeper.start()
+    deadline = time.monotonic() + 10
+    while len(meta.leases) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    keeper.stop()
+    assert time.monotonic() - started < 0.5
+    count = len(meta.leases)
+    time.sleep(0.1)
+    assert len(meta.leases) == count  # stopped means stopped
+    assert [lease["beat"] for lease in meta.leases[:3]] == [2, 3, 4]
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert warnings == ["mfc: warning: could not refresh the lease of run F/1 (retrying): the store is away"]
+
+
+def test_measure_refresh_reports_a_heartbeat_write(tmp_path):
+    from mfc.runner.lease import measure_refresh
+
+    seconds = measure_refresh(str(tmp_path / "ds"), beats=5)
+    assert 0 < seconds < 1
+    assert not list((tmp_path / "ds").rglob("_lease.json"))

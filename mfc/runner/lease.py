@@ -44,7 +44,6 @@ class LeaseKeeper:
         self.flow = flow
         self.run_id = run_id
         self.driver = driver
-        self.refresh_seconds: list[float] = []  # how long each heartbeat write took (kept for the first 1000)
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -66,7 +65,6 @@ class LeaseKeeper:
         beat, failing = 0, False
         interval = float(self.driver["interval"])
         while not self._stopped.is_set():
-            started = time.perf_counter()
             try:
                 self.metadata.write_lease(self.flow, self.run_id, lease_record(self.driver, beat=beat))
                 failing = False
@@ -74,8 +72,6 @@ class LeaseKeeper:
                 if not failing:
                     warn(f"could not refresh the lease of run {self.flow}/{self.run_id} (retrying): {exc}")
                 failing = True
-            if len(self.refresh_seconds) < 1000:
-                self.refresh_seconds.append(time.perf_counter() - started)
             beat += 1
             self._stopped.wait(interval)
 
