@@ -140,12 +140,16 @@ LATE_EXIT_CODE = 3  # the task's run has ended: nothing was (or will be) recorde
 
 def run_ended(blobs: BlobStore, spec: TaskSpec) -> str | None:
     """Why the task's run has ended (its final status, or crashed and why), None while it runs
-    or when there is no record of the run to tell."""
+    or when nothing says it ended (no record of the run, or a store that cannot be read: the
+    task then goes on, and its own reads and writes report the store's trouble)."""
     metadata = BlobMetadata(blobs)
-    facts = metadata.facts(spec.flow_name, spec.run_id)
-    if facts["run"] is None:
+    try:
+        facts = metadata.facts(spec.flow_name, spec.run_id)
+        if facts["run"] is None:
+            return None
+        state = metadata.state(spec.flow_name, spec.run_id, facts["run"], facts["status"], facts["lease"])
+    except Exception:  # noqa: BLE001 - a store that cannot answer is no evidence the run ended
         return None
-    state = metadata.state(spec.flow_name, spec.run_id, facts["run"], facts["status"], facts["lease"])
     if not state.ended:
         return None
     return state.status + (f" ({state.reason})" if state.reason else "")
