@@ -25,7 +25,8 @@ class MfcError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        text = super().__str__()
+        # The message itself, also for subclasses of KeyError (whose own str is the key's repr).
+        text = str(self.args[0]) if self.args else ""
         return f"{text} ({self.hint})" if self.hint else text
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import os
 import sys
 from types import ModuleType
 
 from mfc.exceptions import InvalidFlow, MfcError
+from mfc.graph import read_flow_source
 
 
 def split_flow_ref(ref: str) -> tuple[str, str | None]:
@@ -20,14 +22,14 @@ def split_flow_ref(ref: str) -> tuple[str, str | None]:
 
 def import_flow_file(path: str) -> ModuleType:
     """Import the flow file as a module named after it; its classes pickle by value."""
+    read_flow_source(path)
     path = os.path.abspath(path)
-    if not os.path.isfile(path):
-        raise InvalidFlow(f"flow file not found: {path}")
     for module in list(sys.modules.values()):
         if getattr(module, "__file__", None) == path:
             return module
     name = "mfc_flow_" + "".join(c if c.isalnum() else "_" for c in os.path.splitext(os.path.basename(path))[0])
-    spec = importlib.util.spec_from_file_location(name, path)
+    # An explicit source loader: `python flow.txt` runs too, and spec_from_file_location knows only .py.
+    spec = importlib.util.spec_from_loader(name, importlib.machinery.SourceFileLoader(name, path))
     if spec is None or spec.loader is None:
         raise InvalidFlow(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)

@@ -20,7 +20,7 @@ from mfc.graph_check import RESERVED_STEP_NAMES, link, topological_order, valida
 
 __all__ = [
     "PARAMETER_KINDS", "RESERVED_STEP_NAMES", "DecoratorSpec", "FlowGraph", "ParameterSpec", "StepNode",
-    "find_flows", "load_graph", "parse_flow", "validate",
+    "find_flows", "load_graph", "parse_flow", "read_flow_source", "validate",
 ]
 
 PARAMETER_KINDS = ("Parameter", "IncludeFile")
@@ -153,18 +153,38 @@ def _file_error(message: str, file: str, hint: str | None = None) -> InvalidFlow
     return err
 
 
+# Bytes no Python source holds (C0 controls other than tab, newlines, form feeds; DEL).
+_BINARY_BYTES = bytes([*range(0, 9), *range(14, 32), 127])
+
+
+def read_flow_source(path: str) -> str:
+    """The text of the flow file ``path``, or InvalidFlow saying what the path is instead: missing,
+    a directory, a binary file, text that is not UTF-8."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise InvalidFlow(f"flow file not found: {path}") from None
+    except IsADirectoryError:
+        raise InvalidFlow("is a directory, not a flow file", path) from None
+    except OSError as exc:
+        raise InvalidFlow(f"cannot read the flow file: {exc.strerror or exc}", path) from None
+    if b"\0" in data:
+        raise InvalidFlow("not a Python source file (binary)", path)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if any(byte in _BINARY_BYTES for byte in data):
+            raise InvalidFlow("not a Python source file (binary)", path) from None
+        raise InvalidFlow(f"not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})", path) from None
+
+
 def _read(file: str) -> str:
     try:
-        with open(file, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise _file_error(f"flow file not found: {file}", file) from None
-    except IsADirectoryError:
-        raise _file_error(f"{file} is a directory, not a flow file", file) from None
-    except UnicodeDecodeError:
-        raise _file_error(f"{file} is not UTF-8 text", file) from None
-    except OSError as exc:
-        raise _file_error(f"cannot read flow file {file}: {exc.strerror}", file) from None
+        return read_flow_source(file)
+    except InvalidFlow as exc:
+        exc.file = file
+        raise
 
 
 def _parse_module(source: str, file: str) -> ast.Module:

@@ -28,6 +28,14 @@ RESERVED_STEP_NAMES = frozenset({
     "run_id", "flow", "graph",
 })
 
+# The options of `mfc run` (and the --help and --debug every command takes): a parameter named like
+# one would never get its value, as the option takes it. tests/test_bad_input.py keeps this in step
+# with the command itself.
+RUN_OPTION_NAMES = frozenset({
+    "tag", "max-workers", "max-num-splits", "run-id-file", "with", "quiet", "local-docker", "batch",
+    "queue", "cpu", "memory", "gpu-image", "gpu", "image", "datastore", "datastore-root", "help", "debug",
+})
+
 
 def validate(graph: FlowGraph) -> list[InvalidFlow]:
     """Every problem of ``graph``, ordered by line; also (re)computes in_funcs, joins and nesting."""
@@ -277,6 +285,10 @@ def _check_names(g: FlowGraph) -> list[InvalidFlow]:
                                         "rename the step"))
     seen: dict[str, ParameterSpec] = {}
     for param in g.parameters:
+        option = next((o for o in (param.name, param.name.replace("_", "-")) if o in RUN_OPTION_NAMES), None)
+        if option is not None:
+            problems.append(InvalidFlow(f"parameter {param.name} clashes with the run option --{option}", g.file,
+                                        param.line, f"rename the parameter: mfc run takes --{option} itself"))
         if param.name in g.nodes or param.attr in g.nodes:
             clash = param.name if param.name in g.nodes else param.attr
             problems.append(InvalidFlow(f"parameter {param.name} has the name of step {clash}", g.file,

@@ -24,7 +24,7 @@ from mfc.packager import (
     read_manifest,
     unpack_package,
 )
-from mfc.packager.ignore import RuleSet, is_ignored, parse_rules
+from mfc.packager.ignore import RuleSet, has_rules, is_ignored, parse_rules
 from mfc.packager.tarball import FIXED_MTIME
 
 PROJECT = {
@@ -257,6 +257,7 @@ def test_ignore_rules_unit() -> None:
     assert ignored(["out/"], "deep/out", is_dir=True) and not ignored(["out/"], "deep/out")
     assert ignored(["**/gen"], "gen") and ignored(["**/gen"], "a/b/gen")
     assert ignored(["a/**"], "a/x/y.py") and not ignored(["a/**"], "a", is_dir=True)
+    assert not ignored(["a/**", "!a/keep.py"], "a/keep.py")  # git: "a/**" leaves a/ itself walkable
     assert ignored(["a/**/b.py"], "a/b.py") and ignored(["a/**/b.py"], "a/x/y/b.py")
     assert not ignored(["a/**/b.py"], "c/a/x/b.py")
     assert ignored(["a**b.py"], "axxb.py") and not ignored(["a**b.py"], "a/b.py")
@@ -271,7 +272,7 @@ def test_ignore_rules_unit() -> None:
     assert ignored(["!keep.py", "*.py"], "keep.py")  # last match wins
     assert ignored(["local.py"], "sub/x/local.py", base="sub/")
     assert not ignored(["/local.py"], "sub/x/local.py", base="sub/")
-    assert parse_rules(["", "# c", "!", "/"]) == ()
+    assert not has_rules(parse_rules(["", "# c"]))
 
 
 def test_find_project_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

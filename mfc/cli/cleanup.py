@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import click
 
+from mfc.cli.common import valid_id
+
 
 @click.command(name="cleanup")
 @click.option("--all", "include_running", is_flag=True,
               help="Also stop and remove running mfc containers (default: only stopped ones).")
-@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Only the containers of this run.")
+@click.option("--run", "run_id", default=None, metavar="RUN_ID", callback=valid_id,
+              help="Only the containers of this run.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
 def cleanup(include_running: bool, run_id: str | None, dry_run: bool) -> None:
     """Remove leftover mfc task containers (those labelled io.mfc.run) from the Docker engine."""

@@ -24,16 +24,17 @@ def _datastore_option(func: Any) -> Any:
     return datastore_option(func)
 
 
-def _open_run(pathspec: str, datastore_root: str | None, max_parts: int = 4) -> tuple[Run, list[str]]:
+def _open_run(pathspec: str, datastore_root: str | None, max_parts: int = 4,
+              access: str = "read") -> tuple[Run, list[str]]:
     from mfc.cli.common import load_config
-    from mfc.cli.inspect import parse_pathspec
     from mfc.client import Run
     from mfc.client.datastore import Datastore
+    from mfc.pathspec import parse_pathspec
 
-    parts = parse_pathspec(pathspec)
+    parts = parse_pathspec(pathspec).parts
     if len(parts) > max_parts:
         raise MfcError(f"pathspec {pathspec!r}: tags belong to runs; use Flow/run_id")
-    datastore = Datastore(load_config(datastore_root).datastore_root)
+    datastore = Datastore(load_config(datastore_root, access=access).datastore_root)
     return Run(f"{parts[0]}/{parts[1]}", False, _datastore=datastore), parts
 
 
@@ -139,7 +140,7 @@ def _print_tags(run: Run) -> None:
 @_datastore_option
 def tag_add(pathspec: str, tags: tuple[str, ...], datastore_root: str | None) -> None:
     """Add TAGS to the run PATHSPEC."""
-    run, _ = _open_run(pathspec, datastore_root, max_parts=2)
+    run, _ = _open_run(pathspec, datastore_root, max_parts=2, access="write")
     run.add_tags(tags)
     _print_tags(run)
 
@@ -150,7 +151,7 @@ def tag_add(pathspec: str, tags: tuple[str, ...], datastore_root: str | None) ->
 @_datastore_option
 def tag_remove(pathspec: str, tags: tuple[str, ...], datastore_root: str | None) -> None:
     """Remove TAGS from the run PATHSPEC."""
-    run, _ = _open_run(pathspec, datastore_root, max_parts=2)
+    run, _ = _open_run(pathspec, datastore_root, max_parts=2, access="write")
     absent = sorted(set(tags) - run.user_tags - run.system_tags)
     run.remove_tags(tags)
     for name in absent:

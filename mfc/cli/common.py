@@ -29,12 +29,48 @@ def datastore_option(func: Any) -> Any:
                         help="Datastore root (default: MFC_DATASTORE_ROOT, the profile, or the nearest .mfc directory).")(func)
 
 
-def load_config(datastore_root: str | None = None, **flags: Any):
+def valid_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a run id option (``--origin-run-id``, ``--run``) checked by the pathspec
+    grammar before anything reads a store."""
+    if value is None:
+        return None
+    from mfc.pathspec import InvalidPathspec, check_run_id
+
+    try:
+        return check_run_id(value)
+    except InvalidPathspec as exc:
+        raise InvalidPathspec(f"{param.opts[0]}: {exc}") from None
+
+
+def load_config(datastore_root: str | None = None, access: str | None = None, **flags: Any):
+    """The resolved config; with ``access`` ("read" or "write"), a local datastore root that
+    cannot be used so is a one-line error naming it and where it came from."""
     from mfc.config import Config
 
     ctx = click.get_current_context(silent=True)
     datastore = ctx.meta.get(_DATASTORE_KEY) if ctx is not None else None
-    return Config({"datastore_root": datastore_root, "datastore": datastore, **flags})
+    config = Config({"datastore_root": datastore_root, "datastore": datastore, **flags})
+    if access is not None:
+        check_datastore_root(config, write=access == "write")
+    return config
+
+
+def check_datastore_root(config: Any, write: bool) -> None:
+    """Raise MfcError when the config's local datastore root is a file, or cannot be read (or
+    written, with ``write``); s3:// roots are checked by their first request."""
+    from mfc.exceptions import MfcError
+    from mfc.stores.local import local_root_problem
+
+    root = config.datastore_root
+    if "://" in root:
+        return
+    problem = local_root_problem(root, write)
+    if problem is None:
+        return
+    source = config.sources["datastore_root"]
+    source = "--datastore-root" if source == "command line" else source.replace("env ", "", 1)
+    raise MfcError(f"datastore root {root} (from {source}) {problem}",
+                   hint="use a directory you can write, or an s3:// URL")
 
 
 def resolve_flow(ref: str, need_class: bool = True) -> tuple[str, str | None, type | None]:

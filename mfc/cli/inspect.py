@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from mfc.exceptions import MfcError
+from mfc.pathspec import check_flow, parse_pathspec
 from mfc.stores.runstatus import STATUSES
 
 
@@ -26,16 +27,9 @@ def _stores(datastore_root: str | None, flow: str):
     from mfc.stores.metadata import BlobMetadata
     from mfc.stores.records import TaskRecords
 
-    config = load_config(datastore_root)
+    config = load_config(datastore_root, access="read")
     blobs = open_blob_store(config.datastore_root)
     return config, BlobMetadata(blobs), TaskRecords(blobs, flow)
-
-
-def parse_pathspec(pathspec: str, min_parts: int = 2) -> list[str]:
-    parts = [p for p in pathspec.strip("/").split("/") if p]
-    if not (min_parts <= len(parts) <= 4):
-        raise MfcError(f"pathspec {pathspec!r}: expected Flow/run_id[/step[/task_id]]")
-    return parts
 
 
 def flow_name_of(flow: str) -> str:
@@ -44,22 +38,22 @@ def flow_name_of(flow: str) -> str:
 
     path, name = split_flow_ref(flow)
     if name:
-        return name
+        return check_flow(name)
     if path.endswith(".py") or os.path.isfile(path):
         from mfc.graph import parse_flow
 
         return parse_flow(path).name
-    return flow
+    return check_flow(flow)
 
 
 @click.command()
 @click.argument("pathspec")
 @click.option("--stdout/--stderr", "stdout_only", default=None, help="Only one stream (default: both).")
-@click.option("--attempt", type=int, default=None, help="Attempt number (default: the latest).")
+@click.option("--attempt", type=click.IntRange(min=0), default=None, help="Attempt number, from 0 (default: the latest).")
 @_datastore_option
 def logs(pathspec: str, stdout_only: bool | None, attempt: int | None, datastore_root: str | None) -> None:
     """Print the logs of a task, a step or a whole run: Flow/run[/step[/task]]."""
-    parts = parse_pathspec(pathspec)
+    parts = parse_pathspec(pathspec).parts
     flow, run_id = parts[0], parts[1]
     _, metadata, records = _stores(datastore_root, flow)
     if metadata.run(flow, run_id) is None:
@@ -68,6 +62,7 @@ def logs(pathspec: str, stdout_only: bool | None, attempt: int | None, datastore
     streams = ("stdout",) if stdout_only else ("stderr",) if stdout_only is False else ("stdout", "stderr")
     whole = len(parts) < 4
     found = False
+    seen_attempts: set[int] = set()  # with --attempt N: tasks without attempt N are skipped
     for step in steps:
         task_ids = [parts[3]] if len(parts) > 3 else records.tasks(run_id, step)
         if not task_ids and len(parts) > 2:
@@ -76,13 +71,20 @@ def logs(pathspec: str, stdout_only: bool | None, attempt: int | None, datastore
             attempts = records.attempts(run_id, step, task_id)
             if not attempts:
                 raise MfcError(f"no task {flow}/{run_id}/{step}/{task_id}")
-            found = True
+            seen_attempts.update(attempts)
             chosen = attempts[-1] if attempt is None else attempt
+            if chosen not in attempts:
+                continue
+            found = True
             for stream in streams:
                 text = records.read_log(run_id, step, task_id, chosen, stream).decode("utf-8", "replace")
                 out = sys.stdout if stream == "stdout" else sys.stderr
                 for line in text.splitlines():
                     out.write(f"[{run_id}/{step}/{task_id}] {line}\n" if whole else line + "\n")
+    if not found and seen_attempts:
+        where = "/".join(parts)
+        what = f"task {where} has no attempt" if len(parts) > 3 else f"no task of {where} has attempt"
+        raise MfcError(f"{what} {attempt} (attempts: {', '.join(map(str, sorted(seen_attempts)))})")
     if not found:
         raise MfcError(f"run {flow}/{run_id} has no tasks yet")
 

@@ -1,12 +1,14 @@
 """The ``mfc`` command group and its entry point (also reached by running a flow file:
 ``python flow.py run``).
 
-Errors are caught once, here: a user mistake prints one line and exits 2, a failed run exits 1,
-Ctrl-C exits 130, SIGTERM 143; ``--debug`` shows the traceback.
+Errors are caught once, here: a user mistake (click's usage errors too) prints one line and exits
+2, a failed run exits 1, Ctrl-C exits 130, SIGTERM 143; ``--debug``, before or after the
+subcommand, shows the traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -45,15 +47,41 @@ def _register() -> None:
 _register()
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``mfc`` command."""
-    debug = "--debug" in (args if args is not None else sys.argv[1:])
+def _hoist_debug(args: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` anywhere before a ``--`` (``mfc run flow.py --debug``) moves to the front, where
+    the group takes it; no flow parameter may be named ``debug`` (see graph_check)."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args, False
+    return ["--debug", *[a for a in args[:end] if a != "--debug"], *args[end:]], True
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    """A click error as one line: "no such option: --delay (see 'mfc resume --help')"."""
+    if isinstance(exc, click.NoSuchOption) and not exc.message.startswith("no such option"):
+        message = f"no such option: {exc.option_name}"
+        guesses = sorted(set(exc.possibilities or ()) - {"--help"})  # difflib's guess for anything short
+        if guesses:
+            message += f" (did you mean {' or '.join(guesses)}?)"
+    else:
+        message = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return message
+
+
+def main(args: list[str] | None = None, prog_name: str = "mfc") -> None:
+    """Entry point of the ``mfc`` command (``prog_name`` is the flow file's name in script mode)."""
+    args, debug = _hoist_debug(list(args if args is not None else sys.argv[1:]))
     try:
-        cli.main(args=args, prog_name="mfc", standalone_mode=False)
+        cli.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        if debug:
+            raise
+        click.echo(f"error: {_usage_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(130)
@@ -125,8 +153,18 @@ def run_flow_script(flow_cls: type) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     file = sys.argv[0]
+    prog = os.path.basename(file)
+    wants_help = [o for o in global_opts if o in ("--help", "-h")]
+    if not rest and "--version" not in global_opts:
+        from mfc.cli.script_help import flow_help
+
+        click.echo(flow_help(flow_cls, prog), nl=False)
+        sys.exit(0)
+    if wants_help and rest:  # `python flow.py --help run` is `python flow.py run --help`
+        global_opts = [o for o in global_opts if o not in wants_help]
+        rest = [*rest, "--help"]
     if not rest:
-        main(global_opts or ["--help"])
+        main(global_opts, prog)
         return
     command, rest = rest[0], rest[1:]
     argv = [*global_opts, command, *rest, *_accepted_by(command, moved)]
@@ -135,6 +173,6 @@ def run_flow_script(flow_cls: type) -> None:
         at = position + 2 if command == "tag" else position + 1
         if at < len(argv) and not argv[at].startswith("-") and not argv[at].startswith(flow_cls.__name__ + "/"):
             argv[at] = f"{flow_cls.__name__}/{argv[at]}"
-        main(argv)
+        main(argv, prog)
         return
-    main([*argv[: position + 1], file, *argv[position + 1:]])
+    main([*argv[: position + 1], file, *argv[position + 1:]], prog)

@@ -37,7 +37,7 @@ def _package(flow: str, datastore_root: str | None) -> None:
     from mfc.stores.artifacts import ArtifactStore
     from mfc.stores.blob import open_blob_store
 
-    config = load_config(datastore_root)
+    config = load_config(datastore_root, access="write")
     name = flow_name_of(flow)
     store = ArtifactStore(open_blob_store(config.datastore_root), name)
     code = snapshot_code(flow.rpartition(":")[0] if flow.endswith(f":{name}") else flow, store, config)
@@ -57,14 +57,14 @@ def _files(store, sha: str) -> list[dict]:  # noqa: ANN001
 def package_show(pathspec: str, datastore_root: str | None) -> None:
     """List the files of a run's code package: Flow/run_id."""
     from mfc.cli.common import load_config
-    from mfc.cli.inspect import parse_pathspec
     from mfc.packager import format_size
+    from mfc.pathspec import parse_pathspec
     from mfc.stores.artifacts import ArtifactStore
     from mfc.stores.blob import open_blob_store
     from mfc.stores.metadata import BlobMetadata
 
-    flow, run_id = parse_pathspec(pathspec)[:2]
-    config = load_config(datastore_root)
+    flow, run_id = parse_pathspec(pathspec, max_parts=2).parts
+    config = load_config(datastore_root, access="read")
     blobs = open_blob_store(config.datastore_root)
     run = BlobMetadata(blobs).run(flow, run_id)
     if run is None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from mfc.cli.common import datastore_option, load_config, resolve_flow
+from mfc.cli.common import datastore_option, load_config, resolve_flow, valid_id
 
-# run/resume take the flow's parameters as extra options, so their --help is handled after the
-# flow is loaded (to list those parameters).
+# run takes the flow's parameters as extra options, so its --help is handled after the flow is
+# loaded (to list those parameters).
 run_context = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
@@ -56,6 +56,9 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
     if "--help" in ctx.args or "-h" in ctx.args:
         _help_with_parameters(ctx, flow)
         return
+    from mfc.tags import check_tags
+
+    check_tags(tags)
     path, name, cls = resolve_flow(flow)
     graph = load_graph(path, name)
     from mfc.decorators import check_decorator_specs
@@ -69,7 +72,7 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
         local_docker=local_docker, gpu=gpu, image=image, batch=batch, queue=queue, cpu=cpu, memory=memory,
         gpu_image=gpu_image,
     )
-    config = load_config(datastore_root)
+    config = load_config(datastore_root, access="write")
     assert cls is not None
     run_id = launch(path, cls, graph, list(ctx.args), config, options)
     click.echo(f"Run {cls.__name__}/{run_id} succeeded.")
@@ -77,16 +80,15 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
 
 def _help_with_parameters(ctx: click.Context, flow: str) -> None:
     click.echo(ctx.get_help())
-    from mfc.parameters import flow_parameters
+    from mfc.cli.script_help import parameter_rows
 
     _, _, cls = resolve_flow(flow)
-    params = flow_parameters(cls) if cls is not None else {}
-    if params:
-        click.echo("\nParameters of " + (cls.__name__ if cls else flow) + ":")
-        for param in params.values():
-            default = f" (default: {param.default!r})" if param.show_default and param.default is not None else ""
-            required = " [required]" if param.required else ""
-            click.echo(f"  --{param.name} {param.type_name.upper():8} {param.help}{default}{required}")
+    rows = parameter_rows(cls) if cls is not None else []
+    if rows:
+        formatter = click.HelpFormatter()
+        with formatter.section(f"Parameters of {cls.__name__ if cls else flow}"):
+            formatter.write_dl(rows)
+        click.echo("\n" + formatter.getvalue(), nl=False)
 
 
 @click.command(context_settings=run_context, add_help_option=False)
@@ -98,10 +100,39 @@ def run(ctx: click.Context, flow: str, **options: Any) -> None:
     _launch(ctx, flow, False, None, None, **options)
 
 
-@click.command(context_settings=run_context, add_help_option=False)
+class _ResumeCommand(click.Command):
+    """``resume`` takes no flow parameters, so an unknown option is a usage error (never a step
+    name); one that is a parameter of the flow says why resume does not take it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes ``args``
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            if given and _is_flow_parameter(given[0], exc.option_name):
+                exc.possibilities = None
+                exc.message = (f"no such option: {exc.option_name} (resume takes no parameters: "
+                               f"it reruns with the origin run's)")
+            raise
+
+
+def _is_flow_parameter(flow: str, option: str) -> bool:
+    from mfc.exceptions import MfcError
+    from mfc.graph import parse_flow
+
+    try:
+        path, name, _ = resolve_flow(flow, need_class=False)
+        params = parse_flow(path, name).parameters
+    except MfcError:
+        return False
+    return option.lstrip("-") in {o for p in params for o in (p.name, p.name.replace("_", "-"))}
+
+
+@click.command(cls=_ResumeCommand)
 @click.argument("flow")
 @click.argument("step", required=False)
-@click.option("--origin-run-id", default=None, help="The run to resume (default: the latest run of the flow).")
+@click.option("--origin-run-id", default=None, callback=valid_id,
+              help="The run to resume (default: the latest run of the flow).")
 @run_options
 @click.pass_context
 def resume(ctx: click.Context, flow: str, step: str | None, origin_run_id: str | None, **options: Any) -> None:

@@ -1,30 +1,14 @@
-"""What every client object shares: pathspec parsing, timestamps, the datastore it reads."""
+"""What every client object shares: pathspec parsing (:mod:`mfc.pathspec`), timestamps, the
+datastore it reads."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from mfc.client.datastore import Datastore, open_datastore
-from mfc.exceptions import MfcError
+from mfc.pathspec import split_pathspec
 
-_SHAPES = {
-    "Flow": "FlowName",
-    "Run": "FlowName/run_id",
-    "Step": "FlowName/run_id/step",
-    "Task": "FlowName/run_id/step/task_id",
-}
-
-
-def split_pathspec(pathspec: Any, kind: str) -> list[str]:
-    """The parts of a pathspec for a ``kind`` object; a clear MfcError when the shape is wrong."""
-    shape = _SHAPES[kind]
-    if not isinstance(pathspec, str):
-        raise MfcError(f"{kind}() takes a pathspec string like {shape!r}, got {type(pathspec).__name__}")
-    parts = pathspec.strip().strip("/").split("/")
-    if len(parts) != shape.count("/") + 1 or not all(parts):
-        raise MfcError(f"{kind} pathspec {pathspec!r}: expected {shape}")
-    return parts
+__all__ = ["ClientObject", "split_pathspec", "to_datetime"]
 
 
 def to_datetime(timestamp: float | None) -> datetime | None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mfc.client.datastore import Datastore
     from mfc.client.task import Task
 
 _UNLOADED = object()
@@ -18,9 +19,17 @@ _UNLOADED = object()
 
 class DataArtifact:
     """One artifact of a task. ``.data`` loads (and caches) the value; ``.sha``, ``.size`` and
-    ``.type`` come from the task's record without loading anything."""
+    ``.type`` come from the task's record without loading anything.
 
-    def __init__(self, task: Task, name: str, ref: list) -> None:
+    ``DataArtifact('Flow/run_id/step/task_id/name')`` finds it as Metaflow's does (MfcNotFound,
+    MissingArtifact when it is not there); a Task builds its own with ``(task, name, ref)``."""
+
+    def __init__(self, pathspec: str | Task, name: str | None = None, ref: list | None = None,
+                 _namespace_check: bool = True, *, _datastore: Datastore | None = None) -> None:
+        if isinstance(pathspec, str) or name is None or ref is None:
+            task, name, ref = _find(pathspec, _namespace_check, _datastore)
+        else:
+            task = pathspec
         self._task = task
         self._name = name
         self.sha: str = ref[0]
@@ -69,6 +78,18 @@ class DataArtifact:
         from mfc.client.render import artifact_html
 
         return artifact_html(self)
+
+
+def _find(pathspec: Any, namespace_check: bool, datastore: Datastore | None) -> tuple[Task, str, list]:
+    from mfc.client.task import Task
+    from mfc.pathspec import split_pathspec
+
+    flow, run_id, step, task_id, name = split_pathspec(pathspec, "DataArtifact")
+    task = Task(f"{flow}/{run_id}/{step}/{task_id}", namespace_check, _datastore=datastore)
+    ref = task._index().get(name)
+    if ref is None:
+        raise task._missing(name)
+    return task, name, ref
 
 
 class TaskData:

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 from mfc.client.base import ClientObject, split_pathspec
 from mfc.client.datastore import Datastore, open_datastore
-from mfc.client.errors import MfcNotFound
+from mfc.client.errors import MfcNotFound, lookup
 from mfc.client.namespace import get_namespace, in_namespace
 from mfc.client.run import Run, run_tags
+from mfc.pathspec import is_valid
 
 
 class Metaflow:
@@ -28,7 +29,8 @@ class Metaflow:
                 yield Flow(name, _datastore=self._ds)
 
     def __getitem__(self, name: str) -> Flow:
-        return Flow(name, _datastore=self._ds)
+        with lookup():
+            return Flow(name, _datastore=self._ds)
 
     def __repr__(self) -> str:
         return "Metaflow()"
@@ -68,10 +70,11 @@ class Flow(ClientObject):
 
     def __getitem__(self, run_id: str) -> Run:
         """The run with this id (raises MfcNotFound, or MfcNamespaceMismatch outside the namespace)."""
-        return Run(f"{self.id}/{run_id}", _datastore=self._ds)
+        with lookup():
+            return Run(f"{self.id}/{run_id}", _datastore=self._ds)
 
     def __contains__(self, run_id: object) -> bool:
-        return isinstance(run_id, str) and self._ds.metadata.run(self.id, run_id) is not None
+        return is_valid(run_id, "run id") and self._ds.metadata.run(self.id, run_id) is not None
 
     @property
     def latest_run(self) -> Run | None:

@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from mfc.client.base import ClientObject, split_pathspec, to_datetime
 from mfc.client.datastore import Datastore
-from mfc.client.errors import MfcNamespaceMismatch, MfcNotFound
+from mfc.client.errors import MfcNamespaceMismatch, MfcNotFound, lookup
 from mfc.client.namespace import get_namespace, in_namespace
 from mfc.exceptions import MfcError
+from mfc.pathspec import is_valid
+from mfc.tags import check_tag as _check_tag
+from mfc.tags import check_tag_count
 
 if TYPE_CHECKING:
     from mfc.client.code import RunCode
@@ -20,7 +23,6 @@ if TYPE_CHECKING:
     from mfc.client.task import Task
 
 PARAMETERS_STEP, PARAMETERS_TASK = "_parameters", "0"
-MAX_TAG_LENGTH = 500
 
 
 def run_tags(record: dict[str, Any]) -> set[str]:
@@ -46,14 +48,6 @@ def check_namespace(pathspec: str, record: dict[str, Any]) -> None:
     owner = next((t for t in record.get("system_tags") or () if t.startswith("user:")), None)
     hint = "namespace(None) shows every run" + (f"; namespace({owner!r}) shows this one" if owner else "")
     raise MfcNamespaceMismatch(f"{pathspec} is not in namespace {ns!r}", hint=hint)
-
-
-def _check_tag(tag: Any) -> str:
-    if not isinstance(tag, str) or not tag.strip():
-        raise MfcError(f"tag {tag!r}: tags are non-empty strings")
-    if len(tag) > MAX_TAG_LENGTH:
-        raise MfcError(f"tag {tag[:40]!r}...: tags are at most {MAX_TAG_LENGTH} characters")
-    return tag
 
 
 class Run(ClientObject):
@@ -168,9 +162,7 @@ class Run(ClientObject):
         protected = sorted(system.intersection(remove))
         if protected:
             raise MfcError(f"{protected[0]!r} is a system tag of run {self._pathspec}; system tags cannot be removed")
-        tags = (set(fresh.get("tags") or ()) - set(remove)) | set(add)
-        self._ds.metadata.set_tags(self._flow_name, self.id, sorted(tags))
-        fresh["tags"] = sorted(tags)
+        fresh["tags"] = self._ds.metadata.update_tags(self._flow_name, self.id, add, remove, check=check_tag_count)
         self._record = fresh
 
     def add_tag(self, tag: str) -> None:
@@ -220,10 +212,11 @@ class Run(ClientObject):
     def __getitem__(self, step: str) -> Step:
         from mfc.client.step import Step
 
-        return Step(f"{self._pathspec}/{step}", _datastore=self._ds, _run=self)
+        with lookup():
+            return Step(f"{self._pathspec}/{step}", _datastore=self._ds, _run=self)
 
     def __contains__(self, step: object) -> bool:
-        if not isinstance(step, str) or step.startswith("_") or "/" in step:
+        if not is_valid(step, "step") or step.startswith("_"):
             return False
         return any(t.isdigit() for t in self._ds.records(self._flow_name).tasks(self.id, step))
 

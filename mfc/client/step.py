@@ -7,7 +7,7 @@ from datetime import datetime
 
 from mfc.client.base import ClientObject, split_pathspec
 from mfc.client.datastore import Datastore
-from mfc.client.errors import MfcNotFound
+from mfc.client.errors import MfcNotFound, lookup
 from mfc.client.run import Run
 from mfc.client.task import Task
 
@@ -43,7 +43,8 @@ class Step(ClientObject):
         return iter(self.tasks())
 
     def __getitem__(self, task_id: str) -> Task:
-        return Task(f"{self._pathspec}/{task_id}", _datastore=self._ds, _step=self)
+        with lookup():
+            return Task(f"{self._pathspec}/{task_id}", _datastore=self._ds, _step=self)
 
     def __contains__(self, task_id: object) -> bool:
         return isinstance(task_id, str) and task_id in self._task_ids()

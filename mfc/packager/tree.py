@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mfc.exceptions import MfcError
-from mfc.packager.ignore import RuleSet, is_ignored, parse_rules
+from mfc.packager.ignore import RuleSet, has_rules, is_ignored, parse_rules
 from mfc.packager.manifest import MANIFEST_NAME
 
 IGNORE_FILES = (".gitignore", ".mfcignore")
@@ -72,7 +72,7 @@ def _read_rules(path: str, base: str) -> RuleSet | None:
             rules = parse_rules(handle.read().splitlines())
     except OSError:
         return None
-    return RuleSet(base, rules) if rules else None
+    return RuleSet(base, rules) if has_rules(rules) else None
 
 
 def _inside(path: str, root_real: str) -> bool:

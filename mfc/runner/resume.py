@@ -2,10 +2,11 @@
 from there with the current code and the origin's parameters.
 
 Cloned: every successful task of each step that is *not downstream* of the resume step (the
-failed step, or the one named), except a step that a crashed run left part done and the steps
-after it. The resume step and everything after it rerun in full — inside a foreach that means
-every task of the resumed step, not only the ones that failed. Clones copy no data: a cloned
-record points at the same content-addressed artifacts.
+failed step, or the one named; with neither, as Metaflow does, every task of a successful
+origin), except a step that a crashed run left part done and the steps after it. The resume step
+and everything after it rerun in full — inside a foreach that means every task of the resumed
+step, not only the ones that failed. Clones copy no data: a cloned record points at the same
+content-addressed artifacts.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Clone:
 @dataclass
 class ResumePlan:
     origin_run_id: str
-    resume_step: str
+    resume_step: str | None  # None: the origin succeeded, every task is cloned and nothing reruns
     clones: list[Clone]
     parameters: dict[str, Any]  # the origin's _parameters record
 
@@ -104,10 +105,8 @@ def plan_resume(graph: Any, metadata: BlobMetadata, records: TaskRecords, flow: 
         step = _first_failed_step(graph, failed & set(graph.nodes))
         if step is None:
             missing = [n.name for n in graph if n.name not in ok_tasks]
-            if not missing:
-                raise MfcError(f"run {flow}/{origin_run_id} succeeded; name a step to rerun from it: mfc resume flow.py STEP")
-            step = missing[0]
-    rerun = downstream(graph, step)
+            step = missing[0] if missing else None  # None: every task succeeded; clone them all, as Metaflow does
+    rerun = downstream(graph, step) if step is not None else set()
     blocking = sorted((failed - rerun) & set(graph.nodes))
     if blocking:
         raise MfcError(f"cannot resume from {step!r}: step {blocking[0]} failed in run {origin_run_id} and runs before it; "

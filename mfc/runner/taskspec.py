@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mfc.pathspec import check_attempt, check_part
+
 
 @dataclass
 class InputRef:
@@ -47,9 +49,20 @@ class TaskSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
+        """A spec from its JSON form; its pathspec parts are checked like any input (a spec may
+        come from a command line or a datastore object), so no task writes outside its run."""
         data = dict(data)
         data["inputs"] = [InputRef(**i) for i in data["inputs"]]
-        return cls(**data)
+        spec = cls(**data)
+        check_part(spec.flow_name, "flow")
+        check_part(spec.run_id, "run id")
+        check_attempt(spec.attempt)
+        for step, task_id, attempt in [(spec.step, spec.task_id, spec.attempt),
+                                       *((i.step, i.task_id, i.attempt) for i in spec.inputs)]:
+            check_part(step, "step")
+            check_part(task_id, "task id")
+            check_attempt(attempt)
+        return spec
 
     @classmethod
     def from_json(cls, text: str) -> TaskSpec:

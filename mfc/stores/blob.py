@@ -16,6 +16,10 @@ class BlobNotFound(KeyError):
         return f"not found in the datastore: {self.args[0]}"
 
 
+class UnsafeKey(MfcError):
+    """A key that would reach outside the store's root (``..``, an absolute path)."""
+
+
 class BlobStore(abc.ABC):
     """Keys are '/'-separated relative paths. Every write is atomic: a reader sees the whole
     blob or nothing."""
@@ -32,6 +36,16 @@ class BlobStore(abc.ABC):
             return False
         self.put_bytes(key, data)
         return True
+
+    @abc.abstractmethod
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """A whole blob and an opaque token of its version, for :meth:`put_if`; raises BlobNotFound."""
+
+    @abc.abstractmethod
+    def put_if(self, key: str, data: bytes, version: str | None) -> bool:
+        """Compare-and-swap: write the blob only if it is still at ``version`` (from
+        :meth:`get_versioned`), or, with None, only if it does not exist yet. True if this call
+        wrote it; False if another writer got there first (read again and retry)."""
 
     @abc.abstractmethod
     def put_file(self, key: str, path: str) -> None:

@@ -1,26 +1,43 @@
 """Run metadata on a blob store: run records, final status and tags.
 
 Keys: ``<Flow>/<run>/_run.json`` (written once, claims the run id), ``_status.json`` (written
-when the run ends), ``_tags.json`` (user tags, rewritten by tag changes), ``_lease.json`` (the
-heartbeat of the process driving the run, see :mod:`mfc.stores.lease`). A run's status comes from
-:func:`mfc.stores.runstatus.run_state`, here and only here.
+when the run ends), ``_tags.json`` (user tags, rewritten by tag changes with compare-and-swap
+writes), ``_lease.json`` (the heartbeat of the process driving the run, see
+:mod:`mfc.stores.lease`). A run's status comes from :func:`mfc.stores.runstatus.run_state`, here
+and only here.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from mfc.exceptions import MfcError
+from mfc.pathspec import is_valid
 from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.lease import probe
 from mfc.stores.runstatus import FINAL_STATUSES, LEGACY_GRACE_SECONDS, RunState, run_state
 
 _UNREAD: Any = object()
 
+TAG_WRITE_ATTEMPTS = 100
+
 
 def _now() -> float:
     return round(time.time(), 3)
+
+
+def _tag_list(data: bytes, where: str) -> list[str]:
+    try:
+        tags = json.loads(data)["tags"]
+    except (ValueError, KeyError, TypeError):
+        tags = None
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise MfcError(f"{where} is not a tags record ({{\"tags\": [...]}}); fix or remove it")
+    return tags
 
 
 class BlobMetadata:
@@ -124,13 +141,37 @@ class BlobMetadata:
             record["tags"] = tags["tags"]
         return record
 
-    def set_tags(self, flow: str, run_id: str, tags: list[str]) -> None:
-        self.blobs.put_bytes(self._key(flow, run_id, "tags"), json.dumps({"tags": sorted(set(tags))}).encode())
+    def update_tags(self, flow: str, run_id: str, add: Iterable[str] = (), remove: Iterable[str] = (),
+                    check: Callable[[list[str], list[str]], None] | None = None) -> list[str]:
+        """Add and remove user tags; returns the run's tags after the change. Safe with concurrent
+        writers: read, change, then write only if no one else wrote in between (else again).
+        Repeating an update changes nothing, so a write whose answer was lost is harmless.
+        ``check(new, old)`` may refuse the new set (raise) before it is written."""
+        key, add, remove = self._key(flow, run_id, "tags"), set(add), set(remove)
+        for attempt in range(TAG_WRITE_ATTEMPTS):
+            try:
+                data, version = self.blobs.get_versioned(key)
+            except BlobNotFound:  # never edited: start from the tags the run was started with
+                record = self._read(self._key(flow, run_id, "run"))
+                if record is None:
+                    raise MfcError(f"no run {flow}/{run_id} in {self.blobs.root}") from None
+                version, current, base = None, None, record.get("tags") or []
+            else:
+                current = base = _tag_list(data, f"{self.blobs.root}/{key}")
+            tags = sorted((set(base) - remove) | add)
+            if tags == current:
+                return tags
+            if check is not None:
+                check(tags, list(base))
+            if self.blobs.put_if(key, json.dumps({"tags": tags}).encode(), version):
+                return tags
+            time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
+        raise MfcError(f"the tags of run {flow}/{run_id} kept changing under {TAG_WRITE_ATTEMPTS} tries; try again")
 
     def run_ids(self, flow: str) -> list[str]:
         """Run ids of a flow, newest first."""
-        names = [n for n in self.blobs.list(f"{flow}/") if n != "data" and not n.startswith(".")]
+        names = [n for n in self.blobs.list(f"{flow}/") if n != "data" and is_valid(n, "run id")]
         return sorted(names, key=lambda n: (len(n), n), reverse=True)
 
     def flows(self) -> list[str]:
-        return sorted(n for n in self.blobs.list("") if not n.startswith("."))
+        return sorted(n for n in self.blobs.list("") if is_valid(n, "flow"))

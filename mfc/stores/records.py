@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mfc.pathspec import is_valid
 from mfc.stores.blob import BlobNotFound, BlobStore
 
 LOG_STREAMS = ("stdout", "stderr")
@@ -63,7 +64,8 @@ class TaskRecords:
             return b""
 
     def steps(self, run_id: str) -> list[str]:
-        return sorted(n for n in self.blobs.list(f"{self.flow_name}/{run_id}/") if not n.startswith("_") and "." not in n)
+        names = self.blobs.list(f"{self.flow_name}/{run_id}/")
+        return sorted(n for n in names if not n.startswith("_") and is_valid(n, "step"))
 
     def tasks(self, run_id: str, step: str) -> list[str]:
         names = self.blobs.list(f"{self.flow_name}/{run_id}/{step}/")

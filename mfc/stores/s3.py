@@ -11,7 +11,8 @@ Writes are atomic as S3 makes them: an object appears whole or not at all (a mul
 only when it completes). ``put_new`` uses a conditional put (``If-None-Match: *``), so exactly one
 of several concurrent writers wins; on endpoints without conditional writes it falls back to
 HEAD then PUT, where two writers racing within one round trip may both "win" (the later write
-replaces the earlier one).
+replaces the earlier one). ``put_if`` is compare-and-swap the same way: ``If-Match`` on the ETag
+that ``get_versioned`` read.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ READ_WINDOW = 8  # parts fetched ahead of a reader: memory ~ READ_WINDOW * PART_
 UPLOAD_CONCURRENCY = 10
 BACKGROUND_CHECK = 8 * MiB  # objects this large are hashed on a thread of their own as they stream
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+# A conditional write that lost: the object changed (412), or another conditional write to it
+# was in flight (409), or the endpoint has none (answered once, then HEAD + PUT).
+_CONFLICT = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NotImplemented", "501"})
 
 
 @dataclass
@@ -259,6 +263,29 @@ class S3BlobStore(BlobStore):
         self._remember(key)
         return True
 
+    def put_if(self, key: str, data: bytes, version: str | None) -> bool:
+        """A conditional put: ``If-Match`` on the ETag read, or ``If-None-Match: *`` to create.
+        Without conditional writes on the endpoint: HEAD then PUT, which two writers racing
+        within one round trip can both pass (see the module doc)."""
+        if version is None:
+            return self.put_new(key, data)
+        s3, full = self.client, self._full(key)
+        if self.conditional_writes is not False:
+            try:
+                self._run(key, lambda: s3.put_object(Bucket=self.bucket, Key=full, Body=data, IfMatch=version,
+                                                     **self._checksum), ok=_CONFLICT | _MISSING)
+                return True
+            except bex.ClientError as exc:
+                if error_code(exc)[0] not in ("NotImplemented", "501"):
+                    return False  # changed or removed since it was read, or another conditional write won
+                if self.conditional_writes:
+                    raise self._describe(exc, key) from exc
+                self.conditional_writes = False
+        if self._etag(key) != version:
+            return False
+        self.put_bytes(key, data)
+        return True
+
     def put_file(self, key: str, path: str) -> None:
         if data_sha(key) and key in self._known:
             os.unlink(path)
@@ -335,6 +362,20 @@ class S3BlobStore(BlobStore):
             return self._run(key, lambda: s3.head_object(Bucket=self.bucket, Key=full), ok=_MISSING).get("ETag")
         except bex.ClientError:
             return None
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """The object and its ETag, from one GET (so the two always belong together)."""
+        s3, full, url = self.client, self._full(key), self._url(key)
+
+        def fetch() -> tuple[bytes, str]:
+            answer = whole(s3.get_object(Bucket=self.bucket, Key=full, ChecksumMode="ENABLED"), url,
+                           "ETag", "ContentLength")
+            return bytes(read_exactly(answer["Body"], answer["ContentLength"])), answer["ETag"]
+
+        try:
+            return self._run(key, fetch, ok=_MISSING)
+        except bex.ClientError:
+            raise BlobNotFound(key) from None
 
     def open(self, key: str) -> BinaryIO:
         return io.BufferedReader(self._reader(key), buffer_size=256 * 1024)  # type: ignore[return-value]

@@ -5,7 +5,17 @@ conditional or switch transitions, no ``num_parallel``), Metaflow names mfc does
 from __future__ import annotations
 
 import pytest
-from compat_support import describe, flow_file, mfc_cli, mfc_run, write_flow
+from compat_support import (
+    describe,
+    flow_file,
+    metaflow_available,
+    metaflow_env,
+    metaflow_run,
+    mfc_cli,
+    mfc_env,
+    mfc_run,
+    write_flow,
+)
 
 import mfc
 from mfc import Flow, default_namespace, metadata, namespace
@@ -294,3 +304,136 @@ def test_exit_codes(tmp_path):
     assert mfc_run(root, flow_file("merging"), "-q", "--conflict", "yes", expect=None)[0].returncode == 1
     assert mfc_run(root, path, "--no-such-parameter", "1", expect=None)[0].returncode == 2
     assert mfc_cli(root, "run", write_flow(tmp_path, NEXT_NOT_LAST, "bad.py")).returncode == 2
+
+
+SCRIPT_HELP = '''
+from mfc import FlowSpec, Parameter, step
+
+
+class HelpedFlow(FlowSpec):
+    """Trains the model of the week."""
+
+    alpha = Parameter("alpha", default=0.5, help="Learning rate")
+    who = Parameter("user-name", required=True, help="Whose run")
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    HelpedFlow()
+'''
+
+
+def test_python_flow_py_help_is_the_flows_own(tmp_path):
+    """``python flow.py --help`` (and plain ``python flow.py``), as in Metaflow: usage as the file,
+    the flow's commands, and here its parameters too; not the generic ``mfc`` help."""
+    path = write_flow(tmp_path, SCRIPT_HELP, "train.py")
+    for args in (["--help"], ["-h"], []):
+        proc = mfc_cli(tmp_path / "ds", *args, python_file=path)
+        assert proc.returncode == 0, describe(proc)
+        out = proc.stdout
+        assert out.startswith("Usage: train.py [OPTIONS] COMMAND [ARGS]..."), out
+        assert "Trains the model of the week." in out
+        commands = out.split("Commands:")[1].split("Parameters")[0]
+        for command in ("run", "resume", "show", "check", "logs", "dump", "tag"):
+            assert f"\n  {command} " in commands, out
+        assert "sandbox" not in out and "Usage: mfc" not in out and "task " not in commands
+        assert "--alpha FLOAT" in out and "Learning rate (default: 0.5)" in out
+        assert "--user-name STR" in out and "[required]" in out
+    run_help = mfc_cli(tmp_path / "ds", "--help", "run", python_file=path)
+    assert run_help.returncode == 0 and "Usage: train.py run" in run_help.stdout, describe(run_help)
+    assert "Parameters of HelpedFlow" in run_help.stdout and "--alpha FLOAT" in run_help.stdout
+    assert mfc_cli(tmp_path / "ds", "--version", python_file=path).stdout.startswith("mfc, version")
+
+
+RESUMABLE = '''
+from {module} import FlowSpec, step
+
+
+class ResumeCompatFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2, 3]
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.y = self.input * 2
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.ys = sorted(i.y for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    ResumeCompatFlow()
+'''
+
+# What a resume made, read by the framework's own client: which tasks were cloned, and the result.
+RESUME_SUMMARY = '''
+import json
+from {module} import Flow, namespace
+namespace(None)
+runs = list(Flow("ResumeCompatFlow"))
+latest = max(runs, key=lambda r: r.created_at)
+print(json.dumps({{
+    "runs": len(runs),
+    "successful": latest.successful,
+    "cloned": {{step.id: sorted(t.origin_pathspec is not None for t in step) for step in latest}},
+    "ys": latest["join"].task.data.ys,
+}}, sort_keys=True))
+'''
+
+
+def _resume_summary(workdir, module: str, env: dict[str, str]) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", RESUME_SUMMARY.format(module=module)], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, describe(proc)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not metaflow_available(), reason="metaflow is not installed (pip install 'metaflow>=2.12,<3')")
+def test_resume_of_a_successful_run_does_what_metaflow_does(tmp_path):
+    """``python flow.py resume`` after a successful run, no step named: Metaflow clones every task,
+    reruns none, and the new run succeeds; mfc does the same."""
+    import subprocess
+    import sys
+
+    ours_dir, theirs_dir = tmp_path / "mfc", tmp_path / "metaflow"
+    ours_dir.mkdir()
+    theirs_dir.mkdir()
+    ours = write_flow(ours_dir, RESUMABLE.format(module="mfc"))
+    root = ours_dir / "ds"
+    mfc_run(root, ours, "-q", script=True)
+    resumed = mfc_cli(root, "resume", "-q", python_file=ours)
+    assert resumed.returncode == 0, describe(resumed)
+    ours_summary = _resume_summary(ours_dir, "mfc", mfc_env(root))
+
+    theirs = write_flow(theirs_dir, RESUMABLE.format(module="metaflow"))
+    metaflow_run(theirs_dir, theirs)
+    env = metaflow_env(theirs_dir / "mf-home")
+    proc = subprocess.run([sys.executable, theirs, "--no-pylint", "resume"], cwd=theirs_dir, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, describe(proc)
+    theirs_summary = _resume_summary(theirs_dir, "metaflow", env)
+
+    assert theirs_summary == {"runs": 2, "successful": True, "ys": [2, 4, 6],
+                              "cloned": {"start": [True], "work": [True] * 3, "join": [True], "end": [True]}}
+    assert ours_summary == theirs_summary

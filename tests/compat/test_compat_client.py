@@ -6,9 +6,11 @@ where the client finds the datastore."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
-from compat_support import flow_file, mfc_run
+from compat_support import flow_file, metaflow_available, mfc_run
 
 from mfc import (
     Flow,
@@ -144,6 +146,50 @@ def test_not_found(runs):
         Run("JoinFlow/123")
     with pytest.raises(MetaflowNotFound):
         Run(f"JoinFlow/{runs['first']}")["no_such_step"]
+
+
+def test_not_found_by_subscript_is_a_key_error_as_in_metaflow(runs):
+    """Metaflow's ``obj[id]`` raises KeyError, and tutorials catch it (``except KeyError``)."""
+    run = Run(f"JoinFlow/{runs['first']}")
+    task = run["start"].task
+    for lookup, fragment in (
+        (lambda: run["nope"], "no step 'nope' in run JoinFlow/"),
+        (lambda: run["start"]["999"], f"no task JoinFlow/{runs['first']}/start/999"),
+        (lambda: task["nope"], f"task {task.pathspec} has no artifact 'nope'"),
+        (lambda: Flow("JoinFlow")["bad-id"], "no run JoinFlow/bad-id"),
+    ):
+        try:
+            lookup()
+        except KeyError as exc:  # what Metaflow code writes
+            assert isinstance(exc, MetaflowNotFound)
+            text = str(exc)
+            assert fragment in text and "\n" not in text and not text.startswith(("'", '"')), text
+        else:
+            pytest.fail(f"no KeyError for {fragment}")
+    assert getattr(task.data, "nope", "default") == "default"  # still an AttributeError on .data
+
+
+def test_mfc_exception_module_has_metaflows_names(runs):
+    """``from metaflow.exception import MetaflowNotFound`` becomes ``from mfc.exception import ...``."""
+    import mfc.exception
+    from mfc.exception import MetaflowException, MetaflowTaggingError
+    from mfc.exception import MetaflowNamespaceMismatch as NamespaceMismatch
+    from mfc.exception import MetaflowNotFound as NotFound
+    from mfc.exceptions import MfcError
+
+    assert NotFound is MetaflowNotFound and issubclass(NotFound, KeyError)
+    assert NamespaceMismatch is MetaflowNamespaceMismatch
+    assert MetaflowException is MfcError
+    for name in mfc.exception.__all__:
+        assert issubclass(getattr(mfc.exception, name), MetaflowException)
+    with pytest.raises(MetaflowTaggingError):
+        Run(f"JoinFlow/{runs['first']}").add_tag("two\nlines")
+    with pytest.raises(MetaflowException):
+        Run("JoinFlow/123")
+    if metaflow_available():  # every name is one Metaflow's module has (in a subprocess: see compat_support)
+        code = f"import metaflow.exception as e; print([n for n in {mfc.exception.__all__!r} if not hasattr(e, n)])"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.stdout.strip() == "[]", proc.stderr
 
 
 def test_metaflow_listing_and_get_metadata(runs):
