@@ -17,6 +17,7 @@ from flows import OUT_ENV, write_flow
 from procs import MB, BenchError, Measured, bench_env, median, run_measured, spread
 from suite_cloud import CLOUD_BENCHMARKS
 from suite_inspect import bench_client, bench_resume
+from suite_liveness import bench_lease
 
 HERE = Path(__file__).resolve().parent
 
@@ -310,5 +311,6 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "package": bench_package,
     "resume": bench_resume,
     "client": bench_client,
+    "lease": bench_lease,
     **CLOUD_BENCHMARKS,
 }

@@ -43,6 +43,9 @@ SETTINGS = {s.key: s for s in (
     Setting("max_num_splits", 100, int, "the most items a foreach may fan out to"),
     Setting("user", None, str, "the user name recorded on runs (default: the login name)"),
     Setting("local_executor", "fork", str, "how local tasks start: fork (fast) or spawn (a new interpreter each)"),
+    Setting("lease_interval", 5.0, float, "seconds between heartbeats of a run's driving process (0: none)"),
+    Setting("lease_timeout", None, float, "seconds without a heartbeat after which a run is crashed "
+                                          "(default: 4 lease intervals)"),
     Setting("package_suffixes", ".py", str, "file suffixes snapshotted into code packages (comma-separated)"),
     Setting("package_max_mb", 200, int, "refuse code packages larger than this many MB"),
     Setting("aws_region", "us-east-1", str, "AWS region for S3, Batch, ECR, Step Functions"),

@@ -47,9 +47,20 @@ class RunFailed(Exception):
 
 
 class Interrupted(RunFailed):
-    """The user pressed Ctrl-C; every task was stopped and the run marked failed. Exit code 130."""
+    """Ctrl-C (exit code 130) or SIGTERM (143) stopped the run; every task was stopped and the run
+    marked interrupted."""
 
     exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so both stop a run the same way."""
+
+    exit_code = 143
 
 
 class CaughtException:

@@ -12,6 +12,7 @@ import click
 
 from mfc.exceptions import MfcError
 from mfc.pathspec import check_flow, parse_pathspec
+from mfc.stores.runstatus import STATUSES
 
 
 def _datastore_option(func: Any) -> Any:
@@ -96,7 +97,8 @@ def _duration(run: dict[str, Any]) -> str:
 
 @click.command()
 @click.argument("flow")
-@click.option("--status", type=click.Choice(["running", "succeeded", "failed", "interrupted"]), default=None)
+@click.option("--status", type=click.Choice(list(STATUSES)), default=None,
+              help="Only runs with this status (crashed: no final status, and its driving process is gone).")
 @click.option("--tag", "tags", multiple=True, help="Only runs with this tag (repeatable: all must match).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -118,7 +120,8 @@ def runs(flow: str, status: str | None, tags: tuple[str, ...], limit: int, as_js
             break
     if as_json:
         click.echo(json.dumps([
-            {k: r.get(k) for k in ("flow", "run_id", "status", "created_at", "finished_at", "user", "tags", "parameters")}
+            {**{k: r.get(k) for k in ("flow", "run_id", "status", "created_at", "finished_at", "user", "tags",
+                                       "parameters")}, "error": r.get("result", {}).get("error")}
             for r in rows], indent=2))
         return
     if not rows:

@@ -2,8 +2,8 @@
 ``python flow.py run``).
 
 Errors are caught once, here: a user mistake (click's usage errors too) prints one line and exits
-2, a failed run exits 1, Ctrl-C exits 130; ``--debug``, before or after the subcommand, shows the
-traceback.
+2, a failed run exits 1, Ctrl-C exits 130, SIGTERM 143; ``--debug``, before or after the
+subcommand, shows the traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import click
 
 from mfc.cli import common
-from mfc.exceptions import MfcError, RunFailed
+from mfc.exceptions import MfcError, RunFailed, Terminated
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,9 +95,9 @@ def main(args: list[str] | None = None, prog_name: str = "mfc") -> None:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        click.echo("interrupted" + (" by SIGTERM" if isinstance(exc, Terminated) else ""), err=True)
+        sys.exit(Terminated.exit_code if isinstance(exc, Terminated) else 130)
     sys.exit(0)
 
 

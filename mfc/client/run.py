@@ -73,12 +73,13 @@ class Run(ClientObject):
 
     @property
     def status(self) -> str:
-        """``running``, ``succeeded``, ``failed`` or ``interrupted``."""
+        """``running``, ``succeeded``, ``failed``, ``interrupted`` or ``crashed`` (no final status, and
+        the process that drove the run is gone or its lease expired: ``error`` says which)."""
         return self._current()["status"]
 
     @property
     def finished(self) -> bool:
-        """True once the run has ended, successfully or not."""
+        """True once the run has ended, successfully or not (a crashed run has ended)."""
         return self.status != "running"
 
     @property
@@ -88,7 +89,7 @@ class Run(ClientObject):
 
     @property
     def error(self) -> str | None:
-        """Why the run failed (one line), if it did."""
+        """Why the run failed or crashed (one line), if it did."""
         return self._current().get("result", {}).get("error")
 
     @property

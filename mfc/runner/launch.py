@@ -4,17 +4,22 @@ orchestrator."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mfc.config import Config
 from mfc.decorators import Decorator
-from mfc.exceptions import Interrupted, RunFailed
+from mfc.exceptions import Interrupted, MfcError, RunFailed, Terminated
 from mfc.parameters import flow_parameters, parse_parameter_args
 from mfc.runner.dag import TaskRequest
 from mfc.runner.executor import Executor
+from mfc.runner.lease import LeaseKeeper, lease_settings
 from mfc.runner.orchestrator import Orchestrator, RunInfo
 from mfc.runner.policy import step_policies
 from mfc.runner.progress import make_reporter
@@ -22,6 +27,7 @@ from mfc.runner.resume import PARAMETERS_STEP, ResumePlan, clone_records, graph_
 from mfc.runner.taskspec import InputRef
 from mfc.stores.artifacts import ArtifactStore
 from mfc.stores.blob import BlobStore, open_blob_store
+from mfc.stores.lease import driver_record
 from mfc.stores.metadata import BlobMetadata
 from mfc.stores.records import TaskRecords
 
@@ -112,7 +118,18 @@ def _parameters(flow_cls: type, param_args: list[str], user: str) -> dict[str, A
 
 def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], config: Config,
            options: LaunchOptions) -> str:
-    """Run (or resume) the flow to completion; returns the run id, raises RunFailed/Interrupted/MfcError."""
+    """Run (or resume) the flow to completion; returns the run id, raises RunFailed/Interrupted/MfcError.
+
+    Once the run is recorded it always gets a final status, whatever stops it; until then its
+    lease says whether the process driving it is alive. SIGTERM stops it as Ctrl-C does."""
+    check_run_id_file(options.run_id_file)
+    interval, timeout = lease_settings(config)
+    with sigterm_as_interrupt():
+        return _launch(flow_file, flow_cls, graph, param_args, config, options, driver_record(interval, timeout))
+
+
+def _launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], config: Config,
+            options: LaunchOptions, driver: dict[str, Any]) -> str:
     flow_name = flow_cls.__name__
     user = config["user"]
     blobs = open_blob_store(config.datastore_root)
@@ -144,26 +161,96 @@ def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], co
         "user": user, "tags": tags, "system_tags": system_tags(user, flow_cls), "parameters": summary,
         "flow_file": os.path.abspath(flow_file), "origin_run_id": plan.origin_run_id if plan else None,
         "resume_step": plan.resume_step if plan else None, "code_package": code, "graph": graph_summary(graph),
+        "driver": driver,
     })
-    if options.run_id_file:
-        with open(options.run_id_file, "w") as fh:
+    lease = LeaseKeeper(metadata, flow_name, run_id, driver)
+    try:
+        if options.run_id_file:
+            write_run_id_file(options.run_id_file, run_id)
+        if plan is not None:
+            clone_records(plan, records, run_id, flow_name)
+        else:
+            _write_parameters(store, records, flow_name, run_id, values)
+        info = RunInfo(flow_name, run_id, os.path.abspath(flow_file), config.datastore_root, user,
+                       tags, plan.origin_run_id if plan else None,
+                       {"sha256": code["sha256"], "flow_file": code["flow_file"]})
+        _execute(flow_cls, graph, config, options, blobs, info, policies, plan, lease)
+    except BaseException as exc:
+        lease.stop()
+        status, error, raised = final_status(exc, f"{flow_name}/{run_id}")
+        metadata.finish_run(flow_name, run_id, status, {"error": error})
+        if raised is exc:
+            raise
+        raise raised from None
+    lease.stop()
+    metadata.finish_run(flow_name, run_id, "succeeded")
+    return run_id
+
+
+def final_status(exc: BaseException, run: str) -> tuple[str, str, BaseException]:
+    """(status, error line, exception to raise) for a run that ``exc`` ended."""
+    if isinstance(exc, Interrupted):
+        return "interrupted", str(exc), exc
+    if isinstance(exc, KeyboardInterrupt):  # before or after the orchestrator's own handling
+        terminated = isinstance(exc, Terminated)
+        how = "SIGTERM" if terminated else "Ctrl-C"
+        message = f"run {run} interrupted by {how}"
+        return "interrupted", message, Interrupted(message, Terminated.exit_code if terminated else Interrupted.exit_code)
+    if isinstance(exc, (RunFailed, MfcError)):
+        return "failed", str(exc), exc
+    return "failed", f"{type(exc).__name__}: {exc}", exc
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt), so it stops a
+    run as cleanly as Ctrl-C. Only the main thread can take signals; elsewhere this does nothing.
+
+    Processes forked meanwhile (the fork server) inherit the handler, which ignores the signal
+    there: a SIGTERM sent to the whole process group is then the launcher's to handle, and it
+    stops the tasks through the fork server (Ctrl-C works the same way)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    launcher = os.getpid()
+
+    def terminate(signum: int, frame: Any) -> None:
+        if os.getpid() == launcher:
+            raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_run_id_file(path: str | None) -> None:
+    """Refuse a ``--run-id-file`` that cannot be written, before anything is recorded."""
+    if not path:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        what = "is not a directory" if os.path.exists(directory) else "does not exist"
+        raise MfcError(f"--run-id-file {path}: {directory} {what}")
+    if os.path.isdir(path):
+        raise MfcError(f"--run-id-file {path}: is a directory")
+    if not os.access(path if os.path.exists(path) else directory, os.W_OK):
+        raise MfcError(f"--run-id-file {path}: cannot write there (permission denied)")
+
+
+def write_run_id_file(path: str, run_id: str) -> None:
+    try:
+        with open(path, "w") as fh:
             fh.write(run_id)
-    if plan is not None:
-        clone_records(plan, records, run_id, flow_name)
-    else:
-        _write_parameters(store, records, flow_name, run_id, values)
-    info = RunInfo(flow_name, run_id, os.path.abspath(flow_file), config.datastore_root, user,
-                   tags, plan.origin_run_id if plan else None,
-                   {"sha256": code["sha256"], "flow_file": code["flow_file"]})
-    return _execute(flow_cls, graph, config, options, blobs, metadata, info, policies, plan)
+    except OSError as exc:
+        raise MfcError(f"--run-id-file {path}: {exc.strerror or exc}") from None
 
 
 def _containerised_steps(flow_file: str, flow_name: str, graph: Any, config: Config, options: LaunchOptions,
                          policies: dict) -> None:
     """Set up the Docker executor for ``--local-docker`` before anything is recorded, so a missing
     engine, image or GPU fails the command without leaving a run behind."""
-    from mfc.exceptions import MfcError
-
     if options.local_docker is None:
         if options.gpu and "batch" not in options.executors:
             raise MfcError("--gpu needs --local-docker (or --batch): local processes cannot be given GPUs")
@@ -190,8 +277,6 @@ def _containerised_steps(flow_file: str, flow_name: str, graph: Any, config: Con
 
 
 def raise_usage(message: str) -> None:
-    from mfc.exceptions import MfcError
-
     raise MfcError(message)
 
 
@@ -204,43 +289,33 @@ def _write_parameters(store: ArtifactStore, records: TaskRecords, flow: str, run
 
 
 def _execute(flow_cls: type, graph: Any, config: Config, options: LaunchOptions, blobs: BlobStore,
-             metadata: BlobMetadata, info: RunInfo, policies: dict, plan: ResumePlan | None) -> str:
-    flow_name, run_id = info.flow_name, info.run_id
+             info: RunInfo, policies: dict, plan: ResumePlan | None, lease: LeaseKeeper) -> None:
+    flow_name = info.flow_name
     local = make_local_executor(config, flow_cls, graph)
     executors = {"local": local, **options.executors}
-    local.start()  # first, before any thread: the fork server must fork a single-threaded process
-    for name, executor in options.executors.items():
-        if name != "local":
-            executor.start()
-    reporter = make_reporter(options.quiet)
-    orchestrator = Orchestrator(
-        graph, info, blobs, executors, lambda step: options.executor_for_step.get(step, "local"), policies, reporter,
-        max_workers=options.max_workers or config["max_workers"],
-        max_num_splits=options.max_num_splits or config["max_num_splits"],
-    )
-    first = [TaskRequest("start", (InputRef(PARAMETERS_STEP, PARAMETERS_TASK, 0),))]
-    if plan is not None and plan.clones:
-        cloned_steps = {c.step for c in plan.clones}
-        orchestrator.reserve_task_ids(plan.max_task_id)
-        for clone in plan.clones:
-            orchestrator.seed_finished(clone.step, InputRef(clone.step, clone.task_id, 0), clone.record, cloned_steps)
-        start = f"from step {plan.resume_step}" if plan.resume_step else "(it succeeded: nothing reruns)"
-        reporter.message(f"Resuming {flow_name}/{plan.origin_run_id} {start}: "
-                         f"cloned {len(plan.clones)} tasks into run {run_id}")
-        first = []
     try:
+        local.start()  # first, before any thread: the fork server must fork a single-threaded process
+        lease.start()
+        for name, executor in options.executors.items():
+            if name != "local":
+                executor.start()
+        reporter = make_reporter(options.quiet)
+        orchestrator = Orchestrator(
+            graph, info, blobs, executors, lambda step: options.executor_for_step.get(step, "local"), policies,
+            reporter, max_workers=options.max_workers or config["max_workers"],
+            max_num_splits=options.max_num_splits or config["max_num_splits"],
+        )
+        first = [TaskRequest("start", (InputRef(PARAMETERS_STEP, PARAMETERS_TASK, 0),))]
+        if plan is not None and plan.clones:
+            cloned_steps = {c.step for c in plan.clones}
+            orchestrator.reserve_task_ids(plan.max_task_id)
+            for clone in plan.clones:
+                orchestrator.seed_finished(clone.step, InputRef(clone.step, clone.task_id, 0), clone.record, cloned_steps)
+            start = f"from step {plan.resume_step}" if plan.resume_step else "(it succeeded: nothing reruns)"
+            reporter.message(f"Resuming {flow_name}/{plan.origin_run_id} {start}: "
+                             f"cloned {len(plan.clones)} tasks into run {info.run_id}")
+            first = []
         orchestrator.run(first)
-    except Interrupted as exc:
-        metadata.finish_run(flow_name, run_id, "interrupted", {"error": str(exc)})
-        raise
-    except RunFailed as exc:
-        metadata.finish_run(flow_name, run_id, "failed", {"error": str(exc)})
-        raise
-    except BaseException as exc:
-        metadata.finish_run(flow_name, run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
-        raise
     finally:
         for executor in executors.values():
             executor.close()
-    metadata.finish_run(flow_name, run_id, "succeeded")
-    return run_id

@@ -2,8 +2,8 @@
 
 It launches ready tasks up to ``max_workers``, follows their logs, enforces ``@timeout``,
 retries failed tasks after ``@retry``'s delay, runs ``@catch`` fallbacks for killed tasks,
-fails fast (stopping running tasks and naming the failed one), and turns Ctrl-C into a clean
-stop of every task.
+fails fast (stopping running tasks and naming the failed one), and turns Ctrl-C (and SIGTERM,
+which the launcher raises as :class:`~mfc.exceptions.Terminated`) into a clean stop of every task.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfc.exceptions import Interrupted, RunFailed
+from mfc.exceptions import Interrupted, RunFailed, Terminated
 from mfc.runner.dag import DagTracker, TaskRequest, child_stack
 from mfc.runner.executor import Executor, Handle, TaskExit
 from mfc.runner.logtail import LogTailer
@@ -91,6 +91,7 @@ class Orchestrator:
         self.tailer = LogTailer(self.reporter.log)
         self.failure: str | None = None
         self.stopping = False
+        self.interrupted = False
         self._ids = itertools.count(1)
         self._seq = itertools.count()
 
@@ -122,10 +123,13 @@ class Orchestrator:
             self.enqueue(request)
         try:
             self._loop()
-        except KeyboardInterrupt:
-            self.failure = "interrupted by Ctrl-C; every task was stopped"
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated)
+            self.failure = f"interrupted by {'SIGTERM' if terminated else 'Ctrl-C'}; every task was stopped"
+            self.interrupted = True
             self._stop_all()
-            raise Interrupted(f"run {self.info.flow_name}/{self.info.run_id} {self.failure}") from None
+            raise Interrupted(f"run {self.info.flow_name}/{self.info.run_id} {self.failure}",
+                              Terminated.exit_code if terminated else Interrupted.exit_code) from None
         finally:
             self.reporter.close()
         if self.failure:
@@ -245,7 +249,7 @@ class Orchestrator:
         if running.timed_out:
             reason = f"timed out after {self.policies[spec.step].timeout:g}s (@timeout)"
         elif self.stopping:
-            reason = "stopped because the run " + ("was interrupted" if "Ctrl-C" in (self.failure or "") else "failed")
+            reason = "stopped because the run " + ("was interrupted" if self.interrupted else "failed")
         elif event.error:
             reason = event.error
         elif event.code < 0:

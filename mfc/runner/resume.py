@@ -2,17 +2,22 @@
 from there with the current code and the origin's parameters.
 
 Cloned: every successful task of each step that is *not downstream* of the resume step (the
-failed step, or the one named; with neither, as Metaflow does, every task of a successful origin). The resume step and everything after it rerun in full — inside a
-foreach that means every task of the resumed step, not only the ones that failed. Clones copy no
-data: a cloned record points at the same content-addressed artifacts.
+failed step, or the one named; with neither, as Metaflow does, every task of a successful
+origin), except a step that a crashed run left part done and the steps after it. The resume step
+and everything after it rerun in full — inside a foreach that means every task of the resumed
+step, not only the ones that failed. Clones copy no data: a cloned record points at the same
+content-addressed artifacts.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from mfc.exceptions import MfcError
+from mfc.runner.dag import DagTracker
+from mfc.runner.taskspec import InputRef
 from mfc.stores.metadata import BlobMetadata
 from mfc.stores.records import TaskRecords
 
@@ -73,7 +78,9 @@ def plan_resume(graph: Any, metadata: BlobMetadata, records: TaskRecords, flow: 
     if origin is None:
         raise MfcError(f"--origin-run-id {origin_run_id}: no run {flow}/{origin_run_id} in {records.blobs.root}")
     if origin["status"] == "running":
-        raise MfcError(f"run {flow}/{origin_run_id} is still running; resume it once it has ended")
+        driver = origin.get("driver") or {}
+        who = f" (driven by pid {driver.get('pid')} on host {driver.get('host')})" if driver.get("pid") else ""
+        raise MfcError(f"run {flow}/{origin_run_id} is still running{who}; resume it once it has ended")
     if step is not None and step not in graph:
         raise MfcError(f"resume step {step!r}: no such step (steps: {', '.join(graph.nodes)})")
     _check_graph(graph, origin.get("graph"), flow, origin_run_id, step)
@@ -89,6 +96,11 @@ def plan_resume(graph: Any, metadata: BlobMetadata, records: TaskRecords, flow: 
                 ok_tasks.setdefault(name, []).append(Clone(name, task_id, record))
             else:
                 failed.add(name)
+    # A step the origin left part done (a crash between two launches) reruns in full, and so
+    # does everything after it: cloning part of it would leave its other tasks never launched.
+    partial = unfinished_steps(graph, [c for tasks in ok_tasks.values() for c in tasks]) & set(ok_tasks)
+    for name in set().union(*(downstream(graph, p) for p in partial)):
+        ok_tasks.pop(name, None)
     if step is None:
         step = _first_failed_step(graph, failed & set(graph.nodes))
         if step is None:
@@ -105,6 +117,23 @@ def plan_resume(graph: Any, metadata: BlobMetadata, records: TaskRecords, flow: 
     if parameters is None:
         raise MfcError(f"run {flow}/{origin_run_id} has no parameters record; it cannot be resumed")
     return ResumePlan(origin_run_id, step, clones, parameters)
+
+
+def unfinished_steps(graph: Any, done: list[Clone]) -> set[str]:
+    """Steps that the origin's successful tasks made ready but that did not finish every task
+    (a crashed or stopped run: foreach items never launched, a join never reached)."""
+    tracker = DagTracker(graph)
+    wanted = Counter({"start": 1})
+    for clone in sorted(done, key=lambda c: (int(c.task_id) if c.task_id.isdigit() else 0, c.step)):
+        if clone.step not in graph:
+            continue
+        try:
+            ready = tracker.task_done(clone.step, InputRef(clone.step, clone.task_id, 0), clone.record)
+        except (KeyError, IndexError, TypeError):  # a record from another shape of the flow
+            continue
+        wanted.update(request.step for request in ready)
+    finished = Counter(c.step for c in done)
+    return {name for name, count in wanted.items() if finished[name] < count}
 
 
 def _check_graph(graph: Any, recorded: dict[str, list] | None, flow: str, run_id: str, step: str | None) -> None:

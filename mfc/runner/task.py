@@ -20,7 +20,8 @@ from mfc.runner.context import Inputs, InputView, TaskContext
 from mfc.runner.dag import child_stack
 from mfc.runner.taskspec import TaskSpec
 from mfc.stores.artifacts import ArtifactStore
-from mfc.stores.blob import open_blob_store
+from mfc.stores.blob import BlobStore, open_blob_store
+from mfc.stores.metadata import BlobMetadata
 from mfc.stores.records import TaskRecords
 
 IMMUTABLE = (int, float, str, bytes, bool, type(None), complex, frozenset)
@@ -134,10 +135,42 @@ def _bind_current(spec: TaskSpec, flow_cls: type) -> None:
     )
 
 
+LATE_EXIT_CODE = 3  # the task's run has ended: nothing was (or will be) recorded
+
+
+def run_ended(blobs: BlobStore, spec: TaskSpec) -> str | None:
+    """Why the task's run has ended (its final status, or crashed and why), None while it runs
+    or when nothing says it ended (no record of the run, or a store that cannot be read: the
+    task then goes on, and its own reads and writes report the store's trouble)."""
+    metadata = BlobMetadata(blobs)
+    try:
+        facts = metadata.facts(spec.flow_name, spec.run_id)
+        if facts["run"] is None:
+            return None
+        state = metadata.state(spec.flow_name, spec.run_id, facts["run"], facts["status"], facts["lease"])
+    except Exception:  # noqa: BLE001 - a store that cannot answer is no evidence the run ended
+        return None
+    if not state.ended:
+        return None
+    return state.status + (f" ({state.reason})" if state.reason else "")
+
+
+def _refuse_late(spec: TaskSpec, why: str) -> int:
+    print(f"error: run {spec.flow_name}/{spec.run_id} has ended: {why}; task {spec.pathspec} attempt "
+          f"{spec.attempt} is not recorded", file=sys.stderr, flush=True)
+    return LATE_EXIT_CODE
+
+
 def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
-    """Run the step, persist its artifacts and write the attempt record. Returns the exit code."""
+    """Run the step, persist its artifacts and write the attempt record. Returns the exit code.
+
+    A task whose run has ended (a final status, or crashed: its driver is gone) writes nothing
+    into it, neither before it runs nor after: it says why on stderr and exits 3."""
     started = time.time()
     blobs = open_blob_store(spec.datastore_root)
+    why = run_ended(blobs, spec)
+    if why is not None:
+        return _refuse_late(spec, why)
     store = ArtifactStore(blobs, spec.flow_name)
     records = TaskRecords(blobs, spec.flow_name)
     node = graph[spec.step]
@@ -186,6 +219,9 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
     record["finished_at"] = round(time.time(), 3)
     sys.stdout.flush()
     sys.stderr.flush()
+    why = run_ended(blobs, spec)
+    if why is not None:
+        return _refuse_late(spec, why)
     records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, record)
     return code
 

@@ -1,7 +1,10 @@
 """Run metadata on a blob store: run records, final status and tags.
 
 Keys: ``<Flow>/<run>/_run.json`` (written once, claims the run id), ``_status.json`` (written
-when the run ends), ``_tags.json`` (user tags, rewritten by tag changes with compare-and-swap writes).
+when the run ends), ``_tags.json`` (user tags, rewritten by tag changes with compare-and-swap
+writes), ``_lease.json`` (the heartbeat of the process driving the run, see
+:mod:`mfc.stores.lease`). A run's status comes from :func:`mfc.stores.runstatus.run_state`, here
+and only here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from typing import Any
 from mfc.exceptions import MfcError
 from mfc.pathspec import is_valid
 from mfc.stores.blob import BlobNotFound, BlobStore
+from mfc.stores.lease import probe
+from mfc.stores.runstatus import FINAL_STATUSES, LEGACY_GRACE_SECONDS, RunState, run_state
+
+_UNREAD: Any = object()
 
 TAG_WRITE_ATTEMPTS = 100
 
@@ -63,15 +70,72 @@ class BlobMetadata:
         record = {**(info or {}), "status": status, "finished_at": _now()}
         self.blobs.put_bytes(self._key(flow, run_id, "status"), json.dumps(record, default=str).encode())
 
+    def write_lease(self, flow: str, run_id: str, lease: dict[str, Any]) -> None:
+        """Write a heartbeat of the process driving the run (see :mod:`mfc.stores.lease`)."""
+        self.blobs.put_bytes(self._key(flow, run_id, "lease"), json.dumps(lease, separators=(",", ":")).encode())
+
+    def facts(self, flow: str, run_id: str) -> dict[str, dict[str, Any] | None]:
+        """The run's ``run``, ``status`` and ``lease`` records, read in one batch (one round trip
+        on S3); a missing or unreadable one is None."""
+        keys = {name: self._key(flow, run_id, name) for name in ("run", "status", "lease")}
+        found = self.blobs.get_many(keys.values())
+        facts: dict[str, dict[str, Any] | None] = {}
+        for name, key in keys.items():
+            try:
+                facts[name] = json.loads(found[key]) if key in found else None
+            except ValueError:
+                facts[name] = None
+        return facts
+
+    def state(self, flow: str, run_id: str, record: dict[str, Any] | None = None,
+              final: dict[str, Any] | None = _UNREAD, lease: dict[str, Any] | None = _UNREAD) -> RunState:
+        """The run's status from its facts (``record``: its ``_run.json``, read when not given;
+        ``final`` and ``lease``: its ``_status.json`` and ``_lease.json`` when the caller has read
+        them already)."""
+        if final is _UNREAD:
+            final = self._read(self._key(flow, run_id, "status"))
+        if record is None:
+            record = self._read(self._key(flow, run_id, "run")) or {}
+        if final is not None and final.get("status") in FINAL_STATUSES:
+            return run_state(final, None, None, record.get("created_at") or 0.0, time.time(), None)
+        if lease is _UNREAD:
+            try:
+                lease = self._read(self._key(flow, run_id, "lease"))
+            except ValueError:  # a damaged heartbeat: fall back to the run record's driver
+                lease = None
+        driver = record.get("driver")
+        seen = lease or driver
+        created_at, now = record.get("created_at") or 0.0, time.time()
+        old = seen is None and now - created_at > LEGACY_GRACE_SECONDS  # only then do its tasks matter
+        return run_state(final, lease, driver, created_at, now, probe(seen) if seen else None,
+                         self._last_activity(flow, run_id) if old else None)
+
+    def _last_activity(self, flow: str, run_id: str) -> float | None:
+        """The newest task record time of a run (only asked of runs recorded without a lease)."""
+        from mfc.stores.records import TaskRecords
+
+        records = TaskRecords(self.blobs, flow)
+        latest = None
+        for step in records.steps(run_id):
+            for task_id in records.tasks(run_id, step):
+                record = records.latest(run_id, step, task_id) or {}
+                stamp = record.get("finished_at") or record.get("started_at")
+                if isinstance(stamp, (int, float)) and (latest is None or stamp > latest):
+                    latest = float(stamp)
+        return latest
+
     def run(self, flow: str, run_id: str) -> dict[str, Any] | None:
-        """The run's record merged with its status and tags; None if there is no such run."""
+        """The run's record merged with its status (see :meth:`state`) and tags; None if there is
+        no such run. A crashed run's ``finished_at`` is its last sign of life and its
+        ``result["error"]`` says why it is taken for crashed."""
         record = self._read(self._key(flow, run_id, "run"))
         if record is None:
             return None
         status = self._read(self._key(flow, run_id, "status"))
-        record["status"] = status["status"] if status else "running"
-        record["finished_at"] = status.get("finished_at") if status else None
-        record["result"] = status or {}
+        state = self.state(flow, run_id, record, status)
+        record["status"] = state.status
+        record["finished_at"] = state.ended_at
+        record["result"] = status or ({"status": "crashed", "error": state.reason} if state.status == "crashed" else {})
         tags = self._read(self._key(flow, run_id, "tags"))
         if tags is not None:
             record["tags"] = tags["tags"]
