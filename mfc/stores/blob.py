@@ -49,6 +49,22 @@ class BlobStore(abc.ABC):
     def exists(self, key: str) -> bool:
         """True if the key is stored."""
 
+    def size(self, key: str) -> int | None:
+        """The stored size of a blob in bytes, None if it is not stored."""
+        try:
+            return len(self.get_bytes(key))
+        except BlobNotFound:
+            return None
+
+    def sizes_many(self, keys: Iterable[str]) -> dict[str, int]:
+        """Stored sizes of several blobs; missing keys are left out."""
+        found = {}
+        for key in keys:
+            size = self.size(key)
+            if size is not None:
+                found[key] = size
+        return found
+
     @abc.abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Names of the direct children of a '/'-terminated prefix (files and 'dirs')."""

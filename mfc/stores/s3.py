@@ -329,6 +329,16 @@ class S3BlobStore(BlobStore):
         self._remember(key)
         return True
 
+    def size(self, key: str) -> int | None:
+        s3, full = self.client, self._full(key)
+        try:
+            answer = self._run(key, lambda: s3.head_object(Bucket=self.bucket, Key=full), ok=_MISSING)
+        except bex.ClientError:
+            self._check_bucket()
+            return None
+        self._remember(key)
+        return int(answer["ContentLength"])
+
     def _etag(self, key: str) -> str | None:
         s3, full = self.client, self._full(key)
         try:
@@ -364,7 +374,7 @@ class S3BlobStore(BlobStore):
         Content-addressed objects are checked by their own sha256 (and may be read as parallel
         ranges), others come in one GET whose checksum botocore verifies."""
         sha = data_sha(key) if self.verify_data else None
-        check = PayloadCheck(sha, self._url(key)) if sha else None
+        check = PayloadCheck(sha, self._url(key), BlobCorrupt) if sha else None
         s3, full = self.client, self._full(key)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
         if check is None:
@@ -438,6 +448,10 @@ class S3BlobStore(BlobStore):
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         keys = list(dict.fromkeys(keys))
         return {key for key, there in zip(keys, self._map(self.exists, keys), strict=True) if there}
+
+    def sizes_many(self, keys: Iterable[str]) -> dict[str, int]:
+        keys = list(dict.fromkeys(keys))
+        return {key: size for key, size in zip(keys, self._map(self.size, keys), strict=True) if size is not None}
 
     def put_many(self, items: dict[str, bytes]) -> None:
         """Write several blobs in parallel. Content-addressed keys are written create-only, so an
