@@ -10,7 +10,12 @@ import json
 import time
 from typing import Any
 
-from mfc.stores.blob import BlobNotFound, BlobStore
+from mfc.stores.blob import BlobStore
+from mfc.stores.records import read_record
+
+# What each record must hold to be read at all (MalformedRecord otherwise).
+REQUIRED: dict[str, dict[str, Any]] = {"run": {"created_at": (int, float)}, "status": {"status": str},
+                                       "tags": {"tags": list}}
 
 
 def _now() -> float:
@@ -27,10 +32,9 @@ class BlobMetadata:
         return f"{flow}/{run_id}/_{name}.json"
 
     def _read(self, key: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.blobs.get_bytes(key))
-        except BlobNotFound:
-            return None
+        """A run-level record, None if absent; MalformedRecord naming its file if it is damaged."""
+        name = key.rsplit("/_", 1)[-1].removesuffix(".json")
+        return read_record(self.blobs, key, REQUIRED.get(name))
 
     def create_run(self, flow: str, info: dict[str, Any]) -> str:
         """Claim a new run id (milliseconds since the epoch, bumped on a clash) and record the run."""
