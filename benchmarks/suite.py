@@ -16,7 +16,7 @@ from figures import Figure
 from flows import OUT_ENV, write_flow
 from procs import MB, BenchError, Measured, bench_env, median, run_measured, spread
 from suite_cloud import CLOUD_BENCHMARKS
-from suite_inspect import bench_client, bench_resume
+from suite_inspect import bench_client, bench_resume, bench_verify
 
 HERE = Path(__file__).resolve().parent
 
@@ -310,5 +310,6 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "package": bench_package,
     "resume": bench_resume,
     "client": bench_client,
+    "verify": bench_verify,
     **CLOUD_BENCHMARKS,
 }

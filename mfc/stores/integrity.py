@@ -108,6 +108,8 @@ class PayloadCheck:
                 pending = self._inflate.unconsumed_tail
         except zlib.error as exc:
             raise self.corrupt(f"it does not decompress ({exc})") from None
+        if self._inflate.unused_data:
+            raise self.corrupt("bytes follow the end of its compressed stream")
 
     def finish(self) -> None:
         """Raise :attr:`error` unless what went by hashes to the key's sha."""
