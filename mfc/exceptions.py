@@ -90,7 +90,7 @@ class CorruptArtifact(MfcError):
 
     exit_code = 1
     state = "is corrupt"
-    default_hint = "`mfc verify` lists every damaged object of a run; delete this one and resume or rerun the run"
+    default_hint = "`mfc verify` lists every damaged part of a run; `mfc resume` reruns the steps that made them"
 
     def __init__(self, why: str, *, sha: str | None = None, location: str | None = None,
                  hint: str | None = None) -> None:
@@ -125,7 +125,7 @@ class MissingData(CorruptArtifact):
     """A content-addressed object that a record names but the datastore does not hold."""
 
     state = "is missing"
-    default_hint = "it was deleted or never written; `mfc verify` lists what a run lacks; resume or rerun the run"
+    default_hint = "it was deleted or never written; `mfc verify` lists what a run lacks; `mfc resume` reruns the steps that made it"
 
 
 class MalformedRecord(MfcError):

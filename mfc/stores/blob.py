@@ -56,15 +56,6 @@ class BlobStore(abc.ABC):
         except BlobNotFound:
             return None
 
-    def sizes_many(self, keys: Iterable[str]) -> dict[str, int]:
-        """Stored sizes of several blobs; missing keys are left out."""
-        found = {}
-        for key in keys:
-            size = self.size(key)
-            if size is not None:
-                found[key] = size
-        return found
-
     @abc.abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Names of the direct children of a '/'-terminated prefix (files and 'dirs')."""

@@ -449,10 +449,6 @@ class S3BlobStore(BlobStore):
         keys = list(dict.fromkeys(keys))
         return {key for key, there in zip(keys, self._map(self.exists, keys), strict=True) if there}
 
-    def sizes_many(self, keys: Iterable[str]) -> dict[str, int]:
-        keys = list(dict.fromkeys(keys))
-        return {key: size for key, size in zip(keys, self._map(self.size, keys), strict=True) if size is not None}
-
     def put_many(self, items: dict[str, bytes]) -> None:
         """Write several blobs in parallel. Content-addressed keys are written create-only, so an
         object that is already stored is never rewritten."""
