@@ -21,6 +21,7 @@ from mfc.exceptions import CorruptArtifact
 
 RAW, ZLIB = b"R", b"Z"
 READ_CHUNK = 1024 * 1024  # the most one piece of a background check holds
+HASH_CHUNK = 1024 * 1024  # what the file hasher reads at a time: hashed from the CPU cache, not from memory
 BACKGROUND_CHECK = 8 * 1024 * 1024  # objects this large are hashed on a thread of their own
 _DATA_KEY = re.compile(r"^[^/]+/data/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
 
@@ -177,7 +178,7 @@ class CheckedFile(io.RawIOBase):
 
     def _hash_file(self) -> None:
         fd, at = self._fh.fileno(), 0
-        chunk = memoryview(bytearray(READ_CHUNK))
+        chunk = memoryview(bytearray(HASH_CHUNK))
         try:
             while not self._stop:
                 got = os.preadv(fd, [chunk], at)
