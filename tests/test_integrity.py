@@ -123,6 +123,17 @@ def test_a_large_checked_load_returns_the_value_and_stops_its_hasher(tmp_path):
     assert not [t for t in threading.enumerate() if t.name == "mfc-check"]
 
 
+@pytest.mark.parametrize("kind", list(VALUES))
+def test_saving_a_value_again_replaces_its_damaged_copy_on_a_local_store(tmp_path, kind):
+    store = ArtifactStore(LocalBlobStore(str(tmp_path)), "F")
+    sha = store.save(VALUES[kind]).sha
+    Damage(str(tmp_path)).damage(data_key("F", sha), "truncate" if kind == "large" else "flip")
+    with pytest.raises(CorruptArtifact):
+        store.load(sha)
+    assert store.save(VALUES[kind]).sha == sha
+    assert store.load(sha) == VALUES[kind]
+
+
 # -- flows on the local store ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -202,6 +213,16 @@ def test_resume_refuses_damaged_parameters(copy):
     assert_no_traceback(proc.stderr)
     [line] = _error_lines(proc.stderr)
     assert "its parameters are damaged" in line and "artifact 'offset'" in line and str(root / key) in line
+
+
+def test_a_new_run_does_not_point_at_a_damaged_copy_of_its_value(copy):
+    root, run_id = copy["root"], copy["run_id"]
+    key = artifact_key(str(root), run_id, "start", "value")
+    Damage(str(root)).damage(key, "flip")
+    proc, new_id = run_flow(root, copy["flow"], extra=("-q",))
+    assert only(root, FLOW, new_id, "end")["final"] == FINAL
+    assert artifact_key(str(root), new_id, "start", "value") == key
+    assert mfc(root, "verify", f"{FLOW}/{run_id}").returncode == 0  # the shared copy is whole again
 
 
 DAMAGING_FLOW = """

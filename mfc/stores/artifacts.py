@@ -141,7 +141,7 @@ class ArtifactStore:
         if spool.file is not None:
             spool.file.close()
             try:
-                if not self.blobs.exists(key):
+                if not self.blobs.exists(key) or not self._reusable(key, spool.size):
                     assert spool.path is not None
                     self.blobs.put_file(key, spool.path)  # moves the spool into the store
             finally:
@@ -170,14 +170,33 @@ class ArtifactStore:
         return sha
 
     def _put_small(self, key: str, payload: bytes) -> None:
-        if self.blobs.exists(key):
+        exists = self.blobs.exists(key)
+        if exists and self._reusable(key):
             return
         stored = RAW + payload
         if len(payload) >= MIN_COMPRESS:
             packed = zlib.compress(payload, 1)
             if len(packed) < 0.8 * len(payload):
                 stored = ZLIB + packed
-        self.blobs.put_new(key, stored)
+        if exists:
+            self.blobs.put_bytes(key, stored)  # replaces a damaged copy, atomically
+        else:
+            self.blobs.put_new(key, stored)
+
+    def _reusable(self, key: str, raw_size: int | None = None) -> bool:
+        """Whether a stored copy of what is being saved may stand in for it. On a local datastore,
+        where reading it back is cheap, a small object is read (and so checked) and a large one's
+        size compared: a run that makes a value whose stored copy was damaged stores it again
+        instead of pointing at the damage. On S3 existence is trusted (reads still check)."""
+        if self.blobs.local_path(key) is None:
+            return True
+        if raw_size is not None:  # a large object is stored raw: one header byte, then the payload
+            return self.blobs.size(key) == raw_size + 1
+        try:
+            self.blobs.get_bytes(key)
+        except (CorruptArtifact, BlobNotFound):
+            return False
+        return True
 
     def load_bytes(self, sha: str) -> bytes:
         """The raw payload stored under sha (checked against it as it is read)."""
