@@ -78,6 +78,10 @@ class PayloadCheck:
                     return
                 self._queue.put(bytes(view[at:at + READ_CHUNK]))
 
+    def fail(self, exc: BaseException) -> None:
+        """Make :meth:`finish` raise ``exc`` (a failure of whoever feeds this check)."""
+        self._error = exc
+
     def abandon(self) -> None:
         """Stop the background thread of a check that will not be finished."""
         if self._thread is not None:
@@ -144,7 +148,8 @@ class CheckedFile(io.RawIOBase):
 
     A large file is hashed by a thread of its own that reads the file through the same
     descriptor (``pread``: the reader's offset is untouched), so hashing runs beside the reader
-    instead of after it and no byte the reader is handed is copied again.
+    instead of after it and no byte the reader is handed is copied again. Both see the same bytes
+    because a content-addressed file is never rewritten in place (a writer replaces it whole).
     """
 
     def __init__(self, fh: BinaryIO, sha: str, location: str, background: int = BACKGROUND_CHECK) -> None:
@@ -187,7 +192,7 @@ class CheckedFile(io.RawIOBase):
                 self._check.update(chunk[:got])
                 at += got
         except BaseException as exc:  # noqa: BLE001 - raised by _finish()
-            self._check._error = exc
+            self._check.fail(exc)
 
     def _finish(self) -> None:
         if self._done:
