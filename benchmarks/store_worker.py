@@ -2,7 +2,9 @@
 
 Run by ``benchmarks/run.py`` in a fresh interpreter (so the runner's own state does not count):
 ``python benchmarks/store_worker.py --framework mfc|metaflow --mb 200 --reps 3 --dir DIR``.
-Prints one JSON object: ``{"save_s": [...], "load_s": [...], "size": bytes, "type": name}``.
+Prints one JSON object: ``{"save_s": [...], "load_s": [...], "size": bytes, "type": name}``; for
+mfc also ``unchecked_s``: the same object read back as mfc read it before reads were checked
+against the content address (``pickle.load`` of the file), interleaved with the checked loads.
 Each repetition writes into a fresh datastore directory (so nothing is deduplicated) and reads
 the value back right after writing it (so reads come from the page cache, as in a flow whose
 next step reads what the previous one wrote).
@@ -44,6 +46,18 @@ def mfc_round_trip(root: Path) -> tuple[Callable[[Any], Any], Callable[[Any], An
     return (lambda value: store.save(value, "big").sha), store.load
 
 
+def mfc_unchecked_load(root: Path, sha: str) -> Any:
+    """The read without the integrity check: header byte, then pickle.load of the file."""
+    import pickle
+
+    from mfc.stores.artifacts import RAW, data_key
+
+    with open(root / data_key("BenchStore", sha), "rb") as fh:
+        if fh.read(1) != RAW:
+            raise SystemExit("mfc: the benchmark value was not stored raw")
+        return pickle.load(fh)
+
+
 def metaflow_round_trip(root: Path) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     from metaflow.datastore import FlowDataStore
     from metaflow.plugins.datastores.local_storage import LocalStorage
@@ -71,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     value = make_blob(args.mb, 1)
     factory = mfc_round_trip if args.framework == "mfc" else metaflow_round_trip
-    saves, loads = [], []
+    saves, loads, unchecked = [], [], []
     for rep in range(args.reps):
         root = args.dir / f"rep{rep}"
         save, load = factory(root)
@@ -84,9 +98,17 @@ def main() -> None:
         if not _same(value, loaded):
             raise SystemExit(f"{args.framework}: the loaded value differs from the saved one")
         del loaded
+        if args.framework == "mfc":
+            started = time.perf_counter()
+            loaded = mfc_unchecked_load(root, key)
+            unchecked.append(time.perf_counter() - started)
+            del loaded
         shutil.rmtree(root, ignore_errors=True)
     size = getattr(value, "nbytes", None) or len(value)
-    print(json.dumps({"save_s": saves, "load_s": loads, "size": size, "type": type(value).__name__}))
+    result = {"save_s": saves, "load_s": loads, "size": size, "type": type(value).__name__}
+    if unchecked:
+        result["unchecked_s"] = unchecked
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

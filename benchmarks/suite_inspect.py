@@ -1,5 +1,6 @@
 """Benchmarks of inspecting and resuming runs (issue 3): resume of a 20-step flow that failed at
-step 15, ``Flow(...).runs()`` over 1,000 runs, and loading one artifact in a fresh process."""
+step 15, ``Flow(...).runs()`` over 1,000 runs, loading one artifact in a fresh process; and
+(issue 8) ``mfc verify`` of a 1,000-task run."""
 
 from __future__ import annotations
 
@@ -110,3 +111,26 @@ def bench_client(ctx) -> list[Figure]:
     artifact = Figure("one artifact from a fresh process", median(load_times), "s", goal=0.3)
     artifact.details.append(f"`python -c 'from mfc import Flow; ...data.count'`, interpreter start included; {spread(load_times)}")
     return [runs, artifact]
+
+
+def bench_verify(ctx) -> list[Figure]:
+    """`mfc verify` of a run with 1,000 tasks (a 998-way foreach): every record, object and log."""
+    width = ctx.n(998, 98)
+    directory = ctx.flow_dir("foreach", "mfc")
+    done = _mfc(ctx, directory, "run", "flow.py", "-q", "--width", str(width), "--max-num-splits", str(width),
+                "--run-id-file", "verify-rid")
+    if done.returncode != 0:
+        raise BenchError(f"the {width}-way foreach failed: {done.stderr[-300:]}")
+    run_id = (directory / "verify-rid").read_text().strip()
+    times, line = [], ""
+    for _ in range(ctx.n(5, 1)):
+        started = time.perf_counter()
+        out = _mfc(ctx, directory, "verify", f"BenchForeachFlow/{run_id}")
+        times.append(time.perf_counter() - started)
+        if out.returncode != 0:
+            raise BenchError(f"mfc verify found damage in a fresh run: {(out.stdout + out.stderr)[-300:]}")
+        line = out.stdout.strip().splitlines()[-1]
+    figure = Figure(f"verify a {width + 3}-task run", median(times), "s", goal=2.0,
+                    metaflow_note="no counterpart (Metaflow has no verify)" if ctx.metaflow else ctx.metaflow_note)
+    figure.details.append(f"`mfc verify Flow/run`, interpreter start included; {spread(times)}; it said: {line}")
+    return [figure]

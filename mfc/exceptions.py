@@ -90,3 +90,69 @@ class TaskKilled(Exception):
 
 class ParameterReadOnly(MfcError, AttributeError):
     """Assigning to a parameter inside a step (an AttributeError, as in Metaflow)."""
+
+
+class CorruptArtifact(MfcError):
+    """A content-addressed object (an artifact, a code package) whose stored bytes do not hash to
+    its address, are cut short or cannot be decoded. Never a value: the read fails. Exit code 1.
+
+    The store that finds it knows the object (``sha``, ``location``: its path or URL); callers
+    that know more add the task's pathspec and the artifact's name with :meth:`within`.
+    """
+
+    exit_code = 1
+    state = "is corrupt"
+    default_hint = "`mfc verify` lists every damaged part of a run; `mfc resume` reruns the steps that made them"
+
+    def __init__(self, why: str, *, sha: str | None = None, location: str | None = None,
+                 hint: str | None = None) -> None:
+        self.why = why
+        self.sha = sha
+        self.location = location
+        self.pathspec: str | None = None
+        self.name: str | None = None
+        self.what: str | None = None
+        super().__init__(self._text(), hint if hint is not None else (self.default_hint if sha else None))
+
+    def _text(self) -> str:
+        owner = f"{self.pathspec}: " if self.pathspec else ""
+        name = f"{self.what}: " if self.what else ""
+        if self.sha is None:
+            return f"{owner}{name}{self.why}"
+        where = f" at {self.location}" if self.location else ""
+        why = f": {self.why}" if self.why else ""
+        return f"{owner}{name}data {self.sha[:12]}{where} {self.state}{why}"
+
+    def within(self, pathspec: str | None = None, name: str | None = None, what: str | None = None) -> CorruptArtifact:
+        """Name the task (``Flow/run/step/task``) and the artifact this object is (or ``what`` it
+        is, e.g. "code package"); the first caller to say wins. Returns self."""
+        self.pathspec = self.pathspec or pathspec
+        self.name = self.name or name
+        self.what = self.what or what or (f"artifact {name!r}" if name else None)
+        self.args = (self._text(),)
+        return self
+
+
+class MissingData(CorruptArtifact):
+    """A content-addressed object that a record names but the datastore does not hold."""
+
+    state = "is missing"
+    default_hint = "it was deleted or never written; `mfc verify` lists what a run lacks; `mfc resume` reruns the steps that made it"
+
+
+class MalformedRecord(MfcError):
+    """A JSON record of the datastore (``_run.json``, ``_status.json``, ``_tags.json``, a task's
+    ``<attempt>.json``) that does not parse or lacks what every such record has. Exit code 1."""
+
+    exit_code = 1
+
+    def __init__(self, location: str, why: str) -> None:
+        super().__init__(f"malformed record {location}: {why}")
+        self.location = location
+        self.why = why
+
+
+class MissingRecord(MfcError):
+    """A task (or step) that a finished run should have recorded but whose record is gone. Exit code 1."""
+
+    exit_code = 1

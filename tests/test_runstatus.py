@@ -190,7 +190,7 @@ def test_runs_recorded_before_leases_still_list(root):
     write_run(root, "OldFlow", "40", {"created_at": now - 3 * LEGACY_GRACE_SECONDS})
     task = root / "OldFlow" / "40" / "start" / "1"
     task.mkdir(parents=True)
-    (task / "0.json").write_text(json.dumps({"status": "ok", "started_at": now - 100, "finished_at": now - 90}))
+    (task / "0.json").write_text(json.dumps({"status": "ok", "artifacts": {}, "started_at": now - 100, "finished_at": now - 90}))
     proc = mfc(root, "runs", "OldFlow", "--json")
     assert proc.returncode == 0, describe(proc)
     rows = {r["run_id"]: r for r in json.loads(proc.stdout)}

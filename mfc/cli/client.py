@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import CorruptArtifact, MfcError, MissingRecord
 
 if TYPE_CHECKING:
     from mfc.client import Run, Task
@@ -39,10 +39,31 @@ def _open_run(pathspec: str, datastore_root: str | None, max_parts: int = 4,
 
 
 def _tasks(run: Run, parts: list[str]) -> list[Task]:
+    _check_steps(run, parts[2:3])
     if len(parts) == 2:
         return [task for step in run for task in step]
     step = run[parts[2]]
     return [step[parts[3]]] if len(parts) == 4 else step.tasks()
+
+
+def _check_steps(run: Run, names: list[str]) -> None:
+    """A succeeded run has tasks in every step of its graph: a step without any lost its records."""
+    if run.status != "succeeded":
+        return
+    graph = run._record.get("graph") or {}
+    for name in names or list(graph):
+        if name in graph and name not in run:
+            raise MissingRecord(f"step {name} of {run.pathspec} has no tasks (records missing or deleted)")
+
+
+def _unrecorded(run: Run, task: Task) -> str:
+    """What to say of a task without a record: running, or (in a succeeded run) its record is gone."""
+    status = run.status
+    if status == "running":
+        return "running: no artifacts yet"
+    if status == "succeeded":
+        raise MissingRecord(f"task {task.pathspec} has no record (missing or deleted)")
+    return f"no record: it had not finished when the run ended ({status})"
 
 
 def _preview(artifact: DataArtifact, full: bool) -> str:
@@ -62,15 +83,17 @@ def _json_entry(artifact: DataArtifact) -> dict[str, Any]:
             if len(text) <= LARGE_STORED:
                 entry["value"] = value
                 return entry
+        except CorruptArtifact:
+            raise
         except Exception:  # noqa: BLE001 - not JSON-able (or not loadable): show its repr instead
             pass
     entry["repr"] = preview(artifact, LARGE_REPR)
     return entry
 
 
-def _state(task: Task) -> str:
+def _state(run: Run, task: Task) -> str:
     if not task.finished:
-        return "running"
+        return _unrecorded(run, task).split(":", 1)[0]
     return "ok" if task.successful else "failed"
 
 
@@ -103,7 +126,7 @@ def dump(pathspec: str, names: tuple[str, ...], as_json: bool, datastore_root: s
         for task in tasks:
             chosen = [a for a in task.artifacts if not names or a.name in names]
             exc = task.exception
-            out.append({"pathspec": task.pathspec, "status": _state(task), "exception": str(exc) if exc else None,
+            out.append({"pathspec": task.pathspec, "status": _state(run, task), "exception": str(exc) if exc else None,
                         "artifacts": {a.name: _json_entry(a) for a in chosen}})
         click.echo(json.dumps(out, indent=2, default=str))
         return
@@ -114,7 +137,7 @@ def dump(pathspec: str, names: tuple[str, ...], as_json: bool, datastore_root: s
         if len(tasks) > 1:
             click.echo(f"== {task.pathspec} ==")
         if not task.finished:
-            click.echo("  (running: no artifacts yet)")
+            click.echo(f"  ({_unrecorded(run, task)})")
             continue
         if not task.successful:
             click.echo(f"  (failed: {task.exception})")

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import MalformedRecord, MfcError, warn
 from mfc.pathspec import check_flow, parse_pathspec
 from mfc.stores.runstatus import STATUSES
 
@@ -109,7 +109,11 @@ def runs(flow: str, status: str | None, tags: tuple[str, ...], limit: int, as_js
     _, metadata, _ = _stores(datastore_root, name)
     rows = []
     for run_id in metadata.run_ids(name):
-        run = metadata.run(name, run_id)
+        try:
+            run = metadata.run(name, run_id)
+        except MalformedRecord as exc:
+            warn(f"{exc}; run {name}/{run_id} is left out")
+            continue
         if run is None:
             continue
         all_tags = set(run.get("tags", [])) | set(run.get("system_tags", []))

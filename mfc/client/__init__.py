@@ -28,9 +28,11 @@ from mfc.client.namespace import default_namespace, get_namespace, namespace
 from mfc.client.run import Run
 from mfc.client.step import Step
 from mfc.client.task import Task, TaskException
+from mfc.exceptions import CorruptArtifact
 
 __all__ = [
     "Metaflow", "Flow", "Run", "Step", "Task", "DataArtifact", "TaskData", "ArtifactList", "TaskException",
     "RunCode", "namespace", "get_namespace", "default_namespace", "metadata", "get_metadata",
     "MfcNotFound", "MfcNamespaceMismatch", "MissingArtifact", "MetaflowNotFound", "MetaflowNamespaceMismatch",
+    "CorruptArtifact",
 ]

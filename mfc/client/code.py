@@ -21,7 +21,12 @@ class RunCode:
     def tarball(self) -> bytes:
         """The package's tar.gz bytes."""
         if self._tarball is None:
-            self._tarball = self._store.load_bytes(self.sha256)
+            from mfc.exceptions import CorruptArtifact
+
+            try:
+                self._tarball = self._store.load_bytes(self.sha256)
+            except CorruptArtifact as exc:
+                raise exc.within(what="code package") from None
         return self._tarball
 
     @property

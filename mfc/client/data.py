@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mfc.exceptions import CorruptArtifact
+
 if TYPE_CHECKING:
     from mfc.client.datastore import Datastore
     from mfc.client.task import Task
@@ -61,7 +63,10 @@ class DataArtifact:
     def data(self) -> Any:
         """The artifact's value (unpickled on first access)."""
         if self._value is _UNLOADED:
-            self._value = self._task._ds.artifacts(self._task._flow_name).load(self.sha)
+            try:
+                self._value = self._task._ds.artifacts(self._task._flow_name).load(self.sha)
+            except CorruptArtifact as exc:
+                raise exc.within(self._task.pathspec, self._name) from None
         return self._value
 
     @property

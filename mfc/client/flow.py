@@ -9,6 +9,7 @@ from mfc.client.datastore import Datastore, open_datastore
 from mfc.client.errors import MfcNotFound, lookup
 from mfc.client.namespace import get_namespace, in_namespace
 from mfc.client.run import Run, run_tags
+from mfc.exceptions import MalformedRecord, warn
 from mfc.pathspec import is_valid
 
 
@@ -58,7 +59,11 @@ class Flow(ClientObject):
         ns = get_namespace()
         metadata = self._ds.metadata
         for run_id in metadata.run_ids(self.id):
-            record = metadata.run(self.id, run_id)
+            try:
+                record = metadata.run(self.id, run_id)
+            except MalformedRecord as exc:
+                warn(f"{exc}; run {self.id}/{run_id} is left out")
+                continue
             if record is None:
                 continue  # a run directory whose record is not written yet
             carried = run_tags(record)

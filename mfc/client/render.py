@@ -117,8 +117,12 @@ def preview(artifact: DataArtifact, limit: int = PREVIEW_CHARS) -> str:
     placeholder = f"<{artifact.type}, {format_size(artifact.size)}>"
     if artifact.size > PREVIEW_MAX_STORED:
         return placeholder
+    from mfc.exceptions import CorruptArtifact
+
     try:
         text = repr(artifact.data)
+    except CorruptArtifact:
+        raise  # damage is an error, never a value shown
     except Exception as exc:  # noqa: BLE001 - a value whose class is gone or whose repr breaks
         return f"<{artifact.type}, {format_size(artifact.size)}: cannot load: {type(exc).__name__}: {exc}>"
     return text if len(text) <= limit else placeholder

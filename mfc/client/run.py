@@ -10,7 +10,7 @@ from mfc.client.base import ClientObject, split_pathspec, to_datetime
 from mfc.client.datastore import Datastore
 from mfc.client.errors import MfcNamespaceMismatch, MfcNotFound, lookup
 from mfc.client.namespace import get_namespace, in_namespace
-from mfc.exceptions import MfcError
+from mfc.exceptions import CorruptArtifact, MfcError
 from mfc.pathspec import is_valid
 from mfc.tags import check_tag as _check_tag
 from mfc.tags import check_tag_count
@@ -128,7 +128,13 @@ class Run(ClientObject):
         if record is None:
             return dict(self._record.get("parameters") or {})
         store = self._ds.artifacts(self._flow_name)
-        return {name: store.load(ref[0]) for name, ref in sorted(record["artifacts"].items())}
+        values = {}
+        for name, ref in sorted(record["artifacts"].items()):
+            try:
+                values[name] = store.load(ref[0])
+            except CorruptArtifact as exc:
+                raise exc.within(f"{self._pathspec}/{PARAMETERS_STEP}/{PARAMETERS_TASK}", name) from None
+        return values
 
     @property
     def code(self) -> RunCode | None:

@@ -21,7 +21,13 @@ def prepare_code(spec: TaskSpec, workdir: str | None = None) -> str:
     target = workdir or os.path.join(os.path.expanduser("~"), ".mfc-code", sha[:16])
     marker = os.path.join(target, ".mfc-unpacked")
     if not os.path.exists(marker):
-        manifest = unpack_package(store.load_bytes(sha), target, expected_sha256=sha)
+        from mfc.exceptions import CorruptArtifact
+
+        try:
+            package = store.load_bytes(sha)
+        except CorruptArtifact as exc:
+            raise exc.within(f"{spec.flow_name}/{spec.run_id}", what="code package") from None
+        manifest = unpack_package(package, target, expected_sha256=sha)
         with open(marker, "w") as fh:
             fh.write(manifest.get("flow_file", ""))
     with open(marker) as fh:

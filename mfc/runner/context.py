@@ -5,51 +5,58 @@ from __future__ import annotations
 
 from typing import Any
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import CorruptArtifact, MfcError
 from mfc.stores.artifacts import ArtifactStore
 
 _MISSING = object()
 
 
 class _LazyArtifacts:
-    """Artifacts of one task, loaded from the store on first access."""
+    """Artifacts of one task, loaded from the store on first access. ``source`` is the pathspec
+    of the input task whose record lists them, named when one turns out to be damaged."""
 
-    def __init__(self, store: ArtifactStore, index: dict[str, list], foreach_stack: list[dict]) -> None:
+    def __init__(self, store: ArtifactStore, index: dict[str, list], foreach_stack: list[dict],
+                 source: str | None = None) -> None:
         self.store = store
         self.refs = index
         self.frames = foreach_stack
+        self.source = source
         self._cache: dict[str, Any] = {}
 
     def load_artifact(self, name: str) -> tuple[bool, Any]:
         ref = self.refs.get(name)
         if ref is None:
             return False, None
-        return True, self._load_sha(ref[0])
+        return True, self._load_sha(ref[0], name)
 
-    def _load_sha(self, sha: str) -> Any:
+    def _load_sha(self, sha: str, name: str) -> Any:
         value = self._cache.get(sha, _MISSING)
         if value is _MISSING:
-            value = self._cache[sha] = self.store.load(sha)
+            try:
+                value = self._cache[sha] = self.store.load(sha)
+            except CorruptArtifact as exc:
+                raise exc.within(self.source, what=f"input artifact {name!r}") from None
         return value
 
     def foreach_input(self) -> Any:
         if not self.frames:
             return None
-        return self._load_sha(self.frames[-1]["input"])
+        return self._load_sha(self.frames[-1]["input"], "input")
 
     def foreach_index(self) -> int | None:
         return self.frames[-1]["index"] if self.frames else None
 
     def foreach_frames(self) -> list[tuple[int, int, Any]]:
-        return [(f["index"], f["num_splits"], self._load_sha(f["input"])) for f in self.frames]
+        return [(f["index"], f["num_splits"], self._load_sha(f["input"], "input")) for f in self.frames]
 
 
 class TaskContext(_LazyArtifacts):
     """State of the running task, attached to the flow instance as ``_ctx``."""
 
     def __init__(self, store: ArtifactStore, step_name: str, index: dict[str, list],
-                 foreach_stack: list[dict], parameter_names: set[str], is_join: bool) -> None:
-        super().__init__(store, index, foreach_stack)
+                 foreach_stack: list[dict], parameter_names: set[str], is_join: bool,
+                 source: str | None = None) -> None:
+        super().__init__(store, index, foreach_stack, source)
         self.step_name = step_name
         self.parameter_names = parameter_names
         self.is_join = is_join
@@ -106,8 +113,8 @@ class InputView:
     ``index`` and ``foreach_stack()`` are its own; every other name is an artifact."""
 
     def __init__(self, store: ArtifactStore, step_name: str, task_id: str, index: dict[str, list],
-                 foreach_stack: list[dict]) -> None:
-        self.__dict__["_artifacts"] = _LazyArtifacts(store, index, foreach_stack)
+                 foreach_stack: list[dict], source: str | None = None) -> None:
+        self.__dict__["_artifacts"] = _LazyArtifacts(store, index, foreach_stack, source)
         self.__dict__["_step"] = step_name
         self.__dict__["_label"] = f"{step_name}/{task_id}"
 

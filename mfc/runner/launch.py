@@ -15,7 +15,7 @@ from typing import Any
 
 from mfc.config import Config
 from mfc.decorators import Decorator
-from mfc.exceptions import Interrupted, MfcError, RunFailed, Terminated
+from mfc.exceptions import Interrupted, MfcError, RunFailed, Terminated, warn
 from mfc.parameters import flow_parameters, parse_parameter_args
 from mfc.runner.dag import TaskRequest
 from mfc.runner.executor import Executor
@@ -23,7 +23,14 @@ from mfc.runner.lease import LeaseKeeper, lease_settings
 from mfc.runner.orchestrator import Orchestrator, RunInfo
 from mfc.runner.policy import step_policies
 from mfc.runner.progress import make_reporter
-from mfc.runner.resume import PARAMETERS_STEP, ResumePlan, clone_records, graph_summary, plan_resume
+from mfc.runner.resume import (
+    PARAMETERS_STEP,
+    ResumePlan,
+    clone_records,
+    discard_damaged,
+    graph_summary,
+    plan_resume,
+)
 from mfc.runner.taskspec import InputRef
 from mfc.stores.artifacts import ArtifactStore
 from mfc.stores.blob import BlobStore, open_blob_store
@@ -142,6 +149,9 @@ def _launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], c
         if param_args:
             raise_usage("resume reruns with the origin run's parameters; drop " + " ".join(param_args))
         plan = plan_resume(graph, metadata, records, flow_name, options.origin_run_id, options.resume_step)
+        for note in plan.notes:
+            warn(note)
+        discard_damaged(plan, blobs, flow_name)
         origin = metadata.run(flow_name, plan.origin_run_id) or {}
         summary = origin.get("parameters", {})
     else:

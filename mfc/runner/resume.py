@@ -12,12 +12,13 @@ content-addressed artifacts.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import MalformedRecord, MfcError, MissingData
 from mfc.runner.dag import DagTracker
 from mfc.runner.taskspec import InputRef
+from mfc.stores.blob import BlobStore
 from mfc.stores.metadata import BlobMetadata
 from mfc.stores.records import TaskRecords
 
@@ -37,6 +38,8 @@ class ResumePlan:
     resume_step: str | None  # None: the origin succeeded, every task is cloned and nothing reruns
     clones: list[Clone]
     parameters: dict[str, Any]  # the origin's _parameters record
+    notes: list[str] = field(default_factory=list)  # what the plan had to work around (damage), to tell the user
+    damaged: list[str] = field(default_factory=list)  # shas of damaged objects the rerun steps store again
 
     @property
     def max_task_id(self) -> int:
@@ -87,11 +90,16 @@ def plan_resume(graph: Any, metadata: BlobMetadata, records: TaskRecords, flow: 
 
     ok_tasks: dict[str, list[Clone]] = {}
     failed: set[str] = set()
+    notes: list[str] = []
     for name in records.steps(origin_run_id):
         if name.startswith("_"):
             continue
         for task_id in records.tasks(origin_run_id, name):
-            record = records.latest(origin_run_id, name, task_id)
+            try:
+                record = records.latest(origin_run_id, name, task_id)
+            except MalformedRecord as exc:
+                notes.append(f"{exc}: the task reruns")
+                record = None
             if record is not None and record.get("status") == "ok":
                 ok_tasks.setdefault(name, []).append(Clone(name, task_id, record))
             else:
@@ -101,22 +109,52 @@ def plan_resume(graph: Any, metadata: BlobMetadata, records: TaskRecords, flow: 
     partial = unfinished_steps(graph, [c for tasks in ok_tasks.values() for c in tasks]) & set(ok_tasks)
     for name in set().union(*(downstream(graph, p) for p in partial)):
         ok_tasks.pop(name, None)
+    parameters = records.read(origin_run_id, PARAMETERS_STEP, "0", 0)
+    if parameters is None:
+        raise MfcError(f"run {flow}/{origin_run_id} has no parameters record; it cannot be resumed")
+    damaged = _damaged(records, flow, origin_run_id, parameters, ok_tasks)
+    params_pathspec = f"{flow}/{origin_run_id}/{PARAMETERS_STEP}/0"
+    if params_pathspec in damaged:
+        raise MfcError(f"cannot resume run {flow}/{origin_run_id}: its parameters are damaged: {damaged[params_pathspec][0]}")
+    damaged_steps: set[str] = set()  # steps whose records are fine but whose data is not: never cloned
+    damaged_shas: set[str] = set()
+    for name, tasks in ok_tasks.items():
+        for clone in tasks:
+            found = damaged.get(f"{flow}/{origin_run_id}/{name}/{clone.task_id}")
+            if not found:
+                continue
+            damaged_shas.update(exc.sha for exc in found if exc.sha and not isinstance(exc, MissingData))
+            if name not in damaged_steps:
+                notes.append(f"{found[0]}; step {name} reruns instead of being cloned")
+                damaged_steps.add(name)
     if step is None:
-        step = _first_failed_step(graph, failed & set(graph.nodes))
+        step = _first_failed_step(graph, (failed | damaged_steps) & set(graph.nodes))
         if step is None:
             missing = [n.name for n in graph if n.name not in ok_tasks]
             step = missing[0] if missing else None  # None: every task succeeded; clone them all, as Metaflow does
     rerun = downstream(graph, step) if step is not None else set()
+    for name in damaged_steps - rerun:
+        rerun |= downstream(graph, name)
+    if rerun:
+        step = next(n.name for n in graph if n.name in rerun)  # the earliest step that reruns
     blocking = sorted((failed - rerun) & set(graph.nodes))
     if blocking:
         raise MfcError(f"cannot resume from {step!r}: step {blocking[0]} failed in run {origin_run_id} and runs before it; "
                        f"resume from {blocking[0]} instead")
     clones = [c for name, tasks in ok_tasks.items() if name not in rerun for c in tasks]
     clones.sort(key=lambda c: (int(c.task_id) if c.task_id.isdigit() else 0, c.step))
-    parameters = records.read(origin_run_id, PARAMETERS_STEP, "0", 0)
-    if parameters is None:
-        raise MfcError(f"run {flow}/{origin_run_id} has no parameters record; it cannot be resumed")
-    return ResumePlan(origin_run_id, step, clones, parameters)
+    return ResumePlan(origin_run_id, step, clones, parameters, notes, sorted(damaged_shas))
+
+
+def _damaged(records: TaskRecords, flow: str, run_id: str, parameters: dict[str, Any],
+             ok_tasks: dict[str, list[Clone]]) -> dict[str, list[Any]]:
+    """Pathspec -> the CorruptArtifacts of the parameters and successful tasks whose objects are
+    missing or damaged (checked cheaply: see :func:`mfc.stores.verify.check_object`)."""
+    from mfc.stores.verify import damaged_objects
+
+    named = [(f"{flow}/{run_id}/{PARAMETERS_STEP}/0", parameters)]
+    named += [(f"{flow}/{run_id}/{c.step}/{c.task_id}", c.record) for tasks in ok_tasks.values() for c in tasks]
+    return damaged_objects(records.blobs, flow, named)
 
 
 def unfinished_steps(graph: Any, done: list[Clone]) -> set[str]:
@@ -158,6 +196,19 @@ def _describe(shape: list) -> str:
     kind, targets, foreach, _ = shape
     arrow = ", ".join(targets) or "nothing"
     return f"{kind} -> {arrow}" + (f" (foreach {foreach})" if foreach else "")
+
+
+def discard_damaged(plan: ResumePlan, blobs: BlobStore, flow: str) -> None:
+    """Remove the damaged objects the plan found (after a second, full read confirms the damage),
+    so the steps that rerun store them afresh: a content-addressed write skips a key that exists,
+    which would leave the damage in place for the new run too."""
+    from mfc.stores.artifacts import data_key
+    from mfc.stores.verify import check_object
+
+    for sha in plan.damaged:
+        found = check_object(blobs, flow, sha)
+        if found is not None and not isinstance(found, MissingData):
+            blobs.delete(data_key(flow, sha))
 
 
 def clone_records(plan: ResumePlan, records: TaskRecords, run_id: str, flow: str) -> None:

@@ -66,11 +66,15 @@ def _prepare(spec: TaskSpec, graph: Any, records: TaskRecords, store: ArtifactSt
     stack = child_stack(graph, spec.step, parents, spec.split_index)
     if not node.is_join:
         return dict(parents[0][1]["artifacts"]), stack, None
-    inputs = Inputs(InputView(store, ref.step, ref.task_id, rec["artifacts"], rec.get("foreach_stack") or [])
-                    for ref, rec in parents)
+    inputs = Inputs(InputView(store, ref.step, ref.task_id, rec["artifacts"], rec.get("foreach_stack") or [],
+                              _input_pathspec(spec, ref)) for ref, rec in parents)
     first = parents[0][1]
     index = {p: first["artifacts"][p] for p in params if p in first["artifacts"]}
     return index, stack, inputs
+
+
+def _input_pathspec(spec: TaskSpec, ref: Any) -> str:
+    return f"{spec.flow_name}/{spec.run_id}/{ref.step}/{ref.task_id}"
 
 
 def _check_transition(ctx: TaskContext, node: Any) -> None:
@@ -194,7 +198,8 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
             killed = TimeoutException if spec.catch_fallback.startswith("timed out") else TaskKilled
             raise killed(spec.catch_fallback)
         flow = flow_cls(use_cli=False)
-        ctx = TaskContext(store, spec.step, index, stack, params, inputs is not None)
+        source = _input_pathspec(spec, spec.inputs[0]) if spec.inputs else None
+        ctx = TaskContext(store, spec.step, index, stack, params, inputs is not None, source)
         object.__setattr__(flow, "_ctx", ctx)
         func = getattr(flow, spec.step)
         if inputs is not None:

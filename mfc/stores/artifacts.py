@@ -16,10 +16,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import CorruptArtifact, MfcError, MissingData
 from mfc.stores.blob import BlobNotFound, BlobStore
+from mfc.stores.integrity import RAW, ZLIB, drain
 
-RAW, ZLIB = b"R", b"Z"
 SPOOL_LIMIT = 4 * 1024 * 1024  # beyond this, serialize to a staging file instead of memory
 MIN_COMPRESS = 512  # below this, compression never pays for its header and CPU
 PICKLE_PROTOCOL = 5
@@ -141,7 +141,7 @@ class ArtifactStore:
         if spool.file is not None:
             spool.file.close()
             try:
-                if not self.blobs.exists(key):
+                if not self.blobs.exists(key) or not self._reusable(key, spool.size):
                     assert spool.path is not None
                     self.blobs.put_file(key, spool.path)  # moves the spool into the store
             finally:
@@ -170,49 +170,101 @@ class ArtifactStore:
         return sha
 
     def _put_small(self, key: str, payload: bytes) -> None:
-        if self.blobs.exists(key):
+        exists = self.blobs.exists(key)
+        if exists and self._reusable(key):
             return
         stored = RAW + payload
         if len(payload) >= MIN_COMPRESS:
             packed = zlib.compress(payload, 1)
             if len(packed) < 0.8 * len(payload):
                 stored = ZLIB + packed
-        self.blobs.put_new(key, stored)
+        if exists:
+            self.blobs.put_bytes(key, stored)  # replaces a damaged copy, atomically
+        else:
+            self.blobs.put_new(key, stored)
+
+    def _reusable(self, key: str, raw_size: int | None = None) -> bool:
+        """Whether a stored copy of what is being saved may stand in for it. On a local datastore,
+        where reading it back is cheap, a small object is read (and so checked) and a large one's
+        size compared: a run that makes a value whose stored copy was damaged stores it again
+        instead of pointing at the damage. On S3 existence is trusted (reads still check)."""
+        if self.blobs.local_path(key) is None:
+            return True
+        if raw_size is not None:  # a large object is stored raw: one header byte, then the payload
+            return self.blobs.size(key) == raw_size + 1
+        try:
+            self.blobs.get_bytes(key)
+        except (CorruptArtifact, BlobNotFound):
+            return False
+        return True
 
     def load_bytes(self, sha: str) -> bytes:
-        """The raw payload stored under sha."""
+        """The raw payload stored under sha (checked against it as it is read)."""
         data = self._get(sha)
-        return _decode(data, sha)
+        return _decode(data, sha, self.location(sha))
 
     def load(self, sha: str) -> Any:
-        """Load and unpickle an artifact."""
+        """Load and unpickle an artifact. Its bytes are checked against ``sha`` as they are read:
+        damage raises :class:`CorruptArtifact` (:class:`MissingData` if the object is gone),
+        never a value and never the unpickler's own error."""
+        key = self.key(sha)
         try:
-            fh = self.blobs.open(self.key(sha))
+            fh = self.blobs.open(key)
         except BlobNotFound:
-            raise ArtifactError(f"artifact data {sha[:12]} is missing from the datastore at {self.blobs.root}") from None
+            raise MissingData("", sha=sha, location=self.location(sha)) from None
         with fh:
-            header = fh.read(1)
-            if header == RAW:
-                return pickle.load(fh)
-            return pickle.loads(_decode(header + fh.read(), sha))
+            try:
+                header = fh.read(1)
+                if header == RAW:
+                    value = pickle.load(fh)
+                    drain(fh)  # the read that reaches the end finishes the check
+                    return value
+                payload = _decode(header + fh.read(), sha, self.location(sha))
+            except CorruptArtifact:
+                raise
+            except Exception as exc:
+                drain(fh)  # a check that fails names the real cause: the stored bytes
+                raise self._unloadable(sha, exc) from None
+        try:
+            return pickle.loads(payload)
+        except Exception as exc:
+            raise self._unloadable(sha, exc) from None
+
+    def _unloadable(self, sha: str, exc: Exception) -> Exception:
+        """What to raise for intact bytes that do not unpickle: corruption when the pickle stream
+        itself is broken (the bytes were written wrong), else what the value needs (a module)."""
+        if isinstance(exc, (pickle.UnpicklingError, EOFError, zlib.error)):
+            return CorruptArtifact(f"it does not unpickle ({type(exc).__name__}: {exc})", sha=sha,
+                                   location=self.location(sha))
+        return ArtifactError(f"data {sha[:12]} cannot be unpickled here: {type(exc).__name__}: {exc}")
+
+    def location(self, sha: str) -> str:
+        """Where the object is stored: its path on a local datastore, else its URL."""
+        key = self.key(sha)
+        return self.blobs.local_path(key) or f"{self.blobs.root}/{key}"
 
     def _get(self, sha: str) -> bytes:
         try:
             return self.blobs.get_bytes(self.key(sha))
         except BlobNotFound:
-            raise ArtifactError(f"data {sha[:12]} is missing from the datastore at {self.blobs.root}") from None
+            raise MissingData("", sha=sha, location=self.location(sha)) from None
 
     def exists(self, sha: str) -> bool:
         return self.blobs.exists(self.key(sha))
 
 
-def _decode(stored: bytes, sha: str) -> bytes:
+def _decode(stored: bytes, sha: str, location: str) -> bytes:
     header, body = stored[:1], stored[1:]
     if header == RAW:
         return body
     if header == ZLIB:
-        return zlib.decompress(body)
-    raise ArtifactError(f"data {sha[:12]} has an unknown encoding")
+        try:
+            return zlib.decompress(body)
+        except zlib.error as exc:
+            raise CorruptArtifact(f"it does not decompress ({exc})", sha=sha, location=location) from None
+    raise CorruptArtifact("the stored object is empty" if not header else f"its first byte {header!r} is no known encoding",
+                          sha=sha, location=location)
 
 
-__all__ = ["ArtifactStore", "ArtifactRef", "ArtifactError", "data_key", "serialize", "type_name"]
+__all__ = ["ArtifactStore", "ArtifactRef", "ArtifactError", "CorruptArtifact", "MissingData", "data_key", "serialize",
+           "type_name", "RAW", "ZLIB"]

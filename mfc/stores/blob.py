@@ -63,6 +63,13 @@ class BlobStore(abc.ABC):
     def exists(self, key: str) -> bool:
         """True if the key is stored."""
 
+    def size(self, key: str) -> int | None:
+        """The stored size of a blob in bytes, None if it is not stored."""
+        try:
+            return len(self.get_bytes(key))
+        except BlobNotFound:
+            return None
+
     @abc.abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Names of the direct children of a '/'-terminated prefix (files and 'dirs')."""

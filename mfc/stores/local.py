@@ -1,17 +1,20 @@
 """Blob store on a local directory: temp file + rename for atomic writes; compare-and-swap
-writes under an advisory lock (``fcntl.flock``) on a lock file in ``<root>/.locks/``."""
+writes under an advisory lock (``fcntl.flock``) on a lock file in ``<root>/.locks/``. Reads of
+content-addressed objects are checked against their sha256 as they go (:mod:`mfc.stores.integrity`)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from mfc.stores.blob import BlobNotFound, BlobStore, UnsafeKey
+from mfc.stores.integrity import CheckedFile, data_sha, read_all
 
 LOCKS = ".locks"
 
@@ -101,6 +104,9 @@ class LocalBlobStore(BlobStore):
         os.replace(path, target)
 
     def get_bytes(self, key: str) -> bytes:
+        if data_sha(key):
+            with self._checked(key) as checked:
+                return read_all(checked, checked.size)  # type: ignore[arg-type]
         try:
             with open(self._path(key), "rb") as fh:
                 return fh.read()
@@ -108,10 +114,26 @@ class LocalBlobStore(BlobStore):
             raise BlobNotFound(key) from None
 
     def open(self, key: str) -> BinaryIO:
+        if data_sha(key):
+            return io.BufferedReader(self._checked(key), buffer_size=256 * 1024)  # type: ignore[return-value]
         try:
             return open(self._path(key), "rb")
         except FileNotFoundError:
             raise BlobNotFound(key) from None
+
+    def _checked(self, key: str) -> CheckedFile:
+        path = self._path(key)
+        try:
+            fh = open(path, "rb", buffering=0)
+        except (FileNotFoundError, IsADirectoryError):
+            raise BlobNotFound(key) from None
+        return CheckedFile(fh, data_sha(key) or "", path)
+
+    def size(self, key: str) -> int | None:
+        try:
+            return os.stat(self._path(key)).st_size
+        except (FileNotFoundError, NotADirectoryError):
+            return None
 
     def exists(self, key: str) -> bool:
         return os.path.exists(self._path(key))

@@ -15,15 +15,20 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mfc.exceptions import MfcError
+from mfc.exceptions import MalformedRecord, MfcError
 from mfc.pathspec import is_valid
 from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.lease import probe
+from mfc.stores.records import read_record
 from mfc.stores.runstatus import FINAL_STATUSES, LEGACY_GRACE_SECONDS, RunState, run_state
 
 _UNREAD: Any = object()
 
 TAG_WRITE_ATTEMPTS = 100
+
+# What each record must hold to be read at all (MalformedRecord otherwise).
+REQUIRED: dict[str, dict[str, Any]] = {"run": {"created_at": (int, float)}, "status": {"status": str},
+                                       "tags": {"tags": list}}
 
 
 def _now() -> float:
@@ -50,10 +55,9 @@ class BlobMetadata:
         return f"{flow}/{run_id}/_{name}.json"
 
     def _read(self, key: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.blobs.get_bytes(key))
-        except BlobNotFound:
-            return None
+        """A run-level record, None if absent; MalformedRecord naming its file if it is damaged."""
+        name = key.rsplit("/_", 1)[-1].removesuffix(".json")
+        return read_record(self.blobs, key, REQUIRED.get(name))
 
     def create_run(self, flow: str, info: dict[str, Any]) -> str:
         """Claim a new run id (milliseconds since the epoch, bumped on a clash) and record the run."""
@@ -118,7 +122,10 @@ class BlobMetadata:
         latest = None
         for step in records.steps(run_id):
             for task_id in records.tasks(run_id, step):
-                record = records.latest(run_id, step, task_id) or {}
+                try:
+                    record = records.latest(run_id, step, task_id) or {}
+                except MalformedRecord:  # a damaged task record says nothing about when the run was alive
+                    continue
                 stamp = record.get("finished_at") or record.get("started_at")
                 if isinstance(stamp, (int, float)) and (latest is None or stamp > latest):
                     latest = float(stamp)

@@ -10,10 +10,44 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mfc.exceptions import MalformedRecord
 from mfc.pathspec import is_valid
 from mfc.stores.blob import BlobNotFound, BlobStore
 
 LOG_STREAMS = ("stdout", "stderr")
+TASK_FIELDS: dict[str, Any] = {"status": str, "artifacts": dict}  # what every attempt record holds
+
+
+def location(blobs: BlobStore, key: str) -> str:
+    """Where a blob lives, for messages: its path on a local datastore, else its URL."""
+    return blobs.local_path(key) or f"{blobs.root}/{key}"
+
+
+def parse_record(data: bytes, where: str, required: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A JSON record: an object whose ``required`` fields (name -> type) are there with that type;
+    MalformedRecord naming ``where`` otherwise."""
+    try:
+        record = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        why = "it is empty" if not data.strip() else f"it is not JSON ({exc})"
+        raise MalformedRecord(where, why) from None
+    if not isinstance(record, dict):
+        raise MalformedRecord(where, f"it holds a JSON {type(record).__name__}, not an object")
+    for field, kind in (required or {}).items():
+        if field not in record:
+            raise MalformedRecord(where, f"it has no {field!r} field")
+        if not isinstance(record[field], kind) or isinstance(record[field], bool):
+            raise MalformedRecord(where, f"its {field!r} field is a {type(record[field]).__name__}")
+    return record
+
+
+def read_record(blobs: BlobStore, key: str, required: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The parsed JSON record under key, None if there is none; MalformedRecord if it is damaged."""
+    try:
+        data = blobs.get_bytes(key)
+    except BlobNotFound:
+        return None
+    return parse_record(data, location(blobs, key), required)
 
 
 def task_prefix(flow: str, run_id: str, step: str, task_id: str) -> str:
@@ -35,10 +69,9 @@ class TaskRecords:
         self.blobs.put_bytes(self.key(run_id, step, task_id, attempt, "json"), data)
 
     def read(self, run_id: str, step: str, task_id: str, attempt: int) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.blobs.get_bytes(self.key(run_id, step, task_id, attempt, "json")))
-        except BlobNotFound:
-            return None
+        """An attempt's record, None while there is none; MalformedRecord (naming the file) if it
+        does not parse."""
+        return read_record(self.blobs, self.key(run_id, step, task_id, attempt, "json"), TASK_FIELDS)
 
     def attempts(self, run_id: str, step: str, task_id: str) -> list[int]:
         """Attempt numbers with a record or a log, ascending."""

@@ -356,6 +356,16 @@ class S3BlobStore(BlobStore):
         self._remember(key)
         return True
 
+    def size(self, key: str) -> int | None:
+        s3, full = self.client, self._full(key)
+        try:
+            answer = self._run(key, lambda: s3.head_object(Bucket=self.bucket, Key=full), ok=_MISSING)
+        except bex.ClientError:
+            self._check_bucket()
+            return None
+        self._remember(key)
+        return int(answer["ContentLength"])
+
     def _etag(self, key: str) -> str | None:
         s3, full = self.client, self._full(key)
         try:
@@ -405,7 +415,7 @@ class S3BlobStore(BlobStore):
         Content-addressed objects are checked by their own sha256 (and may be read as parallel
         ranges), others come in one GET whose checksum botocore verifies."""
         sha = data_sha(key) if self.verify_data else None
-        check = PayloadCheck(sha, self._url(key)) if sha else None
+        check = PayloadCheck(sha, self._url(key), BlobCorrupt) if sha else None
         s3, full = self.client, self._full(key)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
         if check is None:

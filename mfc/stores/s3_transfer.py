@@ -1,22 +1,18 @@
 """Pieces of the S3 blob store that are not the store itself: root parsing, which failures are
 transient and how they are retried, how S3 errors become one-line :class:`MfcError` messages,
-the check of content-addressed objects against their sha256, and the streaming reader behind
-``open()``.
+and the streaming reader behind ``open()`` (which runs content-addressed objects through
+:class:`mfc.stores.integrity.PayloadCheck`).
 
 Only imported for ``s3://`` datastore roots, so importing botocore here costs local runs nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import queue
 import re
 import tempfile
-import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,8 +21,10 @@ from typing import Any
 import botocore.exceptions as bex
 import tenacity
 
-from mfc.exceptions import MfcError
-from mfc.stores.artifacts import RAW, ZLIB
+from mfc.exceptions import CorruptArtifact, MfcError
+from mfc.stores.integrity import PayloadCheck, data_sha
+
+__all__ = ["S3Error", "BlobCorrupt", "PayloadCheck", "data_sha", "parse_root", "S3Reader"]
 
 # Error codes S3 (and S3-compatible stores) answer when retrying later should succeed.
 TRANSIENT_CODES = frozenset({
@@ -49,7 +47,6 @@ CREDENTIAL_ERRORS = (
 )
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_DATA_KEY = re.compile(r"^[^/]+/data/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
 _staging: str | None = None
 READ_CHUNK = 1024 * 1024  # the most one read asks of a socket (urllib3 copies through a buffer this big)
 
@@ -58,8 +55,9 @@ class S3Error(MfcError):
     """The S3 datastore failed in a way that retrying will not fix."""
 
 
-class BlobCorrupt(S3Error):
-    """A content-addressed object whose bytes do not hash to its key."""
+class BlobCorrupt(CorruptArtifact, S3Error):
+    """Bytes that S3 handed over damaged: a content-addressed object whose bytes do not hash to
+    its key, or a response that fails its checksum. Read once more before it is believed."""
 
 
 def parse_root(root: str) -> tuple[str, str]:
@@ -92,12 +90,6 @@ def no_such_bucket(exc: bex.ClientError) -> bex.ClientError:
     response = dict(exc.response)
     response["Error"] = {**response.get("Error", {}), "Code": "NoSuchBucket"}
     return bex.ClientError(response, "HeadBucket")
-
-
-def data_sha(key: str) -> str | None:
-    """The sha256 a key names when it is a content-addressed object (``<Flow>/data/xx/<sha>``)."""
-    match = _DATA_KEY.match(key)
-    return match.group(2) if match else None
 
 
 def error_code(exc: BaseException) -> tuple[str, int]:
@@ -164,101 +156,6 @@ def describe(exc: BaseException, *, bucket: str, root: str, url: str, endpoint: 
         return S3Error(f"cannot reach S3 at {where} for {url}: {exc}",
                        "check MFC_S3_ENDPOINT_URL / MFC_AWS_ENDPOINT_URL and the network")
     return S3Error(f"S3 access to {url} failed: {type(exc).__name__}: {exc}")
-
-
-class PayloadCheck:
-    """Hashes a stored content-addressed object as it streams by (header byte ``R`` raw or ``Z``
-    zlib, then the payload) and compares the sha256 of the decoded payload with its key.
-
-    ``behind()`` moves the hashing to a thread of its own (a few chunks behind, in order), so a
-    large object is checked while the next bytes arrive and the reader consumes the last ones.
-    """
-
-    def __init__(self, sha: str, url: str) -> None:
-        self.sha = sha
-        self.url = url
-        self._hash = hashlib.sha256()
-        self._header: bytes | None = None
-        self._inflate: Any = None
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def behind(self, depth: int = 8) -> PayloadCheck:
-        self._queue = queue.Queue(depth)
-        self._thread = threading.Thread(target=self._drain, name="mfc-s3-check", daemon=True)
-        self._thread.start()
-        return self
-
-    def _drain(self) -> None:
-        assert self._queue is not None
-        while (chunk := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._update(chunk)
-                except BaseException as exc:  # noqa: BLE001 - raised by finish()
-                    self._error = exc
-
-    def update(self, data: bytes | memoryview) -> None:
-        if self._queue is None:
-            self._update(data)
-        else:
-            view = memoryview(data)
-            for at in range(0, view.nbytes, READ_CHUNK):  # copies (the caller reuses its buffer),
-                if self._error is not None:  # in pieces: at most depth x READ_CHUNK held here
-                    return
-                self._queue.put(bytes(view[at:at + READ_CHUNK]))
-
-    def abandon(self) -> None:
-        """Stop the background thread of a check that will not be finished."""
-        if self._thread is not None:
-            assert self._queue is not None
-            self._queue.put(None)
-            self._thread = None
-
-    def _update(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        if not view.nbytes:
-            return
-        if self._header is None:
-            self._header = bytes(view[:1])
-            view = view[1:]
-            if self._header == ZLIB:
-                self._inflate = zlib.decompressobj()
-            elif self._header != RAW:
-                raise self._corrupt(f"its first byte {self._header!r} is no known encoding")
-        if self._inflate is None:
-            self._hash.update(view)
-            return
-        pending: bytes | memoryview = view
-        try:
-            while pending:
-                self._hash.update(self._inflate.decompress(pending, READ_CHUNK))
-                pending = self._inflate.unconsumed_tail
-        except zlib.error as exc:
-            raise self._corrupt(f"it does not decompress ({exc})") from None
-
-    def finish(self) -> None:
-        """Raise :class:`BlobCorrupt` unless what went by hashes to the key's sha."""
-        thread = self._thread
-        self.abandon()
-        if thread is not None:
-            thread.join()
-        if self._error is not None:
-            raise self._error
-        if self._inflate is not None:
-            try:
-                self._hash.update(self._inflate.flush())
-            except zlib.error as exc:
-                raise self._corrupt(f"it does not decompress ({exc})") from None
-            if not self._inflate.eof:
-                raise self._corrupt("its compressed stream is cut short")
-        if self._hash.hexdigest() != self.sha:
-            raise self._corrupt(f"its content hashes to {self._hash.hexdigest()[:12]}")
-
-    def _corrupt(self, why: str) -> BlobCorrupt:
-        return BlobCorrupt(f"data {self.sha[:12]} at {self.url} is corrupt: {why}",
-                           "delete the object and rerun the step that made it")
 
 
 def whole(answer: dict, url: str, *fields: str) -> dict:
