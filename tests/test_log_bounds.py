@@ -213,3 +213,20 @@ class NoNewlineFlow(FlowSpec):
     proc, run_id = run_flow(root, flow, env={"MFC_LOCAL_EXECUTOR": executor})
     assert f"[{run_id}/start/1] no newline" in proc.stdout
     assert (root / "NoNewlineFlow" / run_id / "start" / "1" / "0.stdout").read_bytes() == b"first\nno newline"
+
+
+def test_tailer_stores_split_lines_with_their_mark_and_other_lines_as_written(tmp_path):
+    shown = []
+    tailer = LogTailer(lambda prefix, stream, line: shown.append(line))
+    raw = tailer.open(str(tmp_path), "log-")
+    stored = tmp_path / "stored"
+    tailer.add("r/s/1", "stdout", raw, str(stored))
+    long = b"y" * (MAX_LINE + 10)
+    with open(raw, "ab") as fh:
+        fh.write(b"short\n" + long + b"\nafter\n")
+    tailer.poll()
+    expected = b"short\n" + long[:MAX_LINE] + SPLIT_MARK + b"\n" + long[MAX_LINE:] + b"\nafter\n"
+    assert stored.read_bytes() == expected
+    assert shown == ["short", (long[:MAX_LINE] + SPLIT_MARK).decode(), "y" * 10, "after"]
+    tailer.finish(raw)
+    assert stored.read_bytes() == expected

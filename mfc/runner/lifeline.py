@@ -14,7 +14,6 @@ Two mechanisms, because neither is enough alone:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -33,7 +32,7 @@ def _prctl() -> ctypes.CDLL | None:
         _libc = None
         if sys.platform.startswith("linux"):
             try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+                libc = ctypes.CDLL(None, use_errno=True)  # libc is loaded already; find_library would fork
                 libc.prctl  # noqa: B018 - raises AttributeError where there is none
                 _libc = libc
             except (OSError, AttributeError):

@@ -34,6 +34,7 @@ class LineSplitter:
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self.max_line = max_line
         self.partial = b""
+        self.splits = 0  # how many pieces were cut so far
 
     def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
         """The lines completed by ``data``, as (bytes without newline, was_split)."""
@@ -53,6 +54,7 @@ class LineSplitter:
             piece = self.partial + data[start:start + room]
             cut = _utf8_boundary(piece)
             out.append((piece[:cut], True))
+            self.splits += 1
             self.partial = piece[cut:]
             start += room
 
@@ -95,6 +97,7 @@ class _Followed:
     sink_path: str
     sink: BinaryIO | None  # held open for a staging copy; a datastore file is opened per write
     splitter: LineSplitter = field(default_factory=LineSplitter)
+    offset: int = 0
 
 
 class LogTailer:
@@ -127,18 +130,29 @@ class LogTailer:
             if followed is not None:
                 self._read(followed, self.budget)
 
-    def _read(self, followed: _Followed, budget: int) -> None:
+    def _read(self, followed: _Followed, budget: int, end: int | None = None) -> None:
+        """Read up to ``budget`` new bytes (and not past ``end``)."""
+        fd = followed.source.fileno()
+        if end is None:
+            end = os.fstat(fd).st_size
+        budget = min(budget, end - followed.offset)
         while budget > 0:
-            data = followed.source.read(min(self.chunk, budget))
+            data = os.pread(fd, min(self.chunk, budget), followed.offset)
             if not data:
                 return
             budget -= len(data)
-            stored = bytearray()
-            for line, split in followed.splitter.feed(data):
+            followed.offset += len(data)
+            splitter = followed.splitter
+            before, splits = splitter.partial, splitter.splits
+            lines = splitter.feed(data)
+            if splitter.splits == splits:  # the usual case: store the completed lines as they came
+                stored = before + data[:len(data) - len(splitter.partial)] if lines else b""
+            else:
+                stored = b"".join((line + SPLIT_MARK if split else line) + b"\n" for line, split in lines)
+            for line, split in lines:
                 text = line + SPLIT_MARK if split else line
-                stored += text + b"\n"
                 self.on_line(followed.prefix, followed.stream, text.decode("utf-8", "replace"))
-            self._store(followed, bytes(stored))
+            self._store(followed, stored)
 
     def _store(self, followed: _Followed, data: bytes) -> None:
         if not data:
@@ -158,7 +172,7 @@ class LogTailer:
             return None
         try:
             end = os.fstat(followed.source.fileno()).st_size
-            self._read(followed, max(0, end - followed.source.tell()))
+            self._read(followed, end, end)
             rest = followed.splitter.flush()
             if rest:
                 self.on_line(followed.prefix, followed.stream, rest.decode("utf-8", "replace"))
