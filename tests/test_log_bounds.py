@@ -101,10 +101,11 @@ class DaemonFlow(FlowSpec):
 '''
 
 
-def test_a_setsid_daemon_cannot_change_a_finished_tasks_stored_log(root, tmp_path):
+@pytest.mark.parametrize("executor", ["fork", "spawn"])
+def test_a_setsid_daemon_cannot_change_a_finished_tasks_stored_log(root, tmp_path, executor):
     pidfile, marker = tmp_path / "daemon.pid", tmp_path / "go"
     flow = write_flow(tmp_path, DAEMON.format(pidfile=str(pidfile), marker=str(marker)))
-    env = clean_env(root)
+    env = clean_env(root, {"MFC_LOCAL_EXECUTOR": executor})
     proc = subprocess.Popen([mfc_executable(), "run", flow, "--run-id-file", str(tmp_path / "id")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -3,6 +3,12 @@
 ``ForkExecutor`` (the default on Linux and macOS) forks tasks from a fork server that imported
 the flow once; ``SpawnExecutor`` starts ``python -m mfc.runner.task`` per task, like a container
 or Batch job does, for platforms without fork or for debugging (``MFC_LOCAL_EXECUTOR=spawn``).
+
+Neither lets a task outlive the process that drives the run (see :mod:`mfc.runner.lifeline`):
+the fork server and its tasks die with their parents, and spawned tasks with theirs, each task's
+process group killed by the fork server or by the spawn executor's reaper. Tasks are submitted
+from the orchestrator's thread, which lives as long as the run: the parent-death signal is tied
+to the thread that started a process.
 """
 
 from __future__ import annotations
