@@ -202,7 +202,26 @@ def test_the_parent_death_signal_is_set_and_a_dead_parent_is_noticed(tmp_path):
 
     assert set_parent_death_signal(0)  # Linux: prctl is there (0 clears it again)
     code = ("import os, sys; from mfc.runner.lifeline import die_with_parent; "
-            "die_with_parent(os.getppid() + 100000); print('survived')")
+            "die_with_parent(4194305); print('survived')")  # above any pid_max: never alive
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
     assert done.returncode == -signal.SIGKILL and "survived" not in done.stdout
+
+
+def test_a_parent_that_died_before_the_signal_was_set_is_noticed_even_as_a_zombie(tmp_path):
+    """The race closed by ``die_with_parent``: the parent exits (and is not reaped yet) before
+    its child asks for the signal; the child must still die at once."""
+    out = tmp_path / "out"
+    child = ("import os, sys, time; from mfc.runner.lifeline import die_with_parent; "
+             "parent = int(sys.argv[1]); time.sleep(0.5); die_with_parent(parent); print('survived', flush=True)")
+    parent = f"import os, subprocess, sys; subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())], stdout=open({str(out)!r}, 'w'))"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-c", parent], env=env)
+    try:
+        time.sleep(0.2)
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.02)  # exited, not reaped: a zombie while its child starts
+        time.sleep(1.5)
+        assert out.read_text() == ""
+    finally:
+        proc.wait()

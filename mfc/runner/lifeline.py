@@ -53,8 +53,29 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
     """Set the parent-death signal, then close the race where the parent died before it was set:
     if this process has already been re-parented, act as the signal would have."""
     set_parent_death_signal(sig)
-    if os.getppid() != parent_pid:
+    if os.getppid() != parent_pid and not _alive(parent_pid):  # (a wrapper in between is no death)
         os.kill(os.getpid(), sig)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self") and _signalable(pid)
+    except (OSError, IndexError):
+        return _signalable(pid)
+
+
+def _signalable(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def die_with_parent_from_env() -> None:
