@@ -11,7 +11,7 @@ import time
 import pytest
 
 from mfc.runner.logtail import MAX_LINE, SPLIT_MARK, LineSplitter, LogTailer
-from tests.support import clean_env, mfc, mfc_executable, process_alive, run_flow, write_flow
+from tests.support import clean_env, flow_path, mfc, mfc_executable, only, process_alive, run_flow, write_flow
 
 PEAK_LIMIT_KB = 100 * 1024
 
@@ -49,23 +49,32 @@ def _big_run(root, tmp_path, mode):
                           env=clean_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
     assert proc.returncode == 0, proc.stderr
     run_id = (tmp_path / "id").read_text()
-    from tests.support import only
-
     peak = only(root, "BigOutputFlow", run_id, "end")["peak_kb"]
     log = root / "BigOutputFlow" / run_id / "start" / "1" / "0.stdout"
     return peak, log
 
 
-def test_200_mb_of_output_keeps_the_orchestrator_under_100_mb(root, tmp_path):
+@pytest.fixture
+def big_log():
+    """Removes the 200 MB stored log after the test (pytest keeps recent temporary dirs)."""
+    made = []
+    yield made.append
+    for path in made:
+        path.unlink(missing_ok=True)
+
+
+def test_200_mb_of_output_keeps_the_orchestrator_under_100_mb(root, tmp_path, big_log):
     peak, log = _big_run(root, tmp_path, "lines")
+    big_log(log)
     assert peak <= PEAK_LIMIT_KB, f"orchestrator peak RSS {peak} kB"
     assert log.stat().st_size == 200 * 1024 * 1024  # short lines are stored as they were written
     with open(log, "rb") as fh:
         assert fh.read(2048) == (b"x" * 1023 + b"\n") * 2
 
 
-def test_one_200_mb_line_is_split_and_keeps_the_orchestrator_under_100_mb(root, tmp_path):
+def test_one_200_mb_line_is_split_and_keeps_the_orchestrator_under_100_mb(root, tmp_path, big_log):
     peak, log = _big_run(root, tmp_path, "one")
+    big_log(log)
     assert peak <= PEAK_LIMIT_KB, f"orchestrator peak RSS {peak} kB"
     pieces = 200 * 1024 * 1024 // MAX_LINE
     assert log.stat().st_size == 200 * 1024 * 1024 + (pieces - 1) * (len(SPLIT_MARK) + 1)
@@ -135,7 +144,7 @@ def test_a_setsid_daemon_cannot_change_a_finished_tasks_stored_log(root, tmp_pat
 
 def test_logs_of_a_running_task_are_visible(root, tmp_path):
     pidfile = tmp_path / "pid"
-    proc = subprocess.Popen([mfc_executable(), "run", str(_flow("sleeper")), "--pidfile", str(pidfile),
+    proc = subprocess.Popen([mfc_executable(), "run", flow_path("sleeper"), "--pidfile", str(pidfile),
                              "--run-id-file", str(tmp_path / "id")], env=clean_env(root),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -150,12 +159,6 @@ def test_logs_of_a_running_task_are_visible(root, tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
-
-
-def _flow(name):
-    from tests.support import flow_path
-
-    return flow_path(name)
 
 
 # -- the splitter and tailer on their own ----------------------------------------------------------
