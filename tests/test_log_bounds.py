@@ -234,3 +234,29 @@ def test_tailer_stores_split_lines_with_their_mark_and_other_lines_as_written(tm
     assert shown == ["short", (long[:MAX_LINE] + SPLIT_MARK).decode(), "y" * 10, "after"]
     tailer.finish(raw)
     assert stored.read_bytes() == expected
+
+
+def test_copied_raw_output_gives_its_disk_space_back(tmp_path):
+    """A chatty task's output does not take its size in disk twice while it runs."""
+    from mfc.stores import staging
+
+    probe, probe_path = staging.create(str(tmp_path), "probe-")
+    with probe:
+        probe.write(b"p" * 8192)
+        probe.flush()
+        if not staging.free_prefix(probe.fileno(), 4096):
+            pytest.skip("this filesystem cannot punch holes")
+    tailer = LogTailer(lambda prefix, stream, line: None, budget=64 * 1024 * 1024)
+    raw = tailer.open(str(tmp_path), "log-")
+    stored = tmp_path / "stored"
+    tailer.add("r/s/1", "stdout", raw, str(stored))
+    with open(raw, "ab") as fh:
+        fh.write((b"z" * 1023 + b"\n") * 40 * 1024)
+    tailer.poll()
+    assert stored.stat().st_size == 40 * 1024 * 1024
+    assert os.stat(raw).st_size == 40 * 1024 * 1024  # offsets unchanged for the writer
+    assert os.stat(raw).st_blocks * 512 <= 20 * 1024 * 1024
+    with open(raw, "ab") as fh:
+        fh.write(b"more\n")
+    tailer.finish(raw)
+    assert stored.read_bytes().endswith(b"z\nmore\n")

@@ -7,7 +7,8 @@ display. Memory stays bounded whatever a task prints: files are read ``CHUNK`` b
 and a line longer than ``MAX_LINE`` is split, each piece but the last marked with ``SPLIT_MARK``
 in the stored log and on display. When the task ends the raw file is read up to its size at
 that moment and removed: whatever a process the task left behind (a ``setsid`` daemon) writes
-afterwards goes nowhere, so a finished task's stored log never changes.
+afterwards goes nowhere, so a finished task's stored log never changes. While a task runs, the
+disk blocks of raw output already copied are given back (see :func:`mfc.stores.staging.free_prefix`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CHUNK = 1024 * 1024
 MAX_LINE = 64 * 1024
 POLL_BUDGET = 8 * CHUNK  # per file per poll, so one chatty task cannot stall the scheduler
 SPLIT_MARK = b" ... [line split: longer than 64 KiB]"
+FREE_EVERY = 16 * CHUNK  # copied raw bytes are given back to the disk in steps this large
 
 
 class LineSplitter:
@@ -98,6 +100,7 @@ class _Followed:
     sink: BinaryIO | None  # held open for a staging copy; a datastore file is opened per write
     splitter: LineSplitter = field(default_factory=LineSplitter)
     offset: int = 0
+    freed: int = 0  # the raw file's first bytes whose disk space was given back
 
 
 class LogTailer:
@@ -142,6 +145,9 @@ class LogTailer:
                 return
             budget -= len(data)
             followed.offset += len(data)
+            if followed.offset - followed.freed >= FREE_EVERY:
+                staging.free_prefix(fd, followed.offset)
+                followed.freed = followed.offset
             splitter = followed.splitter
             before, splits = splitter.partial, splitter.splits
             lines = splitter.feed(data)

@@ -12,10 +12,11 @@ between its creation and its lock.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 try:
     import fcntl
@@ -24,6 +25,29 @@ except ImportError:  # pragma: no cover - no flock on this platform: nothing is 
 
 PREFIX = ".tmp-"
 MIN_AGE = 60.0
+
+
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
+_fallocate: Any = False  # False: not looked up yet; None: not available here
+
+
+def free_prefix(fd: int, length: int) -> bool:
+    """Give the disk blocks of a file's first ``length`` bytes back (Linux ``fallocate`` punching
+    a hole; size and offsets unchanged, so a writer appending to it is not disturbed). Lets a
+    raw log that has been copied elsewhere stop taking disk space twice. False where unsupported."""
+    global _fallocate
+    if _fallocate is False:
+        _fallocate = None
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            function = getattr(ctypes.CDLL(None, use_errno=True), "fallocate", None)
+            if function is not None:
+                function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+                _fallocate = function
+    if _fallocate is None or length <= 0:
+        return False
+    return _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, 0, length) == 0
 
 
 def create(directory: str, label: str = "", mode: str = "wb") -> tuple[BinaryIO, str]:
