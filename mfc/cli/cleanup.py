@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from mfc.cli.common import valid_id
+from mfc.cli.common import datastore_option, load_config, valid_id
 
 
 @click.command(name="cleanup")
@@ -16,12 +16,20 @@ from mfc.cli.common import valid_id
 @click.option("--run", "run_id", default=None, metavar="RUN_ID", callback=valid_id,
               help="Only the containers of this run.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
-def cleanup(include_running: bool, run_id: str | None, dry_run: bool) -> None:
-    """Remove leftover mfc task containers (those labelled io.mfc.run) from the Docker engine."""
+@datastore_option
+def cleanup(include_running: bool, run_id: str | None, dry_run: bool, datastore_root: str | None) -> None:
+    """Remove what killed runs left behind: staging files no live process holds (in the datastore
+    root's staging directory) and mfc task containers (labelled io.mfc.run) on the Docker engine."""
+    _sweep_staging(datastore_root, dry_run)
     from mfc.builder.engine import docker_client
+    from mfc.exceptions import MfcError
     from mfc.runner.containers import cleanup_containers
 
-    client = docker_client(timeout=30)
+    try:
+        client = docker_client(timeout=30)
+    except MfcError as exc:
+        click.echo(f"containers not checked: {exc}")
+        return
     try:
         removed, kept = cleanup_containers(client, include_running=include_running, dry_run=dry_run,
                                            run_id=run_id)
@@ -35,3 +43,11 @@ def cleanup(include_running: bool, run_id: str | None, dry_run: bool) -> None:
     if kept:
         click.echo(f"{len(kept)} running mfc container{'s' if len(kept) != 1 else ''} left alone "
                    "(stop and remove them with --all)")
+
+
+def _sweep_staging(datastore_root: str | None, dry_run: bool) -> None:
+    from mfc.stores import staging
+    from mfc.stores.blob import open_blob_store
+
+    directory = open_blob_store(load_config(datastore_root).datastore_root).staging_dir()
+    click.echo(staging.describe(staging.sweep(directory, dry_run=dry_run), directory, dry_run))

@@ -29,6 +29,7 @@ class TaskExit:
     key: str
     code: int
     error: str | None = None
+    executor_failure: str | None = None  # the executor itself died: the run fails with this summary
 
 
 class Executor(abc.ABC):

@@ -22,18 +22,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mfc.runner.lifeline import die_with_parent
+
 TaskFunction = Callable[[dict[str, Any]], int]
 
 
 def start_fork_server(task_fn: TaskFunction) -> tuple[int, socket.socket]:
     """Fork the server now (the caller must not have started threads yet); returns (pid, socket)."""
     lead, server = socket.socketpair()
+    lead_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
         lead.close()
         code = 0
         try:
-            _serve(server, task_fn)
+            _serve(server, task_fn, lead_pid)
         except BaseException:  # noqa: BLE001 - the server must never return into the caller's code
             code = 1
         os._exit(code)
@@ -45,13 +48,14 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(json.dumps(message).encode() + b"\n")
 
 
-def _run_child(message: dict[str, Any], task_fn: TaskFunction) -> None:
+def _run_child(message: dict[str, Any], task_fn: TaskFunction, server_pid: int) -> None:
     """In the forked child: isolate, redirect output, run the task, exit without cleanup."""
     code = 1
     try:
         os.setpgid(0, 0)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
+        die_with_parent(server_pid)  # a task never outlives the server that forked it
         signal.set_wakeup_fd(-1)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -74,8 +78,24 @@ def _run_child(message: dict[str, Any], task_fn: TaskFunction) -> None:
             os._exit(code)
 
 
-def _serve(sock: socket.socket, task_fn: TaskFunction) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the lead decides what Ctrl-C stops
+def _serve(sock: socket.socket, task_fn: TaskFunction, lead_pid: int) -> None:
+    """Serve until the lead closes its end of the socket or dies; either way every task's
+    process group is killed on the way out."""
+    children: dict[int, str] = {}
+    try:
+        _serve_until_closed(sock, task_fn, lead_pid, children)
+    finally:
+        _kill_all(children)
+
+
+def _serve_until_closed(sock: socket.socket, task_fn: TaskFunction, lead_pid: int, children: dict[int, str]) -> None:
+    # The lead decides what Ctrl-C and SIGTERM stop. Its death is seen twice: the socket closes,
+    # and (on Linux) the kernel sends SIGHUP, which ends the loop wherever it is.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, _lead_died)
+    die_with_parent(lead_pid, signal.SIGHUP)
+    server_pid = os.getpid()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -83,7 +103,6 @@ def _serve(sock: socket.socket, task_fn: TaskFunction) -> None:
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, "control")
     selector.register(wake_r, selectors.EVENT_READ, "child")
-    children: dict[int, str] = {}
     by_key: dict[str, int] = {}
     hard_kill_at: dict[int, float] = {}
     buffer = b""
@@ -95,7 +114,6 @@ def _serve(sock: socket.socket, task_fn: TaskFunction) -> None:
                 continue
             data = sock.recv(65536)
             if not data:
-                _kill_all(children)
                 return
             buffer += data
             while b"\n" in buffer:
@@ -106,7 +124,7 @@ def _serve(sock: socket.socket, task_fn: TaskFunction) -> None:
                     if pid == 0:
                         selector.close()
                         sock.close()
-                        _run_child(message, task_fn)
+                        _run_child(message, task_fn, server_pid)
                     try:
                         os.setpgid(pid, pid)
                     except OSError:
@@ -151,6 +169,10 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _lead_died(signum: int, frame: Any) -> None:
+    raise SystemExit(1)
 
 
 def _kill_all(children: dict[int, str]) -> None:

@@ -17,15 +17,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from mfc.exceptions import Interrupted, RunFailed, Terminated
 from mfc.runner.dag import DagTracker, TaskRequest, child_stack
 from mfc.runner.executor import Executor, Handle, TaskExit
-from mfc.runner.logtail import LogTailer
+from mfc.runner.logtail import LogTailer, SealedLog
 from mfc.runner.policy import StepPolicy
 from mfc.runner.progress import Reporter
 from mfc.runner.taskspec import InputRef, TaskSpec
+from mfc.stores import staging
 from mfc.stores.blob import BlobStore
 from mfc.stores.records import TaskRecords
 
@@ -89,6 +90,7 @@ class Orchestrator:
         self.delayed: list[_Pending] = []
         self.running: dict[str, _Running] = {}
         self.tailer = LogTailer(self.reporter.log)
+        staging.sweep(blobs.staging_dir())  # what killed tasks and runs left on this root
         self.failure: str | None = None
         self.stopping = False
         self.interrupted = False
@@ -131,6 +133,7 @@ class Orchestrator:
             raise Interrupted(f"run {self.info.flow_name}/{self.info.run_id} {self.failure}",
                               Terminated.exit_code if terminated else Interrupted.exit_code) from None
         finally:
+            self.tailer.close()  # raw logs of tasks that never reported their end go too
             self.reporter.close()
         if self.failure:
             raise RunFailed(self.failure)
@@ -179,24 +182,35 @@ class Orchestrator:
             username=self.info.username, tags=self.info.tags, origin_run_id=self.info.origin_run_id,
             environment=policy.environment, resources=policy.resources, code_package=self.info.code_package,
         )
-        stdout, stderr = (self._log_path(spec, s) for s in ("stdout", "stderr"))
+        # The task writes raw files only this process reads; the tailer copies them into the
+        # stored logs, so a task's stored log is sealed when it ends (see mfc.runner.logtail).
+        stdout, stderr = (self.tailer.open(self.blobs.staging_dir(), f"log-{s}-") for s in ("stdout", "stderr"))
         executor = self.executors[self.choose_executor(request.step)]
-        handle = executor.submit(spec, stdout, stderr)
+        try:
+            handle = executor.submit(spec, stdout, stderr)
+        except BaseException:
+            for raw in (stdout, stderr):
+                self.tailer.discard(raw)
+            raise
         deadline = time.monotonic() + policy.timeout if policy.timeout else None
         self.running[handle.key] = _Running(pending, handle, executor, deadline)
         prefix = self._prefix(spec)
-        self.tailer.add(prefix, "stdout", stdout)
-        self.tailer.add(prefix, "stderr", stderr)
+        for stream, raw in (("stdout", stdout), ("stderr", stderr)):
+            self.tailer.add(prefix, stream, raw, *self._log_path(spec, stream))
         self.reporter.task_started(prefix, spec.step, spec.attempt)
 
-    def _log_path(self, spec: TaskSpec, stream: str) -> str:
+    def _log_path(self, spec: TaskSpec, stream: str) -> tuple[str, BinaryIO | None]:
+        """Where a task's stored log is written while it runs: the datastore file itself on a
+        local root (visible to ``mfc logs`` from the moment the attempt is launched), else an
+        open staging file that :meth:`_save_logs` uploads when the task ends."""
         key = self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream)
         path = self.blobs.local_path(key)
         if path is None:
-            path = os.path.join(self.blobs.staging_dir(), key.replace("/", "_"))
+            sink, path = staging.create(self.blobs.staging_dir(), f"log-{stream}-")
+            return path, sink
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "ab").close()  # the attempt is visible to readers from the moment it is launched
-        return path
+        open(path, "ab").close()
+        return path, None
 
     # -- results --------------------------------------------------------------------------------
     def _finished(self, event: TaskExit) -> None:
@@ -204,9 +218,7 @@ class Orchestrator:
         if running is None:
             return
         spec = running.handle.spec
-        for path in (running.handle.stdout, running.handle.stderr):
-            self.tailer.finish(path)
-        self._save_logs(spec, running.handle)
+        self._save_logs(spec, [self.tailer.finish(path) for path in (running.handle.stdout, running.handle.stderr)])
         record = self.records.read(spec.run_id, spec.step, spec.task_id, spec.attempt)
         if record is None:
             record = self._record_death(running, event)
@@ -216,7 +228,14 @@ class Orchestrator:
             return
         reason = _reason(record)
         policy = self.policies[spec.step]
-        if self.stopping:
+        if event.executor_failure and record.get("died"):
+            # Its executor is gone: no retry or fallback can run there; the run fails naming why.
+            self.reporter.task_finished(prefix, spec.step, False, f": {reason}")
+            if self.failure is None:
+                self.failure = event.executor_failure
+            if not self.stopping:
+                self._stop_all()
+        elif self.stopping:
             self.reporter.task_finished(prefix, spec.step, False, f": {reason}")
         elif spec.attempt < policy.retries:
             delay = policy.retry_delay
@@ -246,7 +265,9 @@ class Orchestrator:
 
     def _record_death(self, running: _Running, event: TaskExit) -> dict[str, Any]:
         spec = running.handle.spec
-        if running.timed_out:
+        if event.executor_failure and event.error:
+            reason = event.error
+        elif running.timed_out:
             reason = f"timed out after {self.policies[spec.step].timeout:g}s (@timeout)"
         elif self.stopping:
             reason = "stopped because the run " + ("was interrupted" if self.interrupted else "failed")
@@ -274,15 +295,20 @@ class Orchestrator:
         except (KeyError, IndexError):
             return []
 
-    def _save_logs(self, spec: TaskSpec, handle: Handle) -> None:
-        """Move the task's log files into the datastore (a local datastore's are already there)."""
+    def _save_logs(self, spec: TaskSpec, sealed: list[SealedLog | None]) -> None:
+        """Move the task's sealed logs into the datastore (a local datastore's are already there)."""
         staged = {}
-        for stream, path in (("stdout", handle.stdout), ("stderr", handle.stderr)):
+        for stream, log in zip(("stdout", "stderr"), sealed, strict=True):
             key = self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream)
-            if self.blobs.local_path(key) != path and os.path.exists(path):
-                staged[key] = path
-        if staged:
-            self.blobs.put_files(staged)  # in parallel on S3: one round trip per task, not two
+            if log is not None and self.blobs.local_path(key) != log.path:
+                staged[key] = log.path
+        try:
+            if staged:
+                self.blobs.put_files(staged)  # in parallel on S3: one round trip per task, not two
+        finally:
+            for log in sealed:
+                if log is not None:
+                    log.close()
 
     def _fail(self, spec: TaskSpec, record: dict[str, Any]) -> None:
         exc = record.get("exception") or {}

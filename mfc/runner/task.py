@@ -274,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mfc task", description="Run one task of a flow from a TaskSpec.")
     parser.add_argument("--spec", required=True, help="TaskSpec JSON, or @path to a file holding it")
     args = parser.parse_args(argv)
+    from mfc.runner.lifeline import die_with_parent_from_env
+
+    die_with_parent_from_env()  # started by the spawn executor: never outlive it
     text = args.spec
     if text.startswith("@"):
         text = _read_spec(text[1:])

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from mfc.exceptions import CorruptArtifact, MfcError, MissingData
+from mfc.stores import staging
 from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.integrity import RAW, ZLIB, drain
 
@@ -72,8 +72,7 @@ class _HashingSpool:
             if len(self.buffer) + view.nbytes <= self._limit:
                 self.buffer += view
                 return view.nbytes
-            fd, self.path = tempfile.mkstemp(dir=self._staging_dir, prefix=".tmp-")
-            self.file = os.fdopen(fd, "wb")
+            self.file, self.path = staging.create(self._staging_dir, "spool-")
             self.file.write(RAW)
             self.file.write(self.buffer)
             self.buffer = None
@@ -81,13 +80,13 @@ class _HashingSpool:
         return view.nbytes
 
     def discard(self) -> None:
-        if self.file is not None:
-            self.file.close()
         if self.path:
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
+        if self.file is not None:
+            self.file.close()
 
 
 class _HashOnly:
@@ -139,7 +138,7 @@ class ArtifactStore:
         ref = ArtifactRef(sha, spool.size, type_name(value))
         key = self.key(sha)
         if spool.file is not None:
-            spool.file.close()
+            spool.file.flush()  # kept open until it is stored: its lock tells a sweep it is in use
             try:
                 if not self.blobs.exists(key) or not self._reusable(key, spool.size):
                     assert spool.path is not None
