@@ -85,6 +85,8 @@ def _serve(sock: socket.socket, task_fn: TaskFunction, lead_pid: int) -> None:
     try:
         _serve_until_closed(sock, task_fn, lead_pid, children)
     finally:
+        # The lead's death is seen twice (socket and SIGHUP): the second must not cut this short.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         _kill_all(children)
 
 
