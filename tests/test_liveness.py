@@ -95,6 +95,11 @@ def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | No
     return time.monotonic() - started
 
 
+def held_pids_written(sync: Path) -> bool:
+    """Both held items (2 and 3, started in either order) have written their pids."""
+    return all((sync / f"pid-{i}").exists() and (sync / f"pid-{i}").read_text() for i in (2, 3))
+
+
 def ok_body_tasks(root: Path, run_id: str) -> int:
     return sum(1 for r in task_records(root, "HeldFlow", run_id, "body") if r.get("status") == "ok")
 
@@ -119,7 +124,8 @@ def test_kill_9_mid_foreach_is_crashed_and_resume_completes(client_root, tmp_pat
     try:
         wait_until(lambda: id_file.exists() and id_file.read_text(), 30, "the run id", proc)
         run_id = id_file.read_text()
-        wait_until(lambda: ok_body_tasks(root, run_id) == 2 and (sync / "pid-3").exists(), 30, "two items done", proc)
+        wait_until(lambda: ok_body_tasks(root, run_id) == 2 and held_pids_written(sync),
+                   30, "two items done and two held", proc)
         assert run_info(root, "HeldFlow", run_id)["status"] == "running"
         held = [int((sync / f"pid-{i}").read_text()) for i in (2, 3)]
         proc.send_signal(signal.SIGKILL)
@@ -165,7 +171,8 @@ def test_resume_reruns_a_step_the_crash_left_part_done(client_root, tmp_path):
     try:
         wait_until(lambda: id_file.exists() and id_file.read_text(), 30, "the run id", proc)
         run_id = id_file.read_text()
-        wait_until(lambda: ok_body_tasks(root, run_id) == 2 and (sync / "pid-3").exists(), 30, "two items done", proc)
+        wait_until(lambda: ok_body_tasks(root, run_id) == 2 and held_pids_written(sync),
+                   30, "two items done and two held", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
@@ -382,7 +389,7 @@ def test_lease_and_crash_on_s3(moto, tmp_path):
                             env=clean_env(None, env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        wait_until(lambda: (sync / "pid-3").exists(), 60, "the held items to start", proc)
+        wait_until(lambda: held_pids_written(sync), 60, "the held items to start", proc)
         run_id = id_file.read_text()
         first = json.loads(blobs.get_bytes(f"HeldFlow/{run_id}/_lease.json"))
         wait_until(lambda: json.loads(blobs.get_bytes(f"HeldFlow/{run_id}/_lease.json"))["beat"] > first["beat"] + 1,
