@@ -26,7 +26,7 @@ from mfc.stores.runstatus import FINAL_STATUSES, LEGACY_GRACE_SECONDS, RunState,
 _UNREAD: Any = object()
 
 TAG_WRITE_ATTEMPTS = 100
-RUN_RECORDS = ("run", "status", "tags", "lease")  # what one run's merged record is read from
+RUN_RECORDS = ("run", "status", "tags")  # read for every run listed; its lease only while it has no final status
 
 # What each record must hold to be read at all (MalformedRecord otherwise).
 REQUIRED: dict[str, dict[str, Any]] = {"run": {"created_at": (int, float)}, "status": {"status": str},
@@ -159,12 +159,19 @@ class BlobMetadata(MetadataProvider):
     def run(self, flow: str, run_id: str) -> dict[str, Any] | None:
         """The run's record merged with its status (see :meth:`state`) and tags; None if there is
         no such run. A crashed run's ``finished_at`` is its last sign of life and its
-        ``result["error"]`` says why it is taken for crashed. Its records are read in one batch."""
-        return self._merge(flow, run_id, self.blobs.get_many(self._run_keys(flow, run_id)))
+        ``result["error"]`` says why it is taken for crashed."""
+        [(_, read)] = self.runs(flow, [run_id])
+        if isinstance(read, MalformedRecord):
+            raise read
+        return read
 
     def runs(self, flow: str, run_ids: Sequence[str]) -> list[tuple[str, RunRead]]:
-        """:meth:`run` of several runs from one batch read of all their records (parallel on S3)."""
-        found = self.blobs.get_many(key for run_id in run_ids for key in self._run_keys(flow, run_id))
+        """:meth:`run` of several runs, their records read in batches (parallel on S3): the run,
+        status and tags records of all, then the leases of those without a final status."""
+        found = self.blobs.get_many(self._key(flow, run_id, name) for run_id in run_ids for name in RUN_RECORDS)
+        unfinished = [run_id for run_id in run_ids if self._key(flow, run_id, "run") in found
+                      and not _final(found.get(self._key(flow, run_id, "status")))]
+        found.update(self.blobs.get_many(self._key(flow, run_id, "lease") for run_id in unfinished))
         read: list[tuple[str, RunRead]] = []
         for run_id in run_ids:
             try:
@@ -172,9 +179,6 @@ class BlobMetadata(MetadataProvider):
             except MalformedRecord as exc:
                 read.append((run_id, exc))
         return read
-
-    def _run_keys(self, flow: str, run_id: str) -> list[str]:
-        return [self._key(flow, run_id, name) for name in RUN_RECORDS]
 
     def _merge(self, flow: str, run_id: str, found: dict[str, bytes]) -> dict[str, Any] | None:
         """A run's merged record from its records among ``found`` (blobs read already)."""
@@ -245,6 +249,17 @@ class BlobMetadata(MetadataProvider):
             return self.records(flow).steps(run_id)
         # directories only: _parameters and the steps, not the run's own _*.json records
         return sorted(n for n in self.blobs.list(f"{flow}/{run_id}/") if "." not in n)
+
+
+def _final(data: bytes | None) -> bool:
+    """Whether a ``_status.json`` (as read) holds a final status: then the run's lease is moot."""
+    if data is None:
+        return False
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("status") in FINAL_STATUSES
 
 
 def _run_record(flow: str, run_id: str, info: dict[str, Any]) -> bytes:
