@@ -1,10 +1,12 @@
-"""Run metadata on a blob store: run records, final status and tags.
+"""The local metadata provider (:class:`BlobMetadata`, the ``metadata = local`` implementation of
+:class:`mfc.stores.provider.MetadataProvider`): run records, final status, tags and leases as
+JSON documents on the datastore's blob store.
 
 Keys: ``<Flow>/<run>/_run.json`` (written once, claims the run id), ``_status.json`` (written
 when the run ends), ``_tags.json`` (user tags, rewritten by tag changes with compare-and-swap
 writes), ``_lease.json`` (the heartbeat of the process driving the run, see
 :mod:`mfc.stores.lease`). A run's status comes from :func:`mfc.stores.runstatus.run_state`, here
-and only here.
+and only here. Listings read each page of runs' records in one batch (``get_many``).
 """
 
 from __future__ import annotations
