@@ -18,6 +18,7 @@ from procs import MB, BenchError, Measured, bench_env, median, run_measured, spr
 from suite_cloud import CLOUD_BENCHMARKS
 from suite_inspect import bench_client, bench_resume, bench_verify
 from suite_liveness import bench_lease
+from suite_metadata import bench_runs_s3
 
 HERE = Path(__file__).resolve().parent
 
@@ -317,6 +318,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "package": bench_package,
     "resume": bench_resume,
     "client": bench_client,
+    "runs-s3": bench_runs_s3,
     "lease": bench_lease,
     "verify": bench_verify,
     **CLOUD_BENCHMARKS,

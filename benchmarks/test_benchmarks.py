@@ -120,6 +120,15 @@ def test_quick_run_of_the_s3_benchmark() -> None:
     assert "S3 one 20 MB artifact put+get vs boto3: " in done.stdout
 
 
+def test_quick_run_of_the_runs_listing_benchmark() -> None:
+    done = subprocess.run([sys.executable, str(HERE / "run.py"), "--quick", "--no-metaflow", "--only", "runs-s3"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Flow.runs() over 50 runs on moto S3: " in done.stdout
+    assert "Flow.runs() over 20 runs, S3 10 ms away: " in done.stdout
+    assert "one GET at a time as before" in done.stdout
+
+
 def test_quick_run_of_the_image_benchmark_or_its_reason_to_skip() -> None:
     import os
 

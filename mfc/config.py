@@ -39,6 +39,8 @@ SETTINGS = {s.key: s for s in (
     Setting("datastore_root", None, str, "where artifacts, code and metadata live (directory or s3://bucket/prefix)"),
     Setting("datastore", None, str, "local or s3: the kind of datastore_root to use (local: the nearest .mfc "
                                     "directory when datastore_root is an s3:// URL of lower precedence)"),
+    Setting("metadata", "local", str, "the metadata provider runs are recorded and listed through (local: "
+                                      "records in the datastore, next to the data)"),
     Setting("max_workers", 16, int, "tasks running at the same time"),
     Setting("max_num_splits", 100, int, "the most items a foreach may fan out to"),
     Setting("user", None, str, "the user name recorded on runs (default: the login name)"),

@@ -34,7 +34,8 @@ def _open_run(pathspec: str, datastore_root: str | None, max_parts: int = 4,
     parts = parse_pathspec(pathspec).parts
     if len(parts) > max_parts:
         raise MfcError(f"pathspec {pathspec!r}: tags belong to runs; use Flow/run_id")
-    datastore = Datastore(load_config(datastore_root, access=access).datastore_root)
+    config = load_config(datastore_root, access=access)
+    datastore = Datastore(config.datastore_root, config["metadata"])
     return Run(f"{parts[0]}/{parts[1]}", False, _datastore=datastore), parts
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from mfc.exceptions import MalformedRecord, MfcError, warn
+from mfc.exceptions import MfcError
 from mfc.pathspec import check_flow, parse_pathspec
+from mfc.stores.provider import read_runs
 from mfc.stores.runstatus import STATUSES
 
 
@@ -24,12 +25,11 @@ def _datastore_option(func: Any) -> Any:
 def _stores(datastore_root: str | None, flow: str):
     from mfc.cli.common import load_config
     from mfc.stores.blob import open_blob_store
-    from mfc.stores.metadata import BlobMetadata
-    from mfc.stores.records import TaskRecords
+    from mfc.stores.provider import open_metadata
 
     config = load_config(datastore_root, access="read")
-    blobs = open_blob_store(config.datastore_root)
-    return config, BlobMetadata(blobs), TaskRecords(blobs, flow)
+    metadata = open_metadata(open_blob_store(config.datastore_root), config)
+    return config, metadata, metadata.records(flow)
 
 
 def flow_name_of(flow: str) -> str:
@@ -108,14 +108,7 @@ def runs(flow: str, status: str | None, tags: tuple[str, ...], limit: int, as_js
     name = flow_name_of(flow)
     _, metadata, _ = _stores(datastore_root, name)
     rows = []
-    for run_id in metadata.run_ids(name):
-        try:
-            run = metadata.run(name, run_id)
-        except MalformedRecord as exc:
-            warn(f"{exc}; run {name}/{run_id} is left out")
-            continue
-        if run is None:
-            continue
+    for _, run in read_runs(metadata, name):
         all_tags = set(run.get("tags", [])) | set(run.get("system_tags", []))
         if (status and run["status"] != status) or not set(tags) <= all_tags:
             continue

@@ -61,12 +61,12 @@ def package_show(pathspec: str, datastore_root: str | None) -> None:
     from mfc.pathspec import parse_pathspec
     from mfc.stores.artifacts import ArtifactStore
     from mfc.stores.blob import open_blob_store
-    from mfc.stores.metadata import BlobMetadata
+    from mfc.stores.provider import open_metadata
 
     flow, run_id = parse_pathspec(pathspec, max_parts=2).parts
     config = load_config(datastore_root, access="read")
     blobs = open_blob_store(config.datastore_root)
-    run = BlobMetadata(blobs).run(flow, run_id)
+    run = open_metadata(blobs, config).run(flow, run_id)
     if run is None:
         raise MfcError(f"no run {flow}/{run_id} in {config.datastore_root}")
     code = run.get("code_package")

@@ -2,38 +2,41 @@
 
 By default the root resolves like the CLI's (:class:`mfc.config.Config`: ``MFC_DATASTORE_ROOT``,
 the profile, the nearest ``.mfc`` directory) each time a top-level object is made, so a notebook
-follows ``cd`` and environment changes; :func:`metadata` pins a root instead.
+follows ``cd`` and environment changes; :func:`metadata` pins a root instead. Runs, steps and
+tasks are listed and read through the metadata provider the ``metadata`` setting names.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mfc.stores.provider import MetadataProvider
+    from mfc.stores.records import TaskRecords
 
 _pinned_root: str | None = None
-_cache: dict[str, Datastore] = {}
+_cache: dict[tuple[str, str], Datastore] = {}
 
 
 class Datastore:
-    """The stores under one datastore root, made on first use and shared by client objects."""
+    """The stores under one datastore root, made on first use and shared by client objects.
 
-    def __init__(self, root: str) -> None:
+    ``metadata`` names the metadata provider (default: the ``metadata`` setting); a provider
+    object may be given instead."""
+
+    def __init__(self, root: str, metadata: str | MetadataProvider | None = None) -> None:
         from mfc.stores.blob import open_blob_store
-        from mfc.stores.metadata import BlobMetadata
+        from mfc.stores.provider import open_metadata
 
         self.blobs = open_blob_store(root)
         self.root = self.blobs.root
-        self.metadata = BlobMetadata(self.blobs)
-        self._records: dict[str, Any] = {}
+        self.metadata: MetadataProvider = (metadata if metadata is not None and not isinstance(metadata, str)
+                                           else open_metadata(self.blobs, metadata or resolve_metadata()))
         self._artifacts: dict[str, Any] = {}
 
-    def records(self, flow: str) -> Any:
-        """The :class:`~mfc.stores.records.TaskRecords` of a flow."""
-        found = self._records.get(flow)
-        if found is None:
-            from mfc.stores.records import TaskRecords
-
-            found = self._records[flow] = TaskRecords(self.blobs, flow)
-        return found
+    def records(self, flow: str) -> TaskRecords:
+        """The :class:`~mfc.stores.records.TaskRecords` of a flow, from the metadata provider."""
+        return self.metadata.records(flow)
 
     def artifacts(self, flow: str) -> Any:
         """The :class:`~mfc.stores.artifacts.ArtifactStore` of a flow."""
@@ -54,12 +57,25 @@ def resolve_root() -> str:
     return Config().datastore_root
 
 
+def resolve_metadata() -> str:
+    """The metadata provider the client reads through now (the ``metadata`` setting)."""
+    from mfc.config import Config
+
+    kind: str = Config()["metadata"]
+    return kind
+
+
 def open_datastore(root: str | None = None) -> Datastore:
-    """The (cached) stores of ``root``, default :func:`resolve_root`."""
-    root = root or resolve_root()
-    found = _cache.get(root)
+    """The (cached) stores of ``root``, default :func:`resolve_root`, read through the metadata
+    provider the ``metadata`` setting names."""
+    from mfc.config import Config
+
+    config = Config()  # one resolution for both the root and the provider
+    root = root or _pinned_root or config.datastore_root
+    kind: str = config["metadata"]
+    found = _cache.get((root, kind))
     if found is None:
-        found = _cache[root] = Datastore(root)
+        found = _cache[(root, kind)] = Datastore(root, kind)
     return found
 
 

@@ -9,8 +9,8 @@ from mfc.client.datastore import Datastore, open_datastore
 from mfc.client.errors import MfcNotFound, lookup
 from mfc.client.namespace import get_namespace, in_namespace
 from mfc.client.run import Run, run_tags
-from mfc.exceptions import MalformedRecord, warn
 from mfc.pathspec import is_valid
+from mfc.stores.provider import read_runs
 
 
 class Metaflow:
@@ -54,18 +54,11 @@ class Flow(ClientObject):
         return None
 
     def runs(self, *tags: str) -> Iterator[Run]:
-        """Runs in the current namespace that carry every one of ``tags``, newest first (lazy)."""
+        """Runs in the current namespace that carry every one of ``tags``, newest first (lazy:
+        read a page at a time, each page's records in one batch)."""
         wanted = set(tags)
         ns = get_namespace()
-        metadata = self._ds.metadata
-        for run_id in metadata.run_ids(self.id):
-            try:
-                record = metadata.run(self.id, run_id)
-            except MalformedRecord as exc:
-                warn(f"{exc}; run {self.id}/{run_id} is left out")
-                continue
-            if record is None:
-                continue  # a run directory whose record is not written yet
+        for run_id, record in read_runs(self._ds.metadata, self.id):
             carried = run_tags(record)
             if in_namespace(carried, ns) and wanted <= carried:
                 yield Run(f"{self.id}/{run_id}", _datastore=self._ds, _record=record, _namespace_check=False)

@@ -31,14 +31,12 @@ from mfc.runner.resume import (
     graph_summary,
     plan_resume,
 )
+from mfc.runner.start import PARAMETERS_TASK, start_run
 from mfc.runner.taskspec import InputRef
 from mfc.stores.artifacts import ArtifactStore
 from mfc.stores.blob import BlobStore, open_blob_store
 from mfc.stores.lease import driver_record
-from mfc.stores.metadata import BlobMetadata
-from mfc.stores.records import TaskRecords
-
-PARAMETERS_TASK = "0"
+from mfc.stores.provider import open_metadata
 
 
 @dataclass
@@ -141,8 +139,8 @@ def _launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], c
     user = config["user"]
     blobs = open_blob_store(config.datastore_root)
     store = ArtifactStore(blobs, flow_name)
-    metadata = BlobMetadata(blobs)
-    records = TaskRecords(blobs, flow_name)
+    metadata = open_metadata(blobs, config)
+    records = metadata.records(flow_name)
     plan: ResumePlan | None = None
     values: dict[str, Any] = {}
     if options.resume:
@@ -167,20 +165,18 @@ def _launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], c
     _containerised_steps(flow_file, flow_name, graph, config, options, policies)
     code = snapshot_code(flow_file, store, config)
     tags = sorted(set(options.tags))
-    run_id = metadata.create_run(flow_name, {
+    run_id = start_run(metadata, store, {
         "user": user, "tags": tags, "system_tags": system_tags(user, flow_cls), "parameters": summary,
         "flow_file": os.path.abspath(flow_file), "origin_run_id": plan.origin_run_id if plan else None,
         "resume_step": plan.resume_step if plan else None, "code_package": code, "graph": graph_summary(graph),
         "driver": driver,
-    })
+    }, None if plan is not None else values)
     lease = LeaseKeeper(metadata, flow_name, run_id, driver)
     try:
         if options.run_id_file:
             write_run_id_file(options.run_id_file, run_id)
         if plan is not None:
             clone_records(plan, records, run_id, flow_name)
-        else:
-            _write_parameters(store, records, flow_name, run_id, values)
         info = RunInfo(flow_name, run_id, os.path.abspath(flow_file), config.datastore_root, user,
                        tags, plan.origin_run_id if plan else None,
                        {"sha256": code["sha256"], "flow_file": code["flow_file"]})
@@ -288,14 +284,6 @@ def _containerised_steps(flow_file: str, flow_name: str, graph: Any, config: Con
 
 def raise_usage(message: str) -> None:
     raise MfcError(message)
-
-
-def _write_parameters(store: ArtifactStore, records: TaskRecords, flow: str, run_id: str, values: dict[str, Any]) -> None:
-    refs = {attr: store.save(value, attr, PARAMETERS_STEP).to_json() for attr, value in values.items()}
-    records.write(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0, {
-        "pathspec": f"{flow}/{run_id}/{PARAMETERS_STEP}/{PARAMETERS_TASK}", "attempt": 0, "status": "ok",
-        "artifacts": refs, "foreach_stack": [], "foreach": None,
-    })
 
 
 def _execute(flow_cls: type, graph: Any, config: Config, options: LaunchOptions, blobs: BlobStore,

@@ -16,7 +16,7 @@ from typing import Any
 from mfc.config import Config
 from mfc.exceptions import MfcError, warn
 from mfc.stores.lease import driver_record, lease_record
-from mfc.stores.metadata import BlobMetadata
+from mfc.stores.provider import MetadataProvider, open_metadata
 
 TIMEOUT_INTERVALS = 4  # a lease expires after this many missed heartbeats (by default)
 
@@ -39,7 +39,7 @@ def lease_settings(config: Config) -> tuple[float, float | None]:
 class LeaseKeeper:
     """Refreshes one run's lease from a daemon thread between :meth:`start` and :meth:`stop`."""
 
-    def __init__(self, metadata: BlobMetadata, flow: str, run_id: str, driver: dict[str, Any]) -> None:
+    def __init__(self, metadata: MetadataProvider, flow: str, run_id: str, driver: dict[str, Any]) -> None:
         self.metadata = metadata
         self.flow = flow
         self.run_id = run_id
@@ -81,7 +81,7 @@ def measure_refresh(root: str, beats: int = 50) -> float:
     writes ``beats`` leases of a scratch run and removes them."""
     from mfc.stores.blob import open_blob_store
 
-    metadata = BlobMetadata(open_blob_store(root))
+    metadata = open_metadata(open_blob_store(root))
     driver = driver_record(5.0, 20.0)
     flow, run_id = "MfcLeaseBenchmark", f"lease-{int(time.time() * 1000)}"
     times = []

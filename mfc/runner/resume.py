@@ -19,7 +19,7 @@ from mfc.exceptions import MalformedRecord, MfcError, MissingData
 from mfc.runner.dag import DagTracker
 from mfc.runner.taskspec import InputRef
 from mfc.stores.blob import BlobStore
-from mfc.stores.metadata import BlobMetadata
+from mfc.stores.provider import MetadataProvider
 from mfc.stores.records import TaskRecords
 
 PARAMETERS_STEP = "_parameters"
@@ -69,7 +69,7 @@ def _first_failed_step(graph: Any, failed: set[str]) -> str | None:
     return None
 
 
-def plan_resume(graph: Any, metadata: BlobMetadata, records: TaskRecords, flow: str,
+def plan_resume(graph: Any, metadata: MetadataProvider, records: TaskRecords, flow: str,
                 origin_run_id: str | None, step: str | None) -> ResumePlan:
     """Pick the origin run and the resume step, check the graph still matches, list the clones."""
     if origin_run_id is None:

@@ -1,10 +1,12 @@
-"""Run metadata on a blob store: run records, final status and tags.
+"""The local metadata provider (:class:`BlobMetadata`, the ``metadata = local`` implementation of
+:class:`mfc.stores.provider.MetadataProvider`): run records, final status, tags and leases as
+JSON documents on the datastore's blob store.
 
 Keys: ``<Flow>/<run>/_run.json`` (written once, claims the run id), ``_status.json`` (written
 when the run ends), ``_tags.json`` (user tags, rewritten by tag changes with compare-and-swap
 writes), ``_lease.json`` (the heartbeat of the process driving the run, see
 :mod:`mfc.stores.lease`). A run's status comes from :func:`mfc.stores.runstatus.run_state`, here
-and only here.
+and only here. Listings read each page of runs' records in one batch (``get_many``).
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from mfc.exceptions import MalformedRecord, MfcError
-from mfc.pathspec import is_valid
+from mfc.pathspec import check_run_id, is_valid
 from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.lease import probe
-from mfc.stores.records import read_record
+from mfc.stores.provider import MetadataProvider, RunExists, RunRead
+from mfc.stores.records import TaskRecords, location, parse_record, read_record
 from mfc.stores.runstatus import FINAL_STATUSES, LEGACY_GRACE_SECONDS, RunState, run_state
 
 _UNREAD: Any = object()
 
 TAG_WRITE_ATTEMPTS = 100
+RUN_RECORDS = ("run", "status", "tags")  # read for every run listed; its lease only while it has no final status
 
 # What each record must hold to be read at all (MalformedRecord otherwise).
 REQUIRED: dict[str, dict[str, Any]] = {"run": {"created_at": (int, float)}, "status": {"status": str},
@@ -45,11 +49,12 @@ def _tag_list(data: bytes, where: str) -> list[str]:
     return tags
 
 
-class BlobMetadata:
-    """The embedded metadata provider: JSON documents next to the data."""
+class BlobMetadata(MetadataProvider):
+    """The local metadata provider: JSON documents next to the data, in the datastore itself."""
 
     def __init__(self, blobs: BlobStore) -> None:
-        self.blobs = blobs
+        super().__init__(blobs)
+        self._records: dict[str, TaskRecords] = {}
 
     def _key(self, flow: str, run_id: str, name: str) -> str:
         return f"{flow}/{run_id}/_{name}.json"
@@ -59,16 +64,40 @@ class BlobMetadata:
         name = key.rsplit("/_", 1)[-1].removesuffix(".json")
         return read_record(self.blobs, key, REQUIRED.get(name))
 
-    def create_run(self, flow: str, info: dict[str, Any]) -> str:
-        """Claim a new run id (milliseconds since the epoch, bumped on a clash) and record the run."""
+    def _parse(self, key: str, found: dict[str, bytes]) -> dict[str, Any] | None:
+        """The record under ``key`` among blobs read already (None if absent), checked as :meth:`_read`."""
+        if key not in found:
+            return None
+        name = key.rsplit("/_", 1)[-1].removesuffix(".json")
+        return parse_record(found[key], location(self.blobs, key), REQUIRED.get(name))
+
+    def create_run(self, flow: str, info: dict[str, Any], run_id: str | None = None) -> str:
+        """Record a run. Without ``run_id``: claim a new id (milliseconds since the epoch, bumped on
+        a clash). With one: create it, or accept an existing record with the same content."""
+        if run_id is not None:
+            check_run_id(run_id)
+            return self._create_given(flow, info, run_id)
         candidate = int(time.time() * 1000)
         while True:
             run_id = str(candidate)
-            record = {**info, "flow": flow, "run_id": run_id, "created_at": _now()}
-            data = json.dumps(record, separators=(",", ":"), default=str).encode()
-            if self.blobs.put_new(self._key(flow, run_id, "run"), data):
+            if self.blobs.put_new(self._key(flow, run_id, "run"), _run_record(flow, run_id, info)):
                 return run_id
             candidate += 1
+
+    def _create_given(self, flow: str, info: dict[str, Any], run_id: str) -> str:
+        key = self._key(flow, run_id, "run")
+        data = _run_record(flow, run_id, info)
+        if self.blobs.put_new(key, data):
+            return run_id
+        existing = self._read(key) or {}  # create-only: another writer's record, read back
+        wanted = json.loads(data)
+        differ = sorted(k for k in set(existing) | set(wanted)
+                        if k != "created_at" and existing.get(k) != wanted.get(k))
+        if differ:
+            raise RunExists(f"run {flow}/{run_id} exists already with different content "
+                            f"({', '.join(differ)} differ{'s' if len(differ) == 1 else ''}) in {self.blobs.root}",
+                            hint="give another run id, or the same parameters and settings")
+        return run_id
 
     def finish_run(self, flow: str, run_id: str, status: str, info: dict[str, Any] | None = None) -> None:
         record = {**(info or {}), "status": status, "finished_at": _now()}
@@ -105,7 +134,7 @@ class BlobMetadata:
         if lease is _UNREAD:
             try:
                 lease = self._read(self._key(flow, run_id, "lease"))
-            except ValueError:  # a damaged heartbeat: fall back to the run record's driver
+            except MalformedRecord:  # a damaged heartbeat: fall back to the run record's driver
                 lease = None
         driver = record.get("driver")
         seen = lease or driver
@@ -116,9 +145,7 @@ class BlobMetadata:
 
     def _last_activity(self, flow: str, run_id: str) -> float | None:
         """The newest task record time of a run (only asked of runs recorded without a lease)."""
-        from mfc.stores.records import TaskRecords
-
-        records = TaskRecords(self.blobs, flow)
+        records = self.records(flow)
         latest = None
         for step in records.steps(run_id):
             for task_id in records.tasks(run_id, step):
@@ -135,15 +162,41 @@ class BlobMetadata:
         """The run's record merged with its status (see :meth:`state`) and tags; None if there is
         no such run. A crashed run's ``finished_at`` is its last sign of life and its
         ``result["error"]`` says why it is taken for crashed."""
-        record = self._read(self._key(flow, run_id, "run"))
+        [(_, read)] = self.runs(flow, [run_id])
+        if isinstance(read, MalformedRecord):
+            raise read
+        return read
+
+    def runs(self, flow: str, run_ids: Sequence[str]) -> list[tuple[str, RunRead]]:
+        """:meth:`run` of several runs, their records read in batches (parallel on S3): the run,
+        status and tags records of all, then the leases of those without a final status."""
+        found = self.blobs.get_many(self._key(flow, run_id, name) for run_id in run_ids for name in RUN_RECORDS)
+        unfinished = [run_id for run_id in run_ids if self._key(flow, run_id, "run") in found
+                      and not _final(found.get(self._key(flow, run_id, "status")))]
+        found.update(self.blobs.get_many(self._key(flow, run_id, "lease") for run_id in unfinished))
+        read: list[tuple[str, RunRead]] = []
+        for run_id in run_ids:
+            try:
+                read.append((run_id, self._merge(flow, run_id, found)))
+            except MalformedRecord as exc:
+                read.append((run_id, exc))
+        return read
+
+    def _merge(self, flow: str, run_id: str, found: dict[str, bytes]) -> dict[str, Any] | None:
+        """A run's merged record from its records among ``found`` (blobs read already)."""
+        record = self._parse(self._key(flow, run_id, "run"), found)
         if record is None:
             return None
-        status = self._read(self._key(flow, run_id, "status"))
-        state = self.state(flow, run_id, record, status)
+        status = self._parse(self._key(flow, run_id, "status"), found)
+        try:
+            lease = self._parse(self._key(flow, run_id, "lease"), found)
+        except MalformedRecord:  # a damaged heartbeat: the run record's driver stands in
+            lease = None
+        state = self.state(flow, run_id, record, status, lease)
         record["status"] = state.status
         record["finished_at"] = state.ended_at
         record["result"] = status or ({"status": "crashed", "error": state.reason} if state.status == "crashed" else {})
-        tags = self._read(self._key(flow, run_id, "tags"))
+        tags = self._parse(self._key(flow, run_id, "tags"), found)
         if tags is not None:
             record["tags"] = tags["tags"]
         return record
@@ -181,4 +234,36 @@ class BlobMetadata:
         return sorted(names, key=lambda n: (len(n), n), reverse=True)
 
     def flows(self) -> list[str]:
+        """Names of the flows in the datastore, sorted."""
         return sorted(n for n in self.blobs.list("") if is_valid(n, "flow"))
+
+    def run_exists(self, flow: str, run_id: str) -> bool:
+        return bool(self.blobs.list(f"{flow}/{run_id}/"))
+
+    def records(self, flow: str) -> TaskRecords:
+        found = self._records.get(flow)
+        if found is None:
+            found = self._records[flow] = TaskRecords(self.blobs, flow)
+        return found
+
+    def steps(self, flow: str, run_id: str, internal: bool = False) -> list[str]:
+        if not internal:
+            return self.records(flow).steps(run_id)
+        # directories only: _parameters and the steps, not the run's own _*.json records
+        return sorted(n for n in self.blobs.list(f"{flow}/{run_id}/") if "." not in n)
+
+
+def _final(data: bytes | None) -> bool:
+    """Whether a ``_status.json`` (as read) holds a final status: then the run's lease is moot."""
+    if data is None:
+        return False
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and record.get("status") in FINAL_STATUSES
+
+
+def _run_record(flow: str, run_id: str, info: dict[str, Any]) -> bytes:
+    record = {**info, "flow": flow, "run_id": run_id, "created_at": _now()}
+    return json.dumps(record, separators=(",", ":"), default=str).encode()

@@ -19,6 +19,7 @@ from mfc.stores.artifacts import SPOOL_LIMIT, ArtifactStore
 from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.integrity import drain
 from mfc.stores.metadata import REQUIRED
+from mfc.stores.provider import MetadataProvider
 from mfc.stores.records import LOG_STREAMS, TASK_FIELDS, location, parse_record, read_record
 
 ENDED = ("succeeded", "failed", "interrupted")
@@ -112,14 +113,14 @@ def _named(exc: CorruptArtifact, pathspec: str, what: str, others: int) -> str:
 class Verifier:
     """Checks runs of one flow; an object shared by several tasks or runs is checked once."""
 
-    def __init__(self, blobs: BlobStore, flow: str, workers: int | None = None) -> None:
-        from mfc.stores.metadata import BlobMetadata
-        from mfc.stores.records import TaskRecords
+    def __init__(self, blobs: BlobStore, flow: str, workers: int | None = None,
+                 metadata: MetadataProvider | None = None) -> None:
+        from mfc.stores.provider import open_metadata
 
         self.blobs = blobs
         self.flow = flow
-        self.metadata = BlobMetadata(blobs)
-        self.records = TaskRecords(blobs, flow)
+        self.metadata = metadata if metadata is not None else open_metadata(blobs)
+        self.records = self.metadata.records(flow)
         self._checked: dict[str, CorruptArtifact | None] = {}
         self._pool = ThreadPoolExecutor(workers or min(32, 4 * (os.cpu_count() or 1)), thread_name_prefix="mfc-verify")
 
@@ -159,7 +160,8 @@ class Verifier:
                 check.status = merged.get("status") if merged else None
             except MalformedRecord:
                 pass
-        tasks = self._tasks(run_id)
+        graph = run.get("graph") if run is not None and isinstance(run.get("graph"), dict) else {}
+        tasks = self._tasks(run_id, list(graph))
         wanted: dict[str, list[tuple[str, int | None, str]]] = {}
         parsed = self._read_task_records(check, tasks)
         for (step, task_id), names in tasks.items():
@@ -193,10 +195,13 @@ class Verifier:
         self._check_objects(check, wanted)
         return check
 
-    def _tasks(self, run_id: str) -> dict[tuple[str, str], set[str]]:
-        """(step, task id) -> names of the files in the task's directory."""
+    def _tasks(self, run_id: str, order: list[str]) -> dict[tuple[str, str], set[str]]:
+        """(step, task id) -> names of the files in the task's directory, steps in graph
+        ``order`` (so an object's first user named is the task that made it)."""
         prefix = f"{self.flow}/{run_id}/"
-        steps = [n for n in self.blobs.list(prefix) if "." not in n]  # _parameters too, not _run.json
+        rank = {step: index for index, step in enumerate(order)}
+        steps = sorted(self.metadata.steps(self.flow, run_id, internal=True),  # _parameters too
+                       key=lambda step: (not step.startswith("_"), rank.get(step, len(rank)), step))
         listed = list(self._pool.map(lambda step: (step, self.records.tasks(run_id, step)), steps))
         pairs = [(step, task_id) for step, ids in listed for task_id in ids]
         names = self._pool.map(lambda pair: set(self.blobs.list(f"{prefix}{pair[0]}/{pair[1]}/")), pairs)
