@@ -442,7 +442,8 @@ def test_resource_limits_and_settings():
         "nano_cpus": 2_000_000_000, "mem_limit": "512m", "memswap_limit": "512m", "shm_size": "64m"}
     assert resource_limits({"cpu": 0.5}) == {"nano_cpus": 500_000_000}
     assert passthrough_environment({"MFC_S3_ENDPOINT_URL": "http://localhost:9000", "MFC_CONFIG": "/x",
-                                    "MFC_RUN_ALPHA": "1", "MFC_PROFILE": "p", "PATH": "/bin"}) == {
+                                    "MFC_RUN_ALPHA": "1", "MFC_PROFILE": "p", "PATH": "/bin",
+                                    "MFC_CODE_CACHE": "/home/me/cache"}) == {
         "MFC_S3_ENDPOINT_URL": "http://localhost:9000"}
     assert signal_code(137) == -9 and signal_code(143) == -15 and signal_code(3) == 3 and signal_code(0) == 0
 

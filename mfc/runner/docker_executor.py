@@ -39,7 +39,8 @@ CONTAINER_HOME = "/tmp/mfc-home"  # the host uid may have no passwd entry (hence
 POOL_SIZE = 64  # one connection per running container's log stream, plus calls
 CLOSE_JOIN_SECONDS = 10.0
 # MFC_* settings that describe the host, not the task: never passed into a container.
-HOST_ONLY = {"MFC_CONFIG", "MFC_PROFILE", "MFC_DATASTORE_ROOT", "MFC_LOCAL_EXECUTOR", "MFC_KEEP_CONTAINERS"}
+HOST_ONLY = {"MFC_CONFIG", "MFC_PROFILE", "MFC_DATASTORE_ROOT", "MFC_LOCAL_EXECUTOR", "MFC_KEEP_CONTAINERS",
+             "MFC_CODE_CACHE"}
 
 
 @dataclass
