@@ -56,8 +56,9 @@ def project_version() -> str:
 
 
 def base_image_tag() -> str:
-    """The CPU image ``make image`` builds: ``mfc-base:<version>``."""
-    return f"mfc-base:{project_version()}"
+    """The CPU image ``make image`` builds: ``mfc-base:<version>``; ``MFC_TEST_BASE_IMAGE`` names
+    another (one built from a branch: ``make -f .ci/image.mk image IMAGE_TAG=mfc-base:mine``)."""
+    return os.environ.get("MFC_TEST_BASE_IMAGE") or f"mfc-base:{project_version()}"
 
 
 def require_image(client: Any, tag: str) -> Any:

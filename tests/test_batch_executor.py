@@ -437,6 +437,42 @@ def test_timeout_terminates_the_batch_job(sandbox, images, tmp_path):
 
 
 @pytest.mark.docker
+def test_a_job_queued_longer_than_its_timeout_is_not_timed_out(sandbox, images, tmp_path, monkeypatch):
+    """The start step's job waits in Batch's queue (PENDING behind a 14 s job it depends on) longer
+    than its @timeout(seconds=8), then runs for 1 s: it is not timed out (the deadline counts from
+    the job's start), and its record says how long it was queued."""
+    batch = _client("batch")
+    definition = batch.register_job_definition(
+        jobDefinitionName="mfc-test-blocker", type="container",
+        containerProperties={"image": images["cpu"], "command": ["python", "-c", "import time; time.sleep(14)"],
+                             "resourceRequirements": [{"type": "VCPU", "value": "1"},
+                                                      {"type": "MEMORY", "value": "512"}]})["jobDefinitionArn"]
+    blocker = batch.submit_job(jobName="blocker", jobQueue="mfc-cpu", jobDefinition=definition)["jobId"]
+    submit_arguments = BatchExecutor.submit_arguments
+
+    def held(self, spec, settings, definition):
+        kwargs = submit_arguments(self, spec, settings, definition)
+        if spec.step == "start":
+            kwargs["dependsOn"] = [{"jobId": blocker}]
+        return kwargs
+
+    monkeypatch.setattr(BatchExecutor, "submit_arguments", held)
+    run = run_flow("held", tmp_path, options(batch="*", image=images["cpu"]))
+    assert run.error is None, run.error
+    from mfc.stores.blob import open_blob_store
+    from mfc.stores.records import TaskRecords
+
+    records = TaskRecords(open_blob_store(run.root), run.flow)
+    [task] = records.tasks(run.run_id, "start")
+    record = records.latest(run.run_id, "start", task)
+    assert record["status"] == "ok", record
+    assert record["queued_seconds"] > 8, record  # longer than the step's @timeout
+    assert record["started_at"] - record["submitted_at"] == pytest.approx(record["queued_seconds"], abs=0.01)
+    job = batch.describe_jobs(jobs=[run.executor.submitted[0]])["jobs"][0]
+    assert job["status"] == "SUCCEEDED" and job["dependsOn"] == [{"jobId": blocker}]
+
+
+@pytest.mark.docker
 def test_five_step_flow_end_to_end_time(sandbox, images, tmp_path):
     run = run_flow("linear5", tmp_path, options(batch="*", image=images["cpu"]))
     assert run.error is None, run.error

@@ -28,7 +28,7 @@ from mfc.runner.containers import (
     resource_limits,
 )
 from mfc.runner.docker_executor import DockerExecutor, passthrough_environment, signal_code
-from mfc.runner.executor import TaskExit
+from mfc.runner.executor import TaskExit, TaskStarted
 from mfc.runner.taskspec import InputRef, TaskSpec
 
 FLOWS = Path(__file__).parent / "flows_docker"
@@ -167,7 +167,7 @@ def test_parity_flow_runs_in_the_image_not_on_the_host(engine, root):
         assert facts["packages"] == expected_packages
         assert facts["uid"] == os.getuid() and facts["gid"] == os.getgid()
         assert facts["home"] == "/tmp/mfc-home"
-        assert facts["flow_file"].startswith("/tmp/mfc-home/.mfc-code/"), facts["flow_file"]
+        assert facts["flow_file"].startswith("/tmp/mfc-home/.cache/mfc/code/"), facts["flow_file"]
         assert facts["unbuffered"] == "1"
     assert run.artifact("start", "start_facts")["greeting"] is None
     assert run.artifact("end", "end_facts")["greeting"] == "hello from @environment"
@@ -248,10 +248,15 @@ def wait_for(predicate: Any, timeout: float = 30.0) -> None:
 
 
 def next_exit(executor: DockerExecutor, timeout: float = 30.0) -> TaskExit:
-    try:
-        return executor.events.get(timeout=timeout)
-    except queue.Empty:
-        raise AssertionError("no TaskExit arrived") from None
+    """The next TaskExit (the TaskStarted events before it are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            event = executor.events.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError("no TaskExit arrived") from None
+        if isinstance(event, TaskExit):
+            return event
 
 
 @pytest.mark.docker
@@ -263,6 +268,8 @@ def test_kill_labels_and_live_logs(engine, root, tmp_path):
     try:
         handle = executor.submit(spec, str(out), str(err))
         wait_for(lambda: out.exists() and "napping" in out.read_text())  # streamed while it runs
+        first = executor.events.get(timeout=1)
+        assert isinstance(first, TaskStarted) and first.key == handle.key  # once its container runs
         box = client.api.inspect_container(handle.extra["container"])
         assert box["Name"] == f"/mfc-{spec.run_id}-nap-2-0"
         labels = box["Config"]["Labels"]
@@ -435,7 +442,8 @@ def test_resource_limits_and_settings():
         "nano_cpus": 2_000_000_000, "mem_limit": "512m", "memswap_limit": "512m", "shm_size": "64m"}
     assert resource_limits({"cpu": 0.5}) == {"nano_cpus": 500_000_000}
     assert passthrough_environment({"MFC_S3_ENDPOINT_URL": "http://localhost:9000", "MFC_CONFIG": "/x",
-                                    "MFC_RUN_ALPHA": "1", "MFC_PROFILE": "p", "PATH": "/bin"}) == {
+                                    "MFC_RUN_ALPHA": "1", "MFC_PROFILE": "p", "PATH": "/bin",
+                                    "MFC_CODE_CACHE": "/home/me/cache"}) == {
         "MFC_S3_ENDPOINT_URL": "http://localhost:9000"}
     assert signal_code(137) == -9 and signal_code(143) == -15 and signal_code(3) == 3 and signal_code(0) == 0
 

@@ -17,6 +17,7 @@ from tests.support import (
     assert_no_traceback,
     clean_env,
     describe,
+    metadata,
     mfc_executable,
     process_alive,
     run_flow,
@@ -172,7 +173,7 @@ def test_a_task_that_kills_the_fork_server_fails_the_run_with_one_summary(root, 
 def test_a_broken_event_stream_reports_every_lost_task():
     """The fork executor's event reader, fed a garbled line, ends every task it knew of instead of
     dying silently (which left the orchestrator waiting forever)."""
-    from mfc.runner.executor import Handle
+    from mfc.runner.executor import Handle, TaskStarted
     from mfc.runner.local import ForkExecutor
     from mfc.runner.taskspec import TaskSpec
 
@@ -184,9 +185,12 @@ def test_a_broken_event_stream_reports_every_lost_task():
         executor._handles[f"s/{task_id}/0"] = Handle(f"s/{task_id}/0", spec, "out", "err")
     server.sendall(b'{"ev": "started", "key": "s/1/0", "pid": 0}\nnot json\n')
     executor._read_events()
+    started = executor.events.get(timeout=1)
+    assert isinstance(started, TaskStarted) and started.key == "s/1/0"
     ends = [executor.events.get(timeout=1) for _ in range(2)]
     assert sorted(e.key for e in ends) == ["s/1/0", "s/2/0"]
     assert all(e.executor_failure and "tasks lost: s/1, s/2" in e.executor_failure for e in ends)
+    assert ends[0].executor_failure.startswith("lost the connection to the fork server: JSONDecodeError")
     # a task submitted after that ends at once, with the same cause, instead of raising BrokenPipeError
     spec = TaskSpec(flow_file="f.py", flow_name="F", step="s", run_id="1", task_id="3", datastore_root="/x", inputs=[])
     executor.submit(spec, "out", "err")
@@ -225,3 +229,108 @@ def test_a_parent_that_died_before_the_signal_was_set_is_noticed_even_as_a_zombi
         assert out.read_text() == ""
     finally:
         proc.wait()
+
+
+SLEEPERS = '''
+import time
+from mfc import FlowSpec, step
+
+class ResetFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [0, 1, 2]
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        time.sleep(120)
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+
+class _ResetStream:
+    """The fork server's event stream, reset by its peer (``ECONNRESET``) once ``after`` tasks
+    of step ``step`` have started; records the pids of the tasks it saw start."""
+
+    def __init__(self, stream, step: str, after: int) -> None:
+        self.stream, self.step, self.after = stream, step, after
+        self.pids: list[int] = []
+        self.reset_at: float | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stream.close()
+
+    def __iter__(self):
+        import errno
+        import json
+
+        for line in self.stream:
+            yield line
+            event = json.loads(line)
+            if event["ev"] == "started" and event["key"].startswith(f"{self.step}/"):
+                self.pids.append(event["pid"])
+                if len(self.pids) == self.after:
+                    self.reset_at = time.monotonic()
+                    raise ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+
+
+def test_a_reset_fork_server_socket_ends_the_run_naming_every_lost_task(root, tmp_path, monkeypatch):
+    """``ECONNRESET`` on the lead's end of the socket while three tasks run: the run ends within
+    seconds with one summary naming the lost connection and every lost task; the fork server
+    (still alive behind the broken socket) and its tasks are stopped."""
+    from mfc.config import Config
+    from mfc.exceptions import RunFailed
+    from mfc.flowload import flow_class, import_flow_file
+    from mfc.graph import load_graph
+    from mfc.runner import local
+    from mfc.runner.launch import LaunchOptions, launch
+
+    seen: dict[str, object] = {}
+    real = local.start_fork_server
+
+    class ResettingSocket:
+        def __init__(self, sock) -> None:
+            self._sock = sock
+
+        def makefile(self, mode: str):
+            seen["stream"] = _ResetStream(self._sock.makefile(mode), "work", 3)
+            return seen["stream"]
+
+        def __getattr__(self, name: str):
+            return getattr(self._sock, name)
+
+    def start_fork_server(task_fn):
+        pid, sock = real(task_fn)
+        seen["server"] = pid
+        return pid, ResettingSocket(sock)
+
+    monkeypatch.setattr(local, "start_fork_server", start_fork_server)
+    flow = write_flow(tmp_path, SLEEPERS)
+    cls = flow_class(import_flow_file(flow), None, flow)
+    config = Config(flags={"datastore_root": str(root), "local_executor": "fork"}, env={})
+    with pytest.raises(RunFailed) as failed:
+        launch(flow, cls, load_graph(flow, cls.__name__), [], config, LaunchOptions(quiet=True))
+    ended = time.monotonic()
+    stream = seen["stream"]
+    assert stream.reset_at is not None and ended - stream.reset_at < 5.0, ended - stream.reset_at
+    message = str(failed.value)
+    assert message.startswith(f"lost the connection to the fork server (pid {seen['server']}): "
+                              "ConnectionResetError: [Errno 104] Connection reset by peer; it was stopped"), message
+    lost = message.split("; tasks lost: ", 1)[1].split(", ")
+    assert len(lost) == 3 and all(t.startswith("work/") for t in lost), message
+    _assert_all_gone({seen["server"], *stream.pids})
+    [run_id] = metadata(root).run_ids("ResetFlow")
+    assert run_status(root, "ResetFlow", run_id) == "failed"
+    for record in task_records(root, "ResetFlow", run_id, "work"):
+        assert record["died"] and record["exception"]["message"].startswith("lost the connection"), record

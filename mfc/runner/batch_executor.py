@@ -15,7 +15,10 @@ RUNNABLE longer than ``runnable_timeout`` (``MFC_BATCH_RUNNABLE_TIMEOUT``, 600 s
 with the reasons its queue may be unable to place it.
 
 The orchestrator owns retries and timeouts (see :mod:`mfc.runner.batch_jobs`): ``kill`` is
-``terminate_job``; ``close`` terminates every job still running (Ctrl-C).
+``terminate_job``; ``close`` terminates every job still running (Ctrl-C). A job's start is when
+the poller first sees it RUNNING (or ended after running), at its ``startedAt``: ``@timeout``
+counts from there, so time spent SUBMITTED, PENDING, RUNNABLE or STARTING (instances scaling
+up, the image being pulled) never times a task out; the RUNNABLE detector guards stuck queues.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from mfc.runner.batch_setup import (
     quick_client,
 )
 from mfc.runner.docker_executor import passthrough_environment, signal_code
-from mfc.runner.executor import Executor, Handle, TaskExit
+from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
 from mfc.runner.taskspec import TaskSpec, spec_argument
 
 RUNNABLE_TIMEOUT = 600.0
@@ -50,6 +53,7 @@ DESCRIBE_BATCH = 100
 LOST_AFTER = 300.0  # seconds of failing describe_jobs calls before the jobs are given up
 MISSING_POLLS = 5  # describe_jobs answers without a submitted job before it counts as gone
 ENDED = ("SUCCEEDED", "FAILED")
+STARTED = ("RUNNING", *ENDED)
 CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE")
 
 
@@ -62,6 +66,7 @@ class _Job:
     killed: bool = False
     done: bool = False
     runnable_since: float | None = None
+    started: bool = False
     follower: LogFollower | None = None
     logs_polled: float = 0.0
     missing: int = 0
@@ -78,6 +83,7 @@ class BatchExecutor(Executor):
     """
 
     name = "batch"
+    reports_start = True
 
     def __init__(self, config: Any, image: str, gpu_image: str | None = None, queue: str | None = None,
                  gpu_queue: str | None = None, cpu: float | None = None, memory: float | None = None, gpu: int = 0,
@@ -332,6 +338,8 @@ class BatchExecutor(Executor):
                 return True
         else:
             job.runnable_since = None
+        if status in STARTED and not job.started:
+            self._started(job, desc)
         if status == "RUNNING" and job.follower is not None and now - job.logs_polled >= self.log_interval:
             job.logs_polled = now
             self._follow(job)
@@ -342,6 +350,16 @@ class BatchExecutor(Executor):
                 self._finish(job)
             return True
         return changed
+
+    def _started(self, job: _Job, desc: dict[str, Any]) -> None:
+        """Report the job's start, at Batch's ``startedAt``; a job that failed without one never ran."""
+        started_ms = desc.get("startedAt")
+        if started_ms is None and desc.get("status") != "RUNNING":
+            return
+        job.started = True
+        at = float(started_ms) / 1000 if started_ms else time.time()
+        job.handle.extra["started_at"] = at
+        self.events.put(TaskStarted(job.handle.key, at))
 
     def _outcome(self, job: _Job, desc: dict[str, Any]) -> tuple[int, str | None]:
         container = desc.get("container") or {}

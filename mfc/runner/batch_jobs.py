@@ -9,6 +9,8 @@ attempt number in the job name, the spec and the task record), so a job definiti
 ``retryStrategy.attempts = 1``. A step's ``@timeout`` is sent as the job's
 ``attemptDurationSeconds`` (at least 60 s, Batch's minimum) so Batch stops the job server-side even
 if mfc is gone; the orchestrator's own deadline still terminates the job first (``terminate_job``).
+Both count from the job's start (RUNNING, ``startedAt``), never from its submission: time queued
+is not run time.
 """
 
 from __future__ import annotations

@@ -1,35 +1,85 @@
-"""Make a task's code available before it runs: the local flow file as is, or (in a container or
-a Batch job) the run's code package fetched from the datastore, checked and unpacked."""
+"""Make a task's code available before it runs: the run's code package, fetched from the
+datastore, checked and unpacked once into a content-addressed cache, wherever the task runs (a
+spawned process, a container, a Batch job). A spec without a package runs its flow file as is.
+
+The cache (``$MFC_CODE_CACHE``, else ``$XDG_CACHE_HOME/mfc/code``, else ``~/.cache/mfc/code``)
+holds one directory per package, named by its sha256: every task of a run, and every later run
+of the same code, reuses it. A package is unpacked into a private directory beside it and
+renamed into place, so tasks unpacking the same package at once never see half of it.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import sys
+import tempfile
 
+from mfc.exceptions import MfcError
 from mfc.runner.taskspec import TaskSpec
 
+MARKER = ".mfc-unpacked"  # written last, inside the private directory: the package is whole
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
-def prepare_code(spec: TaskSpec, workdir: str | None = None) -> str:
-    """Return the path of the flow file to import for this task."""
-    if spec.code_package is None or os.path.isfile(spec.flow_file):
+
+def code_cache_dir() -> str:
+    """Where unpacked code packages are kept (see the module docstring)."""
+    explicit = os.environ.get("MFC_CODE_CACHE")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "mfc", "code")
+
+
+def prepare_code(spec: TaskSpec) -> str:
+    """Return the path of the flow file to import for this task (inside the unpacked package,
+    whose root also goes on ``sys.path``, so the project's own modules come from it too)."""
+    if spec.code_package is None:
         return spec.flow_file
+    sha = str(spec.code_package.get("sha256", ""))
+    if not _SHA256.fullmatch(sha):
+        raise MfcError(f"task {spec.pathspec}: code package id {sha[:80]!r} is not a sha256")
+    target = os.path.join(code_cache_dir(), sha)
+    if not os.path.isfile(os.path.join(target, MARKER)):
+        _unpack(spec, sha, target)
+    with open(os.path.join(target, MARKER)) as fh:
+        relative = spec.code_package.get("flow_file") or fh.read().strip() or os.path.basename(spec.flow_file)
+    flow_file = os.path.normpath(os.path.join(target, relative))
+    if os.path.commonpath([flow_file, os.path.normpath(target)]) != os.path.normpath(target):
+        raise MfcError(f"task {spec.pathspec}: flow file {relative!r} lies outside its code package")
+    if target not in sys.path:
+        sys.path.insert(0, target)
+    return flow_file
+
+
+def _unpack(spec: TaskSpec, sha: str, target: str) -> None:
+    """Fetch, check and unpack the package into ``target``, atomically (see the module docstring)."""
+    from mfc.exceptions import CorruptArtifact
     from mfc.packager import unpack_package
     from mfc.stores.artifacts import ArtifactStore
     from mfc.stores.blob import open_blob_store
 
     store = ArtifactStore(open_blob_store(spec.datastore_root), spec.flow_name)
-    sha = spec.code_package["sha256"]
-    target = workdir or os.path.join(os.path.expanduser("~"), ".mfc-code", sha[:16])
-    marker = os.path.join(target, ".mfc-unpacked")
-    if not os.path.exists(marker):
-        from mfc.exceptions import CorruptArtifact
-
-        try:
-            package = store.load_bytes(sha)
-        except CorruptArtifact as exc:
-            raise exc.within(f"{spec.flow_name}/{spec.run_id}", what="code package") from None
-        manifest = unpack_package(package, target, expected_sha256=sha)
-        with open(marker, "w") as fh:
+    try:
+        package = store.load_bytes(sha)
+    except CorruptArtifact as exc:
+        raise exc.within(f"{spec.flow_name}/{spec.run_id}", what="code package") from None
+    parent = os.path.dirname(os.path.abspath(target))
+    os.makedirs(parent, exist_ok=True)
+    private = tempfile.mkdtemp(prefix=f".{os.path.basename(target)[:16]}-", dir=parent)
+    try:
+        manifest = unpack_package(package, private, expected_sha256=sha)
+        with open(os.path.join(private, MARKER), "w") as fh:
             fh.write(manifest.get("flow_file", ""))
-    with open(marker) as fh:
-        relative = spec.code_package.get("flow_file") or fh.read().strip() or os.path.basename(spec.flow_file)
-    return os.path.join(target, relative)
+        try:
+            os.rename(private, target)
+        except OSError:
+            if not os.path.isfile(os.path.join(target, MARKER)):
+                if os.path.isdir(target):  # an unpack that died before this scheme: replace it
+                    shutil.rmtree(target, ignore_errors=True)
+                os.rename(private, target)
+            # else another task unpacked the same package first: use theirs
+    finally:
+        if os.path.isdir(private):
+            shutil.rmtree(private, ignore_errors=True)

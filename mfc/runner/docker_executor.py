@@ -5,7 +5,9 @@ run's code package from the datastore (the flow file's path does not exist in th
 The local datastore root is bind-mounted at the same path, so every path in the spec holds
 inside; the container runs as the host user, so what it writes there belongs to that user.
 
-Per task: create, attach (before start, so no output is missed), start; one thread then
+Per task: create, attach (before start, so no output is missed), start (the task's start, as
+:class:`TaskStarted`: ``@timeout`` counts from there, not from the image check or the container's
+creation); one thread then
 demultiplexes the container's output into the task's stdout/stderr log files as it comes,
 reads the exit code when the output ends, reports a :class:`TaskExit` and removes the
 container (kept with ``MFC_KEEP_CONTAINERS=1``).
@@ -30,14 +32,15 @@ from mfc.runner.containers import (
     gpu_device_requests,
     resource_limits,
 )
-from mfc.runner.executor import Executor, Handle, TaskExit
+from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
 from mfc.runner.taskspec import TaskSpec, spec_argument
 
 CONTAINER_HOME = "/tmp/mfc-home"  # the host uid may have no passwd entry (hence no home) in the image
 POOL_SIZE = 64  # one connection per running container's log stream, plus calls
 CLOSE_JOIN_SECONDS = 10.0
 # MFC_* settings that describe the host, not the task: never passed into a container.
-HOST_ONLY = {"MFC_CONFIG", "MFC_PROFILE", "MFC_DATASTORE_ROOT", "MFC_LOCAL_EXECUTOR", "MFC_KEEP_CONTAINERS"}
+HOST_ONLY = {"MFC_CONFIG", "MFC_PROFILE", "MFC_DATASTORE_ROOT", "MFC_LOCAL_EXECUTOR", "MFC_KEEP_CONTAINERS",
+             "MFC_CODE_CACHE"}
 
 
 @dataclass
@@ -83,6 +86,7 @@ class DockerExecutor(Executor):
     """
 
     name = "docker"
+    reports_start = True
 
     def __init__(self, image: str, datastore_root: str, gpu: int = 0, client: Any = None,
                  environment: dict[str, str] | None = None) -> None:
@@ -228,6 +232,7 @@ class DockerExecutor(Executor):
             if not box.killed:
                 sock = box.api.attach_socket(box.id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1})
                 box.api.start(box.id)
+                self.events.put(TaskStarted(box.handle.key, time.time()))
                 if box.killed:  # kill() ran between create and start
                     self._signal(box, "SIGKILL")
         except Exception as exc:  # noqa: BLE001 - reported as the task's end

@@ -6,7 +6,7 @@ or a memory leak ends only that child.
 Protocol (JSON lines over a socketpair):
   lead -> server  {"op": "run", "key": k, "spec": {...}, "stdout": path, "stderr": path}
                   {"op": "kill", "key": k, "grace": seconds}
-  server -> lead  {"ev": "started", "key": k, "pid": pid}
+  server -> lead  {"ev": "started", "key": k, "pid": pid, "at": epoch seconds}
                   {"ev": "exit", "key": k, "code": exit code, negative for a signal}
 """
 
@@ -133,7 +133,7 @@ def _serve_until_closed(sock: socket.socket, task_fn: TaskFunction, lead_pid: in
                         pass  # the child already set it, or has already exited
                     children[pid] = message["key"]
                     by_key[message["key"]] = pid
-                    _send(sock, {"ev": "started", "key": message["key"], "pid": pid})
+                    _send(sock, {"ev": "started", "key": message["key"], "pid": pid, "at": time.time()})
                 elif message["op"] == "kill":
                     pid = by_key.get(message["key"])
                     if pid is not None:

@@ -1,8 +1,15 @@
 """Local executors: each task an OS process.
 
 ``ForkExecutor`` (the default on Linux and macOS) forks tasks from a fork server that imported
-the flow once; ``SpawnExecutor`` starts ``python -m mfc.runner.task`` per task, like a container
-or Batch job does, for platforms without fork or for debugging (``MFC_LOCAL_EXECUTOR=spawn``).
+the flow once, before any task: every task runs the code as it was when the run started (the
+flow file and the modules it imported then), whatever is edited on disk meanwhile.
+``SpawnExecutor`` starts ``python -m mfc.runner.task`` per task, like a container or Batch job
+does, for platforms without fork or for debugging (``MFC_LOCAL_EXECUTOR=spawn``); its tasks run
+the run's code package (unpacked once into a local cache, see :mod:`mfc.runner.bootstrap`), so
+edits made mid-run do not leak in there either.
+
+Both report a task's start (:class:`TaskStarted`) when its process exists: ``@timeout`` counts
+from there.
 
 Neither lets a task outlive the process that drives the run (see :mod:`mfc.runner.lifeline`):
 the fork server and its tasks die with their parents, and spawned tasks with theirs, each task's
@@ -23,7 +30,7 @@ import threading
 import time
 from typing import Any
 
-from mfc.runner.executor import Executor, Handle, TaskExit
+from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
 from mfc.runner.forkserver import start_fork_server
 from mfc.runner.lifeline import PARENT_PID_ENV, Reaper, kill_group
 from mfc.runner.taskspec import TaskSpec, spec_argument
@@ -33,6 +40,7 @@ class ForkExecutor(Executor):
     """Forks each task from a fork server holding the imported flow."""
 
     name = "local"
+    reports_start = True
 
     def __init__(self, flow_cls: type, graph: Any) -> None:
         super().__init__()
@@ -58,14 +66,15 @@ class ForkExecutor(Executor):
 
     def _read_events(self) -> None:
         assert self._sock is not None
+        broken: str | None = None
         try:
             with self._sock.makefile("rb") as stream:
                 for line in stream:
                     self._event(json.loads(line))
-        except (OSError, ValueError):
-            pass  # a broken socket or a garbled event: the server is as good as gone
+        except Exception as exc:  # noqa: BLE001 - a reset socket, a garbled event: every task must still end
+            broken = f"{type(exc).__name__}: {exc}"
         finally:
-            self._server_gone()
+            self._server_gone(broken)
 
     def _event(self, event: dict[str, Any]) -> None:
         if event["ev"] == "started":
@@ -73,15 +82,17 @@ class ForkExecutor(Executor):
                 handle = self._handles.get(event["key"])
             if handle is not None:
                 handle.pid = event["pid"]
+                self.events.put(TaskStarted(event["key"], float(event.get("at") or time.time())))
         elif event["ev"] == "exit":
             with self._lock:
                 self._handles.pop(event["key"], None)
             self.events.put(TaskExit(event["key"], event["code"]))
 
-    def _server_gone(self) -> None:
-        """The event stream ended. Unless we closed it, the server died: kill what is left of its
-        tasks (their subprocesses too) and end each of them with one summary naming the cause."""
-        cause = "the local fork server was closed" if self._closing else self._cause()
+    def _server_gone(self, broken: str | None = None) -> None:
+        """The event stream ended (``broken``: with that error). Unless we closed it, the server
+        died or can no longer be heard: kill what is left of it and of its tasks (their
+        subprocesses too) and end each task with one summary naming the cause."""
+        cause = "the local fork server was closed" if self._closing else self._cause(broken)
         with self._lock:
             lost = list(self._handles.values())
             self._handles.clear()
@@ -95,23 +106,40 @@ class ForkExecutor(Executor):
         for handle in lost:
             self.events.put(TaskExit(handle.key, -9, self._dead, summary))
 
-    def _cause(self) -> str:
-        """Why the server ended, from its exit status (it has closed its socket, so it is exiting)."""
+    def _cause(self, broken: str | None) -> str:
+        """Why the stream ended: the server's exit status when it has exited (a closed socket
+        means it is exiting; a reset one often that it was killed). A server still running
+        behind a broken stream can neither be told to run nor to stop tasks: it is killed, and
+        its tasks with it (they die with their parent)."""
         pid = self._server_pid
-        how = "stopped"
-        deadline = time.monotonic() + 2.0
-        while pid and time.monotonic() < deadline:
+        how = self._reap_server(0.3 if broken else 2.0)
+        if how is not None or broken is None:
+            return f"the fork server (pid {pid}) died: {how or 'stopped'}"
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)  # its own process only: it shares our process group
+            except ProcessLookupError:
+                pass
+            self._reap_server(5.0)
+        return f"lost the connection to the fork server{f' (pid {pid})' if pid else ''}: {broken}; it was stopped"
+
+    def _reap_server(self, wait: float) -> str | None:
+        """How the server ended, once it has (waiting up to ``wait`` seconds), else None."""
+        pid = self._server_pid
+        deadline = time.monotonic() + wait
+        while pid:
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                break
+                return "exited"
             if done:
                 self._server_pid = None
                 code = os.waitstatus_to_exitcode(status)
-                how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
-                break
+                return f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+            if time.monotonic() >= deadline:
+                return None
             time.sleep(0.01)
-        return f"the fork server (pid {pid}) died: {how}"
+        return None
 
     def _send(self, message: dict[str, Any]) -> None:
         assert self._sock is not None
@@ -164,6 +192,7 @@ class SpawnExecutor(Executor):
     """Starts a fresh interpreter per task (``python -m mfc.runner.task``)."""
 
     name = "local-spawn"
+    reports_start = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -186,6 +215,7 @@ class SpawnExecutor(Executor):
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
             )
         handle.pid = proc.pid
+        self.events.put(TaskStarted(key, time.time()))
         if self._reaper is not None:
             self._reaper.watch(proc.pid)
         self._procs[key] = proc

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from mfc.exceptions import Interrupted, RunFailed, Terminated
 from mfc.runner.dag import DagTracker, TaskRequest, child_stack
-from mfc.runner.executor import Executor, Handle, TaskExit
+from mfc.runner.executor import Executor, Handle, TaskEvent, TaskExit, TaskStarted, queue_times
 from mfc.runner.logtail import LogTailer, SealedLog
 from mfc.runner.policy import StepPolicy
 from mfc.runner.progress import Reporter
@@ -62,7 +62,9 @@ class _Running:
     pending: _Pending
     handle: Handle
     executor: Executor
-    deadline: float | None
+    deadline: float | None  # monotonic; set when the task starts (its queue time does not count)
+    submitted_at: float = 0.0  # wall clock
+    started_at: float | None = None  # wall clock, when its executor saw it start
     timed_out: bool = False
 
 
@@ -83,7 +85,7 @@ class Orchestrator:
         self.max_workers = max(1, max_workers)
         self.max_num_splits = max_num_splits
         self.dag = DagTracker(graph)
-        self.events: queue.Queue[TaskExit] = queue.Queue()
+        self.events: queue.Queue[TaskEvent] = queue.Queue()
         for executor in executors.values():
             executor.events = self.events
         self.ready: deque[_Pending] = deque()
@@ -155,11 +157,11 @@ class Orchestrator:
                     time.sleep(min(0.05, max(0.0, self.delayed[0].not_before - time.monotonic())))
                 continue
             try:
-                event: TaskExit | None = self.events.get(timeout=0.05)
+                event: TaskEvent | None = self.events.get(timeout=0.05)
             except queue.Empty:
                 event = None
             while event is not None:
-                self._finished(event)
+                self._handle(event)
                 try:
                     event = self.events.get_nowait()
                 except queue.Empty:
@@ -181,6 +183,7 @@ class Orchestrator:
             is_last_attempt=pending.attempt >= policy.retries, catch_fallback=pending.fallback,
             username=self.info.username, tags=self.info.tags, origin_run_id=self.info.origin_run_id,
             environment=policy.environment, resources=policy.resources, code_package=self.info.code_package,
+            submitted_at=round(time.time(), 3),
         )
         # The task writes raw files only this process reads; the tailer copies them into the
         # stored logs, so a task's stored log is sealed when it ends (see mfc.runner.logtail).
@@ -192,8 +195,10 @@ class Orchestrator:
             for raw in (stdout, stderr):
                 self.tailer.discard(raw)
             raise
-        deadline = time.monotonic() + policy.timeout if policy.timeout else None
-        self.running[handle.key] = _Running(pending, handle, executor, deadline)
+        running = _Running(pending, handle, executor, None, spec.submitted_at or time.time())
+        self.running[handle.key] = running
+        if not executor.reports_start:
+            self._started(TaskStarted(handle.key, running.submitted_at))
         prefix = self._prefix(spec)
         for stream, raw in (("stdout", stdout), ("stderr", stderr)):
             self.tailer.add(prefix, stream, raw, *self._log_path(spec, stream))
@@ -213,6 +218,24 @@ class Orchestrator:
         return path, None
 
     # -- results --------------------------------------------------------------------------------
+    def _handle(self, event: TaskEvent) -> None:
+        if isinstance(event, TaskStarted):
+            self._started(event)
+        else:
+            self._finished(event)
+
+    def _started(self, event: TaskStarted) -> None:
+        """The task left its queue: its ``@timeout`` counts from now."""
+        running = self.running.get(event.key)
+        if running is None or running.started_at is not None:
+            return
+        now = time.time()
+        # An executor's clock (Batch's startedAt) may be a little off ours: keep it in order.
+        running.started_at = min(max(event.at, running.submitted_at), now)
+        timeout = self.policies[running.handle.spec.step].timeout
+        if timeout:
+            running.deadline = time.monotonic() - (now - running.started_at) + timeout
+
     def _finished(self, event: TaskExit) -> None:
         running = self.running.pop(event.key, None)
         if running is None:
@@ -284,6 +307,7 @@ class Orchestrator:
             "pathspec": spec.pathspec, "attempt": spec.attempt, "status": "failed", "died": True,
             "artifacts": {}, "foreach_stack": self._stack_of(spec), "foreach": None, "finished_at": round(time.time(), 3),
             "exception": {"type": "TaskDied", "message": reason, "where": "", "source": "", "traceback": ""},
+            **queue_times(running.submitted_at, running.started_at),
         }
         self.records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, record)
         return record
@@ -337,7 +361,7 @@ class Orchestrator:
         deadline = time.monotonic() + STOP_GRACE_SECONDS + 5
         while self.running and time.monotonic() < deadline:
             try:
-                self._finished(self.events.get(timeout=0.1))
+                self._handle(self.events.get(timeout=0.1))
             except queue.Empty:
                 continue
             except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from mfc.exceptions import CaughtException, MfcError, TaskKilled, TimeoutExcepti
 from mfc.parameters import flow_parameters
 from mfc.runner.context import Inputs, InputView, TaskContext
 from mfc.runner.dag import child_stack
+from mfc.runner.executor import queue_times
 from mfc.runner.taskspec import TaskSpec
 from mfc.stores.artifacts import ArtifactStore
 from mfc.stores.blob import BlobStore, open_blob_store
@@ -181,7 +182,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
     record: dict[str, Any] = {
         "pathspec": spec.pathspec, "attempt": spec.attempt, "started_at": round(started, 3),
         "foreach_stack": [], "foreach": None, "artifacts": {}, "exception": None,
-        "origin_run_id": spec.origin_run_id,
+        "origin_run_id": spec.origin_run_id, **queue_times(spec.submitted_at, started),
     }
     params = set(flow_parameters(flow_cls))
     inherited: dict[str, list] = {}

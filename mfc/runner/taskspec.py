@@ -39,6 +39,7 @@ class TaskSpec:
     resources: dict[str, Any] = field(default_factory=dict)
     code_package: dict[str, str] | None = None  # {"sha256": ..., "url": ...}
     image: str | None = None
+    submitted_at: float | None = None  # when the orchestrator submitted it (epoch seconds): queue time
 
     @property
     def pathspec(self) -> str:
