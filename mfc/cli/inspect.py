@@ -23,12 +23,12 @@ def _datastore_option(func: Any) -> Any:
 
 def _stores(datastore_root: str | None, flow: str):
     from mfc.cli.common import load_config
-    from mfc.stores.blob import open_blob_store
+    from mfc.stores.blob import open_configured_store
     from mfc.stores.metadata import BlobMetadata
     from mfc.stores.records import TaskRecords
 
     config = load_config(datastore_root, access="read")
-    blobs = open_blob_store(config.datastore_root)
+    blobs = open_configured_store(config)
     return config, BlobMetadata(blobs), TaskRecords(blobs, flow)
 
 

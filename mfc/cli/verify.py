@@ -57,20 +57,20 @@ def verify(target: str, every: bool, as_json: bool, datastore_root: str | None) 
     Exit 1 if anything is damaged or missing.
     """
     from mfc.cli.common import load_config
-    from mfc.stores.blob import open_blob_store
+    from mfc.stores.blob import open_configured_store
     from mfc.stores.verify import Verifier
 
     flow, run_id = _target(target)
     if run_id is not None and every:
         raise MfcError("verify: --all checks every run of a flow; name the flow alone (not Flow/run_id)")
-    blobs = open_blob_store(load_config(datastore_root).datastore_root)
+    blobs = open_configured_store(load_config(datastore_root))
     with Verifier(blobs, flow) as verifier:
         ids = [run_id] if run_id is not None else verifier.metadata.run_ids(flow)
         if not ids:
             raise MfcError(f"no runs of {flow} in {blobs.root}")
         if run_id is None and not every:
             ids = ids[:1]
-        elif run_id is not None and not blobs.list(f"{flow}/{run_id}/"):
+        elif run_id is not None and not verifier.has_run(run_id):
             raise MfcError(f"no run {flow}/{run_id} in {blobs.root}")
         checks = []
         for one in ids:
