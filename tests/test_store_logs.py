@@ -102,6 +102,18 @@ def test_a_failed_upload_is_raised_by_close_and_its_staging_file_can_be_swept(tm
     assert staging.sweep(blobs.staging_dir(), min_age=0)  # its lock was released
 
 
+def test_close_raises_a_failure_that_happened_before_it_sealed_the_rest(tmp_path):
+    blobs = SlowStore(str(tmp_path / "ds"), fail=True)
+    writer = StagedLogWriter(blobs, interval=0.02, max_sealing=1)
+    first = writer.open(KEY)
+    writer.open(KEY.replace("/1/0.", "/2/0."))  # still open when the run ends
+    writer.seal([first])
+    wait_for(lambda: writer._sealing.acquire(blocking=False))  # its upload has ended (failed)
+    writer._sealing.release()
+    with pytest.raises(MfcError, match="kept failing"):
+        writer.close()
+
+
 def test_a_reader_racing_the_seal_gets_the_whole_log(tmp_path):
     blobs = LocalBlobStore(str(tmp_path / "ds"))
     body = b"".join(b"line %d\n" % n for n in range(2000))

@@ -162,6 +162,10 @@ class StagedLogWriter(LogWriter):
         return sink
 
     def seal(self, sinks: list[LogSink]) -> None:
+        self._seal(sinks)
+        self._raise_failure()
+
+    def _seal(self, sinks: list[LogSink]) -> None:
         staged = [s for s in sinks if isinstance(s, _StagedSink) and not s.sealed]
         if not staged:
             return
@@ -171,13 +175,12 @@ class StagedLogWriter(LogWriter):
                 self._live.pop(id(sink), None)
         self._sealing.acquire()  # bounded: a slow store holds the caller back, not its memory
         self._jobs.put(staged)
-        self._raise_failure()
 
     def close(self) -> None:
         with self._lock:
             live = list(self._live.values())
         for sink in live:
-            self._seal_quietly(sink)
+            self._seal([sink])
         if self._threads:
             self._stop.set()
             for _ in self._threads:
@@ -186,12 +189,6 @@ class StagedLogWriter(LogWriter):
                 thread.join()
             self._threads = []
         self._raise_failure()
-
-    def _seal_quietly(self, sink: _StagedSink) -> None:
-        try:
-            self.seal([sink])
-        except BaseException:  # noqa: BLE001 - close() raises the first failure once
-            pass
 
     def _raise_failure(self) -> None:
         error, self._error = self._error, None
