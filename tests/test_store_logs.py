@@ -168,7 +168,25 @@ class LiveLogFlow(FlowSpec):
 '''
 
 
-def test_a_running_tasks_logs_read_through_mfc_logs_on_s3(moto, tmp_path):
+def client_view(monkeypatch, moto, root: str, run_id: str) -> tuple[list[str], str]:
+    """What the client API shows of a run: its steps, and the stdout of its start task."""
+    import sys
+
+    from mfc.client import Run, metadata
+
+    for name, value in moto.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MFC_CONFIG", "/nonexistent/mfc-config.toml")
+    monkeypatch.setattr(sys.modules["mfc.client.namespace"], "_current", None)  # every run
+    metadata(root)
+    try:
+        run = Run(f"LiveLogFlow/{run_id}")
+        return [step.id for step in run.steps()], next(iter(run["start"].tasks())).stdout
+    finally:
+        metadata(None)
+
+
+def test_a_running_tasks_logs_read_through_mfc_logs_on_s3(moto, tmp_path, monkeypatch):
     root = f"s3://{moto.new_bucket()}/live"
     flow = write_flow(tmp_path, LIVE_FLOW)
     marker, id_file = tmp_path / "marker", tmp_path / "run-id"
@@ -187,6 +205,7 @@ def test_a_running_tasks_logs_read_through_mfc_logs_on_s3(moto, tmp_path):
         assert "done waiting" not in text and run.poll() is None  # read while the task runs
         records = TaskRecords(S3BlobStore(root, client=moto.client()), "LiveLogFlow")
         assert records.steps(run_id) == ["start"]  # the running step is listed
+        assert client_view(monkeypatch, moto, root, run_id) == (["start"], "hello while running\n")
         marker.touch()
         out, _ = run.communicate(timeout=120)
     finally:
