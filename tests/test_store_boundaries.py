@@ -159,6 +159,30 @@ def test_settings_come_from_the_callers_config_and_the_default_from_the_environm
 
 # -- no datastore key built outside mfc/stores ----------------------------------------------------
 
+def test_an_oversized_spec_is_stored_beside_its_attempt_and_read_back(moto, monkeypatch, tmp_path):
+    from mfc.stores.local import LocalBlobStore
+    from mfc.stores.specs import read_spec, store_spec
+
+    text = '{"step": "join", "inputs": ["%s"]}' % ("x" * 100_000)
+    local = LocalBlobStore(str(tmp_path / "ds"))
+    ref = store_spec(local, "F", "1", "join", "7", 2, text)
+    assert ref == "@" + str(tmp_path / "ds" / "F" / "1" / "join" / "7" / "2.spec.json")
+    assert read_spec(ref[1:]) == text
+    for name, value in moto.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MFC_CONFIG", "/nonexistent/mfc.toml")
+    remote = S3BlobStore(f"s3://{moto.new_bucket()}/specs", client=moto.client())
+    ref = store_spec(remote, "F", "1", "join", "7", 2, text)
+    assert ref == f"@{remote.root}/F/1/join/7/2.spec.json" and read_spec(ref[1:]) == text
+
+
+def test_a_scratch_lease_is_dropped_through_the_metadata(tmp_path):
+    from mfc.runner.lease import measure_refresh
+
+    assert measure_refresh(str(tmp_path / "ds"), beats=3) >= 0
+    assert not list((tmp_path / "ds").rglob("_lease.json"))
+
+
 BLOB_METHODS = {"put_bytes", "put_new", "put_if", "get_versioned", "put_file", "get_bytes", "open", "exists",
                 "size", "list", "delete", "delete_many", "exists_many", "put_many", "put_files", "get_many",
                 "local_path", "read_log"}

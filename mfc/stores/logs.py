@@ -66,22 +66,23 @@ class LogWriter(abc.ABC):
 
 
 class FileLogSink(LogSink):
-    """A log appended to a file (the datastore file of a local root)."""
+    """A log appended to a file (the datastore file of a local root). The file is created now and
+    opened for each write, so a thousand running tasks do not hold two thousand descriptors."""
 
     def __init__(self, path: str, key: str = "") -> None:
         self.key = key or path
         self.path = path
+        self.sealed = False
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._fh: BinaryIO | None = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        open(path, "ab").close()
 
     def write(self, data: bytes) -> None:
-        assert self._fh is not None, f"{self.key}: written after it was sealed"
-        self._fh.write(data)
+        assert not self.sealed, f"{self.key}: written after it was sealed"
+        with open(self.path, "ab") as fh:
+            fh.write(data)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        self.sealed = True
 
 
 class LocalLogWriter(LogWriter):
