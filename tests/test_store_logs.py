@@ -221,3 +221,42 @@ def test_a_running_tasks_logs_read_through_mfc_logs_on_s3(moto, tmp_path, monkey
     stored = sorted(blobs.list(f"LiveLogFlow/{run_id}/start/{task}/"))
     assert [n for n in stored if n.count(".") > 1] == []  # sealed whole, parts removed
     assert "0.stdout" in stored and "0.stderr" in stored
+
+
+PRINT_FLOW = '''
+from mfc import FlowSpec, step
+
+class PartsFlow(FlowSpec):
+    @step
+    def start(self):
+        print("from start")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+
+def test_logs_left_in_parts_by_a_killed_orchestrator_read_and_verify(tmp_path):
+    """An orchestrator killed before it sealed a log leaves only its parts: they are the log."""
+    from support import run_flow
+
+    root = tmp_path / "ds"
+    flow = write_flow(tmp_path, PRINT_FLOW)
+    _, run_id = run_flow(root, flow)
+    [task_dir] = (root / "PartsFlow" / run_id / "start").iterdir()
+    log = task_dir / "0.stdout"
+    body = log.read_bytes()
+    assert body == b"from start\n"
+    (task_dir / "0.stdout.0").write_bytes(body[:5])
+    (task_dir / "0.stdout.1").write_bytes(body[5:])
+    log.unlink()
+    shown = mfc(root, "logs", f"PartsFlow/{run_id}/start/{task_dir.name}", "--stdout")
+    assert shown.returncode == 0 and shown.stdout == "from start\n", shown.stderr
+    verified = mfc(root, "verify", f"PartsFlow/{run_id}")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    for part in task_dir.glob("0.stdout.*"):
+        part.unlink()
+    missing = mfc(root, "verify", f"PartsFlow/{run_id}")
+    assert missing.returncode == 1 and "the stdout log of attempt 0 is missing" in missing.stderr + missing.stdout
