@@ -72,8 +72,10 @@ class PeakRss:
 
 def configured_store(bucket: str, endpoint: str, workers: int, **options: object) -> S3BlobStore:
     """A store as mfc builds it (its own client, from MFC_S3_ENDPOINT_URL and the environment)."""
+    from mfc.aws import s3_settings
+
     os.environ.update(MFC_S3_ENDPOINT_URL=endpoint, MFC_CONFIG=os.devnull + ".toml")
-    store = S3BlobStore(f"s3://{bucket}/ds", workers=workers, **options)
+    store = S3BlobStore(f"s3://{bucket}/ds", settings=s3_settings(), workers=workers, **options)
     store.client  # noqa: B018 - built now, while the environment says where
     return store
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mfc.exceptions import MfcError
+
+if TYPE_CHECKING:
+    from mfc.stores.settings import S3Settings
 
 
 def endpoint_for(service: str, config: Any = None) -> str | None:
@@ -23,28 +26,47 @@ def endpoint_for(service: str, config: Any = None) -> str | None:
 
 
 def client(service: str, config: Any = None, **kwargs: Any) -> Any:
-    """A boto3 client for ``service`` honouring mfc's region and endpoint settings."""
+    """A boto3 client for ``service`` honouring mfc's region and endpoint settings (``config``,
+    a resolved :class:`mfc.config.Config`; the environment's when None)."""
+    if config is None:
+        from mfc.config import Config
+
+        config = Config()
+    boto_config = kwargs.pop("boto_config", None)
+    return session_client(service, config["aws_region"], endpoint_for(service, config), boto_config, **kwargs)
+
+
+def s3_settings(config: Any = None) -> S3Settings:
+    """The S3 store's settings from ``config`` (the environment's when None: a task process
+    gets its endpoint and region in its environment, see :func:`env_for_tasks`)."""
+    from mfc.stores.settings import S3Settings
+
+    if config is None:
+        from mfc.config import Config
+
+        config = Config()
+    return S3Settings.from_config(config)
+
+
+def session_client(service: str, region: str | None, endpoint: str | None, boto_config: Any = None,
+                   **kwargs: Any) -> Any:
+    """A boto3 client for ``service`` in ``region`` at ``endpoint`` (None: boto3's defaults),
+    made from this process's shared session. ``boto_config``: a botocore Config (default:
+    adaptive retries, 32 connections)."""
     try:
         import boto3
         from botocore.config import Config as BotoConfig
     except ImportError:  # pragma: no cover - boto3 is a dependency
         raise MfcError("boto3 is not installed; pip install boto3") from None
-    if config is None:
-        from mfc.config import Config
-
-        config = Config()
-    retries = BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32)
-    endpoint = endpoint_for(service, config)
+    if boto_config is None:
+        boto_config = BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32)
     with _LOCK:  # botocore sessions are not thread-safe: one client at a time
         session = _session(boto3)
         if session.get_credentials() is None and is_local_endpoint(endpoint):
             # A local sandbox accepts any credentials; spare its users from exporting dummy ones.
             kwargs.setdefault("aws_access_key_id", SANDBOX_KEY)
             kwargs.setdefault("aws_secret_access_key", SANDBOX_KEY)
-        return session.client(
-            service, region_name=config["aws_region"], endpoint_url=endpoint,
-            config=kwargs.pop("boto_config", retries), **kwargs,
-        )
+        return session.client(service, region_name=region, endpoint_url=endpoint, config=boto_config, **kwargs)
 
 
 # One boto3 Session per process and credential environment: botocore keeps the parsed service

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from mfc.runner.logtail import MAX_LINE, SPLIT_MARK, LineSplitter, LogTailer
+from mfc.stores.logs import FileLogSink
 from tests.support import clean_env, flow_path, mfc, mfc_executable, only, process_alive, run_flow, write_flow
 
 PEAK_LIMIT_KB = 100 * 1024
@@ -185,7 +186,7 @@ def test_tailer_reads_in_bounded_chunks_and_seals_at_finish(tmp_path):
     raw = tailer.open(str(tmp_path), "log-")
     stored = tmp_path / "stored"
     stored.touch()
-    tailer.add("r/s/1", "stdout", raw, str(stored))
+    tailer.add("r/s/1", "stdout", raw, FileLogSink(str(stored)))
     with open(raw, "ab") as fh:
         fh.write(b"0123456789\n" * 4)
     tailer.poll()
@@ -224,7 +225,7 @@ def test_tailer_stores_split_lines_with_their_mark_and_other_lines_as_written(tm
     tailer = LogTailer(lambda prefix, stream, line: shown.append(line))
     raw = tailer.open(str(tmp_path), "log-")
     stored = tmp_path / "stored"
-    tailer.add("r/s/1", "stdout", raw, str(stored))
+    tailer.add("r/s/1", "stdout", raw, FileLogSink(str(stored)))
     long = b"y" * (MAX_LINE + 10)
     with open(raw, "ab") as fh:
         fh.write(b"short\n" + long + b"\nafter\n")
@@ -249,7 +250,7 @@ def test_copied_raw_output_gives_its_disk_space_back(tmp_path):
     tailer = LogTailer(lambda prefix, stream, line: None, budget=64 * 1024 * 1024)
     raw = tailer.open(str(tmp_path), "log-")
     stored = tmp_path / "stored"
-    tailer.add("r/s/1", "stdout", raw, str(stored))
+    tailer.add("r/s/1", "stdout", raw, FileLogSink(str(stored)))
     with open(raw, "ab") as fh:
         fh.write((b"z" * 1023 + b"\n") * 40 * 1024)
     tailer.poll()

@@ -182,7 +182,8 @@ def test_a_forked_child_gets_its_own_client(moto, monkeypatch):
     for name, value in moto.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MFC_CONFIG", "/nonexistent/mfc-config.toml")
-    store = S3BlobStore(f"s3://{moto.new_bucket()}/fork")
+    store = open_blob_store(f"s3://{moto.new_bucket()}/fork")  # its settings from the environment
+    assert isinstance(store, S3BlobStore)
     store.put_many({"parent/a": b"1", "parent/b": b"2"})  # client, pools and connections exist now
     parent_client = store.client
     pid = os.fork()

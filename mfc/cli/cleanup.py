@@ -47,7 +47,7 @@ def cleanup(include_running: bool, run_id: str | None, dry_run: bool, datastore_
 
 def _sweep_staging(datastore_root: str | None, dry_run: bool) -> None:
     from mfc.stores import staging
-    from mfc.stores.blob import open_blob_store
+    from mfc.stores.blob import open_configured_store
 
-    directory = open_blob_store(load_config(datastore_root).datastore_root).staging_dir()
+    directory = open_configured_store(load_config(datastore_root)).staging_dir()
     click.echo(staging.describe(staging.sweep(directory, dry_run=dry_run), directory, dry_run))

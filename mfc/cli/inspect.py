@@ -24,11 +24,11 @@ def _datastore_option(func: Any) -> Any:
 
 def _stores(datastore_root: str | None, flow: str):
     from mfc.cli.common import load_config
-    from mfc.stores.blob import open_blob_store
+    from mfc.stores.blob import open_configured_store
     from mfc.stores.provider import open_metadata
 
     config = load_config(datastore_root, access="read")
-    metadata = open_metadata(open_blob_store(config.datastore_root), config)
+    metadata = open_metadata(open_configured_store(config), config)
     return config, metadata, metadata.records(flow)
 
 

@@ -35,11 +35,11 @@ def _package(flow: str, datastore_root: str | None) -> None:
     from mfc.packager import format_size
     from mfc.runner.launch import snapshot_code
     from mfc.stores.artifacts import ArtifactStore
-    from mfc.stores.blob import open_blob_store
+    from mfc.stores.blob import open_configured_store
 
     config = load_config(datastore_root, access="write")
     name = flow_name_of(flow)
-    store = ArtifactStore(open_blob_store(config.datastore_root), name)
+    store = ArtifactStore(open_configured_store(config), name)
     code = snapshot_code(flow.rpartition(":")[0] if flow.endswith(f":{name}") else flow, store, config)
     manifest_files = _files(store, code["sha256"])
     click.echo(f"code package {code['sha256']}")
@@ -60,12 +60,12 @@ def package_show(pathspec: str, datastore_root: str | None) -> None:
     from mfc.packager import format_size
     from mfc.pathspec import parse_pathspec
     from mfc.stores.artifacts import ArtifactStore
-    from mfc.stores.blob import open_blob_store
+    from mfc.stores.blob import open_configured_store
     from mfc.stores.provider import open_metadata
 
     flow, run_id = parse_pathspec(pathspec, max_parts=2).parts
     config = load_config(datastore_root, access="read")
-    blobs = open_blob_store(config.datastore_root)
+    blobs = open_configured_store(config)
     run = open_metadata(blobs, config).run(flow, run_id)
     if run is None:
         raise MfcError(f"no run {flow}/{run_id} in {config.datastore_root}")

@@ -57,7 +57,7 @@ def verify(target: str, every: bool, as_json: bool, datastore_root: str | None) 
     Exit 1 if anything is damaged or missing.
     """
     from mfc.cli.common import load_config
-    from mfc.stores.blob import open_blob_store
+    from mfc.stores.blob import open_configured_store
     from mfc.stores.provider import open_metadata
     from mfc.stores.verify import Verifier
 
@@ -65,7 +65,7 @@ def verify(target: str, every: bool, as_json: bool, datastore_root: str | None) 
     if run_id is not None and every:
         raise MfcError("verify: --all checks every run of a flow; name the flow alone (not Flow/run_id)")
     config = load_config(datastore_root)
-    blobs = open_blob_store(config.datastore_root)
+    blobs = open_configured_store(config)
     with Verifier(blobs, flow, metadata=open_metadata(blobs, config)) as verifier:
         ids = [run_id] if run_id is not None else verifier.metadata.run_ids(flow)
         if not ids:

@@ -34,7 +34,7 @@ from mfc.runner.resume import (
 from mfc.runner.start import PARAMETERS_TASK, start_run
 from mfc.runner.taskspec import InputRef
 from mfc.stores.artifacts import ArtifactStore
-from mfc.stores.blob import BlobStore, open_blob_store
+from mfc.stores.blob import BlobStore, open_configured_store
 from mfc.stores.lease import driver_record
 from mfc.stores.provider import open_metadata
 
@@ -137,7 +137,7 @@ def _launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], c
             options: LaunchOptions, driver: dict[str, Any]) -> str:
     flow_name = flow_cls.__name__
     user = config["user"]
-    blobs = open_blob_store(config.datastore_root)
+    blobs = open_configured_store(config)
     store = ArtifactStore(blobs, flow_name)
     metadata = open_metadata(blobs, config)
     records = metadata.records(flow_name)

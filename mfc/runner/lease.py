@@ -89,5 +89,5 @@ def measure_refresh(root: str, beats: int = 50) -> float:
         started = time.perf_counter()
         metadata.write_lease(flow, run_id, lease_record(driver, beat=beat))
         times.append(time.perf_counter() - started)
-    metadata.blobs.delete(f"{flow}/{run_id}/_lease.json")
+    metadata.drop_lease(flow, run_id)
     return statistics.median(times)

@@ -1,9 +1,9 @@
 """Follow the logs of running tasks in bounded chunks, and seal each one when its task ends.
 
 A task writes its stdout and stderr into raw staging files that only the orchestrator reads.
-The tailer copies what arrives into the task's stored log (the datastore file on a local root,
-a staging file uploaded at the end otherwise) and hands complete lines to a callback for
-display. Memory stays bounded whatever a task prints: files are read ``CHUNK`` bytes at a time,
+The tailer copies what arrives into the task's stored log (a :class:`~mfc.stores.logs.LogSink`
+of the datastore, which makes it readable while the task runs on every backend) and hands
+complete lines to a callback for display. Memory stays bounded whatever a task prints: files are read ``CHUNK`` bytes at a time,
 and a line longer than ``MAX_LINE`` is split, each piece but the last marked with ``SPLIT_MARK``
 in the stored log and on display. When the task ends the raw file is read up to its size at
 that moment and removed: whatever a process the task left behind (a ``setsid`` daemon) writes
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from mfc.stores import staging
+from mfc.stores.logs import LogSink
 
 LineCallback = Callable[[str, str, str], None]  # (prefix, stream, line)
 
@@ -78,26 +79,11 @@ def _utf8_boundary(piece: bytes) -> int:
 
 
 @dataclass
-class SealedLog:
-    """A finished task's stored log. For a staging copy (a remote datastore), close it after the
-    upload: until then its lock keeps a sweep away."""
-
-    path: str
-    sink: BinaryIO | None = None
-
-    def close(self) -> None:
-        if self.sink is not None:
-            self.sink.close()
-            self.sink = None
-
-
-@dataclass
 class _Followed:
     prefix: str
     stream: str
     source: BinaryIO
-    sink_path: str
-    sink: BinaryIO | None  # held open for a staging copy; a datastore file is opened per write
+    sink: LogSink
     splitter: LineSplitter = field(default_factory=LineSplitter)
     offset: int = 0
     freed: int = 0  # the raw file's first bytes whose disk space was given back
@@ -119,12 +105,10 @@ class LogTailer:
         self._opened[path] = source
         return path
 
-    def add(self, prefix: str, stream: str, raw_path: str, sink_path: str, sink: BinaryIO | None = None) -> None:
-        """Follow ``raw_path`` (made by :meth:`open`) into ``sink_path``. ``sink``: the open staging
-        file at ``sink_path`` (for a remote datastore), kept open until the sealed log is closed;
-        None for a datastore file, which is opened for each write."""
+    def add(self, prefix: str, stream: str, raw_path: str, sink: LogSink) -> None:
+        """Follow ``raw_path`` (made by :meth:`open`) into the stored log ``sink``."""
         source = self._opened.pop(raw_path)
-        self._files[raw_path] = _Followed(prefix, stream, source, sink_path, sink)
+        self._files[raw_path] = _Followed(prefix, stream, source, sink)
 
     def poll(self, paths: list[str] | None = None) -> None:
         """Copy and show what the followed files gained since the last poll (bounded per file)."""
@@ -161,18 +145,13 @@ class LogTailer:
             self._store(followed, stored)
 
     def _store(self, followed: _Followed, data: bytes) -> None:
-        if not data:
-            return
-        if followed.sink is not None:
+        if data:
             followed.sink.write(data)
-            followed.sink.flush()
-        else:
-            with open(followed.sink_path, "ab") as fh:
-                fh.write(data)
 
-    def finish(self, raw_path: str) -> SealedLog | None:
+    def finish(self, raw_path: str) -> LogSink | None:
         """Read the rest of a finished task's file (up to its size now), including a last line
-        without a newline, remove it and stop following it: its stored log is sealed."""
+        without a newline, remove it and stop following it; returns its stored log, complete, for
+        the caller to seal (``LogWriter.seal``)."""
         followed = self._files.pop(raw_path, None)
         if followed is None:
             return None
@@ -186,7 +165,7 @@ class LogTailer:
         finally:
             _unlink(raw_path)
             followed.source.close()
-        return SealedLog(followed.sink_path, followed.sink)
+        return followed.sink
 
     def discard(self, raw_path: str) -> None:
         """Remove a raw file made by :meth:`open` that no task got."""
@@ -195,14 +174,13 @@ class LogTailer:
             source.close()
         _unlink(raw_path)
 
-    def close(self) -> None:
-        """Stop following everything (the run is over); raw files are removed."""
-        for path in list(self._files):
-            sealed = self.finish(path)
-            if sealed is not None:
-                sealed.close()
+    def close(self) -> list[LogSink]:
+        """Stop following everything (the run is over); raw files are removed. Returns the
+        stored logs it finished, for the caller to seal."""
+        finished = [sink for path in list(self._files) if (sink := self.finish(path)) is not None]
         for path in list(self._opened):
             self.discard(path)
+        return finished
 
 
 def _unlink(path: str) -> None:

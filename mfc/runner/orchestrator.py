@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import queue
 import signal
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from mfc.exceptions import Interrupted, RunFailed, Terminated
 from mfc.runner.dag import DagTracker, TaskRequest, child_stack
 from mfc.runner.executor import Executor, Handle, TaskEvent, TaskExit, TaskStarted, queue_times
-from mfc.runner.logtail import LogTailer, SealedLog
+from mfc.runner.logtail import LogTailer
 from mfc.runner.policy import StepPolicy
 from mfc.runner.progress import Reporter
 from mfc.runner.taskspec import InputRef, TaskSpec
 from mfc.stores import staging
 from mfc.stores.blob import BlobStore
+from mfc.stores.logs import LogSink
 from mfc.stores.records import TaskRecords
 
 STOP_GRACE_SECONDS = 2.0
@@ -92,6 +92,7 @@ class Orchestrator:
         self.delayed: list[_Pending] = []
         self.running: dict[str, _Running] = {}
         self.tailer = LogTailer(self.reporter.log)
+        self.logs = blobs.log_writer()
         staging.sweep(blobs.staging_dir())  # what killed tasks and runs left on this root
         self.failure: str | None = None
         self.stopping = False
@@ -135,8 +136,11 @@ class Orchestrator:
             raise Interrupted(f"run {self.info.flow_name}/{self.info.run_id} {self.failure}",
                               Terminated.exit_code if terminated else Interrupted.exit_code) from None
         finally:
-            self.tailer.close()  # raw logs of tasks that never reported their end go too
-            self.reporter.close()
+            try:
+                self._save_logs(self.tailer.close())  # raw logs of tasks that never reported their end go too
+                self.logs.close()  # every stored log is sealed before the run's status is written
+            finally:
+                self.reporter.close()
         if self.failure:
             raise RunFailed(self.failure)
 
@@ -201,21 +205,13 @@ class Orchestrator:
             self._started(TaskStarted(handle.key, running.submitted_at))
         prefix = self._prefix(spec)
         for stream, raw in (("stdout", stdout), ("stderr", stderr)):
-            self.tailer.add(prefix, stream, raw, *self._log_path(spec, stream))
+            self.tailer.add(prefix, stream, raw, self._log_sink(spec, stream))
         self.reporter.task_started(prefix, spec.step, spec.attempt)
 
-    def _log_path(self, spec: TaskSpec, stream: str) -> tuple[str, BinaryIO | None]:
-        """Where a task's stored log is written while it runs: the datastore file itself on a
-        local root (visible to ``mfc logs`` from the moment the attempt is launched), else an
-        open staging file that :meth:`_save_logs` uploads when the task ends."""
-        key = self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream)
-        path = self.blobs.local_path(key)
-        if path is None:
-            sink, path = staging.create(self.blobs.staging_dir(), f"log-{stream}-")
-            return path, sink
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        open(path, "ab").close()
-        return path, None
+    def _log_sink(self, spec: TaskSpec, stream: str) -> LogSink:
+        """Where a task's stored log is written while it runs, readable (``mfc logs``, the
+        client) from the moment the attempt is launched; the store decides how."""
+        return self.logs.open(self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream))
 
     # -- results --------------------------------------------------------------------------------
     def _handle(self, event: TaskEvent) -> None:
@@ -241,7 +237,7 @@ class Orchestrator:
         if running is None:
             return
         spec = running.handle.spec
-        self._save_logs(spec, [self.tailer.finish(path) for path in (running.handle.stdout, running.handle.stderr)])
+        self._save_logs([self.tailer.finish(path) for path in (running.handle.stdout, running.handle.stderr)])
         record = self.records.read(spec.run_id, spec.step, spec.task_id, spec.attempt)
         if record is None:
             record = self._record_death(running, event)
@@ -319,20 +315,10 @@ class Orchestrator:
         except (KeyError, IndexError):
             return []
 
-    def _save_logs(self, spec: TaskSpec, sealed: list[SealedLog | None]) -> None:
-        """Move the task's sealed logs into the datastore (a local datastore's are already there)."""
-        staged = {}
-        for stream, log in zip(("stdout", "stderr"), sealed, strict=True):
-            key = self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream)
-            if log is not None and self.blobs.local_path(key) != log.path:
-                staged[key] = log.path
-        try:
-            if staged:
-                self.blobs.put_files(staged)  # in parallel on S3: one round trip per task, not two
-        finally:
-            for log in sealed:
-                if log is not None:
-                    log.close()
+    def _save_logs(self, finished: list[LogSink | None]) -> None:
+        """Seal a finished task's stored logs; a remote store uploads them in the background (one
+        batch per task), so this does not wait for it."""
+        self.logs.seal([sink for sink in finished if sink is not None])
 
     def _fail(self, spec: TaskSpec, record: dict[str, Any]) -> None:
         exc = record.get("exception") or {}

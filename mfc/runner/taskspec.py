@@ -81,9 +81,7 @@ def spec_argument(spec: TaskSpec, limit: int = ARGUMENT_LIMIT) -> str:
     if len(text.encode()) <= limit:
         return text
     from mfc.stores.blob import open_blob_store
-    from mfc.stores.records import TaskRecords
+    from mfc.stores.specs import store_spec
 
     blobs = open_blob_store(spec.datastore_root)
-    key = TaskRecords(blobs, spec.flow_name).key(spec.run_id, spec.step, spec.task_id, spec.attempt, "spec.json")
-    blobs.put_bytes(key, text.encode())
-    return f"@{blobs.local_path(key) or spec.datastore_root.rstrip('/') + '/' + key}"
+    return store_spec(blobs, spec.flow_name, spec.run_id, spec.step, spec.task_id, spec.attempt, text)

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 from mfc.exceptions import CorruptArtifact, MfcError, MissingData
 from mfc.stores import staging
 from mfc.stores.blob import BlobNotFound, BlobStore
-from mfc.stores.integrity import RAW, ZLIB, drain
+from mfc.stores.integrity import RAW, ZLIB, data_key, drain
 
 SPOOL_LIMIT = 4 * 1024 * 1024  # beyond this, serialize to a staging file instead of memory
 MIN_COMPRESS = 512  # below this, compression never pays for its header and CPU
@@ -43,11 +43,6 @@ class ArtifactRef:
     @classmethod
     def from_json(cls, data: list) -> ArtifactRef:
         return cls(data[0], data[1], data[2])
-
-
-def data_key(flow_name: str, sha: str) -> str:
-    """The blob key of a content-addressed object."""
-    return f"{flow_name}/data/{sha[:2]}/{sha}"
 
 
 class _HashingSpool:

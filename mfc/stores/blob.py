@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from mfc.exceptions import MfcError
+
+if TYPE_CHECKING:
+    from mfc.stores.logs import LogWriter
+    from mfc.stores.settings import S3Settings
 
 
 class BlobNotFound(KeyError):
@@ -18,6 +22,23 @@ class BlobNotFound(KeyError):
 
 class UnsafeKey(MfcError):
     """A key that would reach outside the store's root (``..``, an absolute path)."""
+
+
+class StreamCheck(Protocol):
+    """What a blob store runs a checked read through (see :func:`mfc.stores.integrity.content_check`:
+    the store need not know what is checked or how)."""
+
+    def update(self, data: Any) -> None:
+        """See the next stored bytes."""
+
+    def behind(self) -> Any:
+        """Check on a thread of its own, a few chunks behind the reader (for large objects)."""
+
+    def finish(self) -> None:
+        """Every byte was seen: raise if they are not what the key promises."""
+
+    def abandon(self) -> None:
+        """The read stopped early: nothing will be finished."""
 
 
 class BlobStore(abc.ABC):
@@ -82,6 +103,11 @@ class BlobStore(abc.ABC):
         """The subset of keys that are stored."""
         return {key for key in keys if self.exists(key)}
 
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove several blobs (those present)."""
+        for key in keys:
+            self.delete(key)
+
     def put_many(self, items: dict[str, bytes]) -> None:
         """Write several blobs."""
         for key, data in items.items():
@@ -102,6 +128,19 @@ class BlobStore(abc.ABC):
                 pass
         return found
 
+    def log_writer(self) -> LogWriter:
+        """Where a process writes its tasks' logs while they run (see :mod:`mfc.stores.logs`):
+        this one stages them locally and publishes them in parts while the task runs."""
+        from mfc.stores.logs import StagedLogWriter
+
+        return StagedLogWriter(self)
+
+    def read_log(self, key: str) -> bytes:
+        """A stored log, or what a running task has written of it so far (empty if nothing)."""
+        from mfc.stores.logs import read_log
+
+        return read_log(self, key)
+
     def local_path(self, key: str) -> str | None:
         """A filesystem path for the key when the store is a local directory, else None."""
         return None
@@ -113,16 +152,31 @@ class BlobStore(abc.ABC):
         return tempfile.gettempdir()
 
 
-def open_blob_store(root: str) -> BlobStore:
-    """A blob store for a datastore root: a local directory or ``s3://bucket/prefix``."""
+def open_blob_store(root: str, s3: S3Settings | None = None) -> BlobStore:
+    """A blob store for a datastore root: a local directory or ``s3://bucket/prefix``. ``s3``:
+    how to reach S3 (default: :func:`mfc.aws.s3_settings`, from this process's environment and
+    profile; a caller holding a resolved config passes ``S3Settings.from_config(config)``)."""
     if root.startswith("s3://"):
         try:
             from mfc.stores.s3 import S3BlobStore  # type: ignore[import-not-found]
         except ImportError:
             raise MfcError("the S3 datastore is not available in this version of mfc") from None
-        return S3BlobStore(root)
+        if s3 is None:
+            from mfc.aws import s3_settings
+
+            s3 = s3_settings()
+        return S3BlobStore(root, settings=s3)
     if "://" in root:
         raise MfcError(f"datastore root {root!r}: use a local directory or s3://bucket/prefix")
     from mfc.stores.local import LocalBlobStore
 
     return LocalBlobStore(root)
+
+
+def open_configured_store(config: Any) -> BlobStore:
+    """The blob store of a resolved :class:`mfc.config.Config`: its datastore root, reached
+    with its settings."""
+    from mfc.stores.settings import S3Settings
+
+    root = config.datastore_root
+    return open_blob_store(root, S3Settings.from_config(config) if root.startswith("s3://") else None)

@@ -26,10 +26,28 @@ BACKGROUND_CHECK = 8 * 1024 * 1024  # objects this large are hashed on a thread 
 _DATA_KEY = re.compile(r"^[^/]+/data/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
 
 
+def data_key(flow_name: str, sha: str) -> str:
+    """The blob key of a content-addressed object (an artifact, a code package) of a flow."""
+    return f"{flow_name}/data/{sha[:2]}/{sha}"
+
+
 def data_sha(key: str) -> str | None:
     """The sha256 a key names when it is a content-addressed object (``<Flow>/data/xx/<sha>``)."""
     match = _DATA_KEY.match(key)
     return match.group(2) if match else None
+
+
+def is_content_addressed(key: str) -> bool:
+    """Whether ``key`` holds a content-addressed object: never rewritten with other bytes, so a
+    store may remember that it exists, and checked on every read."""
+    return _DATA_KEY.match(key) is not None
+
+
+def content_check(key: str, location: str, error: type[CorruptArtifact] = CorruptArtifact) -> PayloadCheck | None:
+    """The check a read of ``key`` must pass (None for keys that are not content-addressed): a
+    blob store feeds it every stored byte and calls ``finish()`` (see :class:`StreamCheck`)."""
+    sha = data_sha(key)
+    return PayloadCheck(sha, location, error) if sha else None
 
 
 class PayloadCheck:
@@ -152,10 +170,10 @@ class CheckedFile(io.RawIOBase):
     because a content-addressed file is never rewritten in place (a writer replaces it whole).
     """
 
-    def __init__(self, fh: BinaryIO, sha: str, location: str, background: int = BACKGROUND_CHECK) -> None:
+    def __init__(self, fh: BinaryIO, check: PayloadCheck, background: int = BACKGROUND_CHECK) -> None:
         super().__init__()
         self._fh = fh
-        self._check = PayloadCheck(sha, location)
+        self._check = check
         self._size = os.fstat(fh.fileno()).st_size
         self._done = False
         self._stop = False
@@ -236,4 +254,4 @@ def drain(reader: BinaryIO) -> None:
         pass
 
 
-__all__ = ["PayloadCheck", "CheckedFile", "data_sha", "read_all", "drain", "RAW", "ZLIB", "BACKGROUND_CHECK"]
+__all__ = ["PayloadCheck", "CheckedFile", "data_key", "data_sha", "is_content_addressed", "content_check", "read_all", "drain", "RAW", "ZLIB", "BACKGROUND_CHECK"]

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from mfc.stores.blob import BlobNotFound, BlobStore, UnsafeKey
-from mfc.stores.integrity import CheckedFile, data_sha, read_all
+from mfc.stores.integrity import CheckedFile, content_check, read_all
+from mfc.stores.logs import LocalLogWriter, LogWriter
 
 LOCKS = ".locks"
 
@@ -104,8 +105,9 @@ class LocalBlobStore(BlobStore):
         os.replace(path, target)
 
     def get_bytes(self, key: str) -> bytes:
-        if data_sha(key):
-            with self._checked(key) as checked:
+        checked = self._checked(key)
+        if checked is not None:
+            with checked:
                 return read_all(checked, checked.size)  # type: ignore[arg-type]
         try:
             with open(self._path(key), "rb") as fh:
@@ -114,20 +116,25 @@ class LocalBlobStore(BlobStore):
             raise BlobNotFound(key) from None
 
     def open(self, key: str) -> BinaryIO:
-        if data_sha(key):
-            return io.BufferedReader(self._checked(key), buffer_size=256 * 1024)  # type: ignore[return-value]
+        checked = self._checked(key)
+        if checked is not None:
+            return io.BufferedReader(checked, buffer_size=256 * 1024)  # type: ignore[return-value]
         try:
             return open(self._path(key), "rb")
         except FileNotFoundError:
             raise BlobNotFound(key) from None
 
-    def _checked(self, key: str) -> CheckedFile:
+    def _checked(self, key: str) -> CheckedFile | None:
+        """A checked reader of key, None when reads of it are not checked."""
         path = self._path(key)
+        check = content_check(key, path)
+        if check is None:
+            return None
         try:
             fh = open(path, "rb", buffering=0)
         except (FileNotFoundError, IsADirectoryError):
             raise BlobNotFound(key) from None
-        return CheckedFile(fh, data_sha(key) or "", path)
+        return CheckedFile(fh, check)
 
     def size(self, key: str) -> int | None:
         try:
@@ -150,6 +157,10 @@ class LocalBlobStore(BlobStore):
 
     def local_path(self, key: str) -> str:
         return self._path(key)
+
+    def log_writer(self) -> LogWriter:
+        """Logs are appended to their datastore files as the task writes them."""
+        return LocalLogWriter(self)
 
     def staging_dir(self) -> str:
         path = os.path.join(self.root, ".staging")

@@ -107,6 +107,10 @@ class BlobMetadata(MetadataProvider):
         """Write a heartbeat of the process driving the run (see :mod:`mfc.stores.lease`)."""
         self.blobs.put_bytes(self._key(flow, run_id, "lease"), json.dumps(lease, separators=(",", ":")).encode())
 
+    def drop_lease(self, flow: str, run_id: str) -> None:
+        """Remove the run's heartbeat record (a scratch run's)."""
+        self.blobs.delete(self._key(flow, run_id, "lease"))
+
     def facts(self, flow: str, run_id: str) -> dict[str, dict[str, Any] | None]:
         """The run's ``run``, ``status`` and ``lease`` records, read in one batch (one round trip
         on S3); a missing or unreadable one is None."""

@@ -91,10 +91,8 @@ class TaskRecords:
         return self.key(run_id, step, task_id, attempt, stream)
 
     def read_log(self, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> bytes:
-        try:
-            return self.blobs.get_bytes(self.log_key(run_id, step, task_id, attempt, stream))
-        except BlobNotFound:
-            return b""
+        """An attempt's log, or what it has written so far while it runs (empty if nothing)."""
+        return self.blobs.read_log(self.log_key(run_id, step, task_id, attempt, stream))
 
     def steps(self, run_id: str) -> list[str]:
         names = self.blobs.list(f"{self.flow_name}/{run_id}/")

@@ -17,7 +17,6 @@ that ``get_versioned`` read.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import threading
@@ -30,12 +29,11 @@ import botocore.exceptions as bex
 
 from mfc.aws import is_local_endpoint
 from mfc.stores.blob import BlobNotFound, BlobStore
+from mfc.stores.integrity import content_check, is_content_addressed
 from mfc.stores.s3_transfer import (
     BlobCorrupt,
-    PayloadCheck,
     S3Error,
     S3Reader,
-    data_sha,
     describe,
     error_code,
     no_such_bucket,
@@ -45,10 +43,10 @@ from mfc.stores.s3_transfer import (
     staging_directory,
     whole,
 )
+from mfc.stores.settings import S3Settings
 
 T = TypeVar("T")
 MiB = 1024 * 1024
-DEFAULT_WORKERS = 32
 PART_SIZE = 8 * MiB  # ranged-GET part size for large reads
 UPLOAD_PART_SIZE = 16 * MiB
 MULTIPART_THRESHOLD = 64 * MiB
@@ -77,9 +75,10 @@ class _State:
 class S3BlobStore(BlobStore):
     """Blobs are objects under ``s3://bucket/prefix/``; keys map to object keys below the prefix.
 
-    ``client`` is a boto3 S3 client to use instead of one built from mfc's configuration
-    (``mfc.aws.client``: region, ``MFC_S3_ENDPOINT_URL`` / ``MFC_AWS_ENDPOINT_URL``, profile).
-    ``workers`` threads serve batch operations; ``verify_data`` checks content-addressed objects
+    ``client`` is a boto3 S3 client to use instead of one built from ``settings`` (region,
+    endpoint, timeouts and retries: :class:`~mfc.stores.settings.S3Settings`, which the caller
+    resolves from its configuration; the default leaves region and endpoint to boto3).
+    ``workers`` threads serve batch operations (default: the settings'); ``verify_data`` checks content-addressed objects
     against their sha256 on read; ``checksum`` is the checksum S3 verifies on upload (None:
     botocore's default); ``conditional_writes`` forces (True) or disables (False) ``If-None-Match``
     puts, None tries them and falls back when the endpoint answers NotImplemented.
@@ -89,20 +88,22 @@ class S3BlobStore(BlobStore):
     such limit and the server shares our CPUs, so by default (None) it gets single streams.
     """
 
-    def __init__(self, root: str, client: Any = None, *, workers: int = DEFAULT_WORKERS,
-                 verify_data: bool = True, checksum: str | None = "CRC32",
+    def __init__(self, root: str, client: Any = None, *, settings: S3Settings | None = None,
+                 workers: int | None = None, verify_data: bool = True, checksum: str | None = "CRC32",
                  part_size: int = PART_SIZE, multipart_threshold: int | None = None,
-                 read_window: int = READ_WINDOW, retry_attempts: int = 6, retry_wait_max: float = 10.0,
-                 conditional_writes: bool | None = None, parallel_reads: bool | None = None) -> None:
+                 read_window: int = READ_WINDOW, retry_attempts: int | None = None,
+                 retry_wait_max: float | None = None, conditional_writes: bool | None = None,
+                 parallel_reads: bool | None = None) -> None:
         self.bucket, self.prefix = parse_root(root)
         self.root = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        self.workers = max(1, workers)
+        self.settings = settings = settings or S3Settings()
+        self.workers = max(1, workers or settings.workers)
         self.verify_data = verify_data
         self.part_size = part_size
         self.multipart_threshold = multipart_threshold
         self.read_window = max(1, read_window)
-        self.retry_attempts = max(1, retry_attempts)
-        self.retry_wait_max = retry_wait_max
+        self.retry_attempts = max(1, retry_attempts or settings.retry_attempts)
+        self.retry_wait_max = settings.retry_wait_max if retry_wait_max is None else retry_wait_max
         self.conditional_writes = conditional_writes
         self.parallel_reads = parallel_reads
         self._checksum = {"ChecksumAlgorithm": checksum} if checksum else {}
@@ -137,14 +138,15 @@ class S3BlobStore(BlobStore):
 
         from mfc import aws
 
+        settings = self.settings
         config = BotoConfig(
-            retries={"mode": "standard", "total_max_attempts": 4},
+            retries={"mode": "standard", "total_max_attempts": settings.request_attempts},
             max_pool_connections=self.workers + self.read_window * 2 + UPLOAD_CONCURRENCY,
-            connect_timeout=10, read_timeout=60, tcp_keepalive=True,
+            connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout, tcp_keepalive=True,
             response_checksum_validation="when_required",  # asked per request (ChecksumMode)
         )
         try:
-            return aws.client("s3", boto_config=config)
+            return aws.session_client("s3", settings.region, settings.endpoint_url, config)
         except bex.BotoCoreError as exc:
             raise self._describe(exc, None) from exc
 
@@ -229,7 +231,7 @@ class S3BlobStore(BlobStore):
         self._remember(key)
 
     def put_new(self, key: str, data: bytes) -> bool:
-        if data_sha(key) and key in self._known:
+        if is_content_addressed(key) and key in self._known:
             return False
         if self.conditional_writes is not False:
             created = self._put_if_absent(key, data)
@@ -255,13 +257,23 @@ class S3BlobStore(BlobStore):
             if code != "PreconditionFailed":
                 raise self._describe(exc, key) from exc
             self._remember(key)
+            if is_content_addressed(key):
+                return False  # whoever stored it stored these very bytes
             # An earlier attempt may have been stored with its answer lost: then the object
-            # there is ours (same bytes, so the same MD5 ETag of a single-part upload).
+            # there is ours. Its bytes tell, not its ETag: the ETag of an SSE-KMS (or
+            # multipart) object is no MD5 of its content.
             retried = getattr(exc, "mfc_attempts", 1) > 1 or exc.response.get("ResponseMetadata", {}).get(
                 "RetryAttempts", 0) > 0
-            return bool(retried and self._etag(key) == f'"{hashlib.md5(data).hexdigest()}"')
+            return bool(retried and self._holds(key, data))
         self._remember(key)
         return True
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        """Whether the object under key is exactly ``data``."""
+        try:
+            return self.get_bytes(key) == data
+        except BlobNotFound:
+            return False
 
     def put_if(self, key: str, data: bytes, version: str | None) -> bool:
         """A conditional put: ``If-Match`` on the ETag read, or ``If-None-Match: *`` to create.
@@ -287,7 +299,7 @@ class S3BlobStore(BlobStore):
         return True
 
     def put_file(self, key: str, path: str) -> None:
-        if data_sha(key) and key in self._known:
+        if is_content_addressed(key) and key in self._known:
             os.unlink(path)
             return
         s3, full = self.client, self._full(key)
@@ -319,7 +331,7 @@ class S3BlobStore(BlobStore):
         return state.transfer
 
     def _remember(self, key: str) -> None:
-        if data_sha(key):
+        if is_content_addressed(key):
             self._known.add(key)
 
     def delete(self, key: str) -> None:
@@ -414,8 +426,7 @@ class S3BlobStore(BlobStore):
         """A raw stream of one object; the first GET happens here (BlobNotFound if missing).
         Content-addressed objects are checked by their own sha256 (and may be read as parallel
         ranges), others come in one GET whose checksum botocore verifies."""
-        sha = data_sha(key) if self.verify_data else None
-        check = PayloadCheck(sha, self._url(key), BlobCorrupt) if sha else None
+        check = content_check(key, self._url(key), BlobCorrupt) if self.verify_data else None
         s3, full = self.client, self._full(key)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
         if check is None:
@@ -494,7 +505,7 @@ class S3BlobStore(BlobStore):
         """Write several blobs in parallel. Content-addressed keys are written create-only, so an
         object that is already stored is never rewritten."""
         def put(item: tuple[str, bytes]) -> None:
-            if data_sha(item[0]):
+            if is_content_addressed(item[0]):
                 self.put_new(*item)
             else:
                 self.put_bytes(*item)

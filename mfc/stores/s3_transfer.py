@@ -1,7 +1,7 @@
 """Pieces of the S3 blob store that are not the store itself: root parsing, which failures are
 transient and how they are retried, how S3 errors become one-line :class:`MfcError` messages,
-and the streaming reader behind ``open()`` (which runs content-addressed objects through
-:class:`mfc.stores.integrity.PayloadCheck`).
+and the streaming reader behind ``open()`` (which runs what it reads through the check it is
+given, if any: what objects hold and how they are checked is not known here).
 
 Only imported for ``s3://`` datastore roots, so importing botocore here costs local runs nothing.
 """
@@ -22,9 +22,9 @@ import botocore.exceptions as bex
 import tenacity
 
 from mfc.exceptions import CorruptArtifact, MfcError
-from mfc.stores.integrity import PayloadCheck, data_sha
+from mfc.stores.blob import StreamCheck
 
-__all__ = ["S3Error", "BlobCorrupt", "PayloadCheck", "data_sha", "parse_root", "S3Reader"]
+__all__ = ["S3Error", "BlobCorrupt", "parse_root", "S3Reader"]
 
 # Error codes S3 (and S3-compatible stores) answer when retrying later should succeed.
 TRANSIENT_CODES = frozenset({
@@ -195,7 +195,7 @@ class S3Reader(io.RawIOBase):
     def __init__(self, body: Any, body_end: int, size: int, *, url: str,
                  reopen: Callable[[int, int], Any], fetch: Callable[[int, int], bytes],
                  submit: Callable[..., Future], part_size: int, window: int,
-                 check: PayloadCheck | None, max_drops: int, wait_max: float) -> None:
+                 check: StreamCheck | None, max_drops: int, wait_max: float) -> None:
         super().__init__()
         self._body = body
         self._body_end = body_end

@@ -147,6 +147,10 @@ class Verifier:
                                           f"run {check.pathspec} has no run record ({location(self.blobs, key)})"))
         return record
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether anything of the run is stored (even a run whose own record is gone)."""
+        return bool(self.blobs.list(f"{self.flow}/{run_id}/"))
+
     def run(self, run_id: str) -> RunCheck:
         """Check one run."""
         check = RunCheck(self.flow, run_id)
@@ -227,7 +231,7 @@ class Verifier:
     def _check_logs(self, check: RunCheck, pathspec: str, attempt: int, names: set[str], step: str,
                     task_id: str) -> None:
         for stream in LOG_STREAMS:
-            if f"{attempt}.{stream}" in names:
+            if f"{attempt}.{stream}" in names or f"{attempt}.{stream}.0" in names:  # whole, or parts
                 check.logs += 1
                 continue
             key = self.records.log_key(check.run_id, step, task_id, attempt, stream)
