@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 PARAMETERS_STEP, PARAMETERS_TASK = "_parameters", "0"
 
 
+def step_order(graph: dict[str, list]) -> list[str]:
+    """The steps of a run record's graph summary (name -> [type, out_funcs, ...]) in
+    topological order, ties in source order, as the flow's graph orders them."""
+    from types import SimpleNamespace
+
+    from mfc.graph_check import topological_order
+
+    return topological_order({name: SimpleNamespace(out_funcs=list(shape[1])) for name, shape in graph.items()})  # type: ignore[arg-type]
+
+
 def run_tags(record: dict[str, Any]) -> set[str]:
     """User and system tags of a run record."""
     return set(record.get("tags") or ()) | set(record.get("system_tags") or ())
@@ -197,14 +207,14 @@ class Run(ClientObject):
 
     # -- steps -------------------------------------------------------------------------------------
     def _step_order(self) -> list[str]:
-        """Step names in execution order: task ids are given in launch order within a run."""
+        """The steps that have tasks, in execution order: the graph's topological order (runs
+        made before derived task ids: the launch order their numbered task ids give)."""
         records = self._ds.records(self._flow_name)
-        first: list[tuple[int, str]] = []
-        for name in records.steps(self.id):
-            ids = [int(t) for t in records.tasks(self.id, name) if t.isdigit()]
-            if ids:
-                first.append((min(ids), name))
-        return [name for _, name in sorted(first)]
+        tasks = {name: ids for name in records.steps(self.id) if (ids := records.tasks(self.id, name))}
+        if tasks and all(any(t.isdigit() for t in ids) for ids in tasks.values()):
+            return sorted(tasks, key=lambda name: min(int(t) for t in tasks[name] if t.isdigit()))
+        rank = {name: i for i, name in enumerate(step_order(self._record.get("graph") or {}))}
+        return sorted(tasks, key=lambda name: (rank.get(name, len(rank)), name))
 
     def steps(self) -> list[Step]:
         """The steps that have started, in execution order (internal steps left out)."""
@@ -224,7 +234,7 @@ class Run(ClientObject):
     def __contains__(self, step: object) -> bool:
         if not is_valid(step, "step") or step.startswith("_"):
             return False
-        return any(t.isdigit() for t in self._ds.records(self._flow_name).tasks(self.id, step))
+        return bool(self._ds.records(self._flow_name).tasks(self.id, step))
 
     @property
     def end_task(self) -> Task | None:

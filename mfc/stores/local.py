@@ -113,6 +113,14 @@ class LocalBlobStore(BlobStore):
         except FileNotFoundError:
             raise BlobNotFound(key) from None
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            with open(self._path(key), "rb") as fh:
+                fh.seek(start)
+                return fh.read(length)
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
     def open(self, key: str) -> BinaryIO:
         if data_sha(key):
             return io.BufferedReader(self._checked(key), buffer_size=256 * 1024)  # type: ignore[return-value]
