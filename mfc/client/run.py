@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,13 +27,25 @@ PARAMETERS_STEP, PARAMETERS_TASK = "_parameters", "0"
 
 
 def step_order(graph: dict[str, list]) -> list[str]:
-    """The steps of a run record's graph summary (name -> [type, out_funcs, ...]) in
-    topological order, ties in source order, as the flow's graph orders them."""
-    from types import SimpleNamespace
-
-    from mfc.graph_check import topological_order
-
-    return topological_order({name: SimpleNamespace(out_funcs=list(shape[1])) for name, shape in graph.items()})  # type: ignore[arg-type]
+    """The steps of a run record's graph summary (name -> [type, out_funcs, ...]) in the order
+    they launch: a step once all its predecessors are done, the targets of one transition in
+    the order ``self.next(...)`` names them."""
+    waiting = {name: 0 for name in graph}
+    for shape in graph.values():
+        for target in shape[1]:
+            if target in waiting:
+                waiting[target] += 1
+    order: list[str] = []
+    todo = deque(["start"] if "start" in graph else [])
+    while todo:
+        name = todo.popleft()
+        order.append(name)
+        for target in graph[name][1]:
+            if target in waiting and target != "start":
+                waiting[target] -= 1
+                if waiting[target] == 0:
+                    todo.append(target)
+    return order
 
 
 def run_tags(record: dict[str, Any]) -> set[str]:

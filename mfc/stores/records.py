@@ -17,9 +17,9 @@ from typing import Any
 
 from mfc.exceptions import MalformedRecord
 from mfc.pathspec import is_valid
-from mfc.taskid import sort_key
 from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.taskrecord import TaskRecord
+from mfc.taskid import sort_key
 
 LOG_STREAMS = ("stdout", "stderr")
 TASK_FIELDS: dict[str, Any] = {"status": str, "artifacts": dict}  # what every attempt record holds
