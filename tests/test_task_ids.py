@@ -158,6 +158,7 @@ class WideFlow(FlowSpec):
 '''
 
 
+@pytest.mark.slow
 def test_foreach_children_read_their_own_item_of_the_split_file(tmp_path):
     width = int(os.environ.get("MFC_TEST_WIDE_FOREACH", "2000"))
     root = tmp_path / "ds"
@@ -310,3 +311,66 @@ def test_a_run_made_before_derived_ids_reads_through_client_logs_dump_and_resume
     assert new["start"].task.id == "start" and new["start"].task.origin_pathspec == f"RetryOnceFlow/{run_id}/start/1"
     assert [t.id for t in new["body"]] == [f"body-{i}" for i in range(12)]
     assert new["body"]["body-11"].data.out == 11 and new["join"].task.data.outs == list(range(12))
+
+
+def test_a_timed_out_attempt_is_caught_by_its_typed_ending_not_its_message(tmp_path, monkeypatch, capfd):
+    from mfc.flowload import flow_class, import_flow_file
+    from mfc.graph import load_graph
+    from mfc.runner.task import execute
+    from mfc.runner.taskspec import InputRef, TaskSpec
+
+    root = tmp_path / "ds"
+    path = flow_path("timeouts")
+    _, run_id = run_flow(root, path, "--mode", "combo")
+    recs = records(root, "TimeoutFlow")
+    endings = [recs.read_task(run_id, "guarded", "guarded", a).ending for a in recs.attempts(run_id, "guarded", "guarded")]
+    assert endings == [Ending.TIMED_OUT, Ending.TIMED_OUT, Ending.CAUGHT]
+    assert recs.read_task(run_id, "guarded", "guarded", 2).caught["type"] == "TimeoutException"
+    assert json.loads(recs.blobs.get_bytes(recs.final_key(run_id, "guarded", "guarded"))) == {"attempt": 2}
+
+    # The fallback's exception follows how the killed attempt ended, whatever its message says.
+    import mfc.runner.task as task_module
+
+    monkeypatch.setattr(task_module, "run_ended", lambda blobs, spec: None)
+    module = import_flow_file(path)
+    cls, graph = flow_class(module, "TimeoutFlow", path), load_graph(path, "TimeoutFlow")
+    for attempt, ending, kind in ((3, "timed_out", "TimeoutException"), (4, "died", "TaskKilled")):
+        spec = TaskSpec(flow_file=path, flow_name="TimeoutFlow", step="guarded", run_id=run_id, task_id="guarded",
+                        datastore_root=str(root), inputs=[InputRef("pick", "pick")], attempt=attempt,
+                        catch_fallback="the worker went away", fallback_ending=ending)
+        assert execute(spec, cls, graph) == 0
+        assert recs.read_task(run_id, "guarded", "guarded", attempt).caught["type"] == kind
+    capfd.readouterr()
+
+
+def test_the_runs_record_of_a_death_yields_to_the_tasks_own_record_that_came_first(tmp_path):
+    """The orchestrator finds no record when a task ends, but the task's own record lands before
+    the orchestrator's "died" record: the task's stands, the refusal is reported."""
+    import io
+
+    from mfc.graph import load_graph
+    from mfc.runner.executor import Handle, TaskExit
+    from mfc.runner.orchestrator import Orchestrator, RunInfo, _Pending, _Running
+    from mfc.runner.policy import StepPolicy
+    from mfc.runner.progress import Reporter
+    from mfc.runner.taskspec import InputRef, TaskSpec
+    from mfc.stores.blob import open_blob_store
+
+    blobs = open_blob_store(str(tmp_path / "ds"))
+    path = flow_path("linear")
+    graph = load_graph(path, "LinearFlow")
+    out = io.StringIO()
+    orchestrator = Orchestrator(graph, RunInfo("LinearFlow", "5", path, str(tmp_path / "ds"), "me"), blobs, {},
+                                lambda step: "local", {n: StepPolicy() for n in graph.nodes}, Reporter(out))
+    spec = TaskSpec(flow_file=path, flow_name="LinearFlow", step="middle", run_id="5", task_id="middle",
+                    datastore_root=str(tmp_path / "ds"), inputs=[InputRef("start", "start")])
+    recs = TaskRecords(blobs, "LinearFlow")
+    recs.write("5", "start", "start", 0, TaskRecord("LinearFlow/5/start/start", 0, Ending.OK))
+    recs.write("5", "middle", "middle", 0, TaskRecord("LinearFlow/5/middle/middle", 0, Ending.OK, artifacts={"x": []}))
+    from mfc.runner.dag import TaskRequest
+
+    running = _Running(_Pending(0.0, 0, TaskRequest("middle", ()), "middle"), Handle("k", spec, "o", "e"), None, None)
+    record = orchestrator._record_death(running, TaskExit("k", -9))
+    assert record.ending is Ending.OK and record.artifacts == {"x": []}
+    assert recs.read_task("5", "middle", "middle", 0).ending is Ending.OK
+    assert "its own record came in before the run's (killed by signal SIGKILL)" in out.getvalue()
