@@ -106,20 +106,19 @@ class TaskRecords:
 
     def final_many(self, run_id: str, tasks: list[tuple[str, str, int | None]]) -> list[dict[str, Any] | None]:
         """The records of several tasks ``(step, task_id, attempt)`` in two batched reads: the
-        final-attempt pointers of those without an attempt, then the records. A task without a
+        final-attempt pointers of those given no attempt, then the records. A task without a
         pointer (a run from before pointers) gives its latest finished attempt."""
-        wanted = [(s, t, a) for s, t, a in tasks]
-        pointers = self.blobs.get_many([self.final_key(run_id, s, t) for s, t, a in wanted if a is None])
+        pointers = self.blobs.get_many([self.final_key(run_id, s, t) for s, t, a in tasks if a is None])
         chosen: list[int | None] = []
-        for step, task_id, attempt in wanted:
-            if attempt is None:
-                key = self.final_key(run_id, step, task_id)
-                attempt = _pointer(pointers[key], location(self.blobs, key)) if key in pointers else None
+        for step, task_id, attempt in tasks:
+            key = self.final_key(run_id, step, task_id)
+            if attempt is None and key in pointers:
+                attempt = _pointer(pointers[key], location(self.blobs, key))
             chosen.append(attempt)
-        keys = [self.key(run_id, s, t, a, "json") for (s, t, _), a in zip(wanted, chosen, strict=True) if a is not None]
+        keys = [self.key(run_id, s, t, a, "json") for (s, t, _), a in zip(tasks, chosen, strict=True) if a is not None]
         found = self.blobs.get_many(keys)
         out: list[dict[str, Any] | None] = []
-        for (step, task_id, _), attempt in zip(wanted, chosen, strict=True):
+        for (step, task_id, _), attempt in zip(tasks, chosen, strict=True):
             if attempt is None:
                 out.append(self.latest(run_id, step, task_id))
                 continue
