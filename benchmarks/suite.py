@@ -291,6 +291,35 @@ def bench_orchestrator_rss(ctx: Context) -> list[Figure]:
     return [figure]
 
 
+def bench_foreach_10k(ctx: Context) -> list[Figure]:
+    """A 10,000-way foreach with tiny step bodies: the bytes its tasks read from the datastore
+    (each task counts them: ``MFC_COUNT_READS``) and the run's wall time. Each child reads its
+    own item of the split file, so the total grows with N, not N squared."""
+    width = 500 if ctx.quick else 10_000
+    counts = ctx.tmp / f"reads-{width}.txt"
+    counts.unlink(missing_ok=True)
+    args = ["--width", str(width), "--max-num-splits", str(width)]
+    measured, reports = run_flow(ctx, "mfc", "foreach", args, extra_env={"MFC_COUNT_READS": str(counts)})
+    if reports[-1].get("total") != sum(i * i for i in range(width)):
+        raise BenchError(f"mfc {width}-way foreach reported a wrong result: {reports[-1]}")
+    lines = [line.split(" ", 2) for line in counts.read_text().splitlines()]
+    if len(lines) != width + 3:
+        raise BenchError(f"{len(lines)} tasks reported their reads, not {width + 3}")
+    total = sum(int(n) for n, _, _ in lines)
+    bodies = [int(n) for n, _, path in lines if path.split("/")[2] == "body"]
+    join = next(int(n) for n, _, path in lines if path.split("/")[2] == "join")
+    note = "not run (a 10,000-way foreach takes Metaflow many minutes)" if ctx.metaflow else ctx.metaflow_note
+    size = Figure(f"foreach {width:,} tasks: bytes read by its tasks", total / MB, "MB",
+                  goal=round(width * 20_000 / MB, 1), metaflow_note=note)
+    size.details.append(
+        f"mfc: {total:,} bytes over {len(lines)} tasks ({sum(int(r) for _, r, _ in lines):,} reads): a body task "
+        f"reads {median([float(b) for b in bodies]):,.0f} bytes (median, max {max(bodies):,}), the join {join:,}; "
+        f"goal: 20 kB a task (before split files a child read the whole split list: 6.7 GB at 10,000)")
+    wall = Figure(f"foreach {width:,} tasks: wall time", measured.wall_s, "s", goal=width * 0.05, metaflow_note=note)
+    wall.details.append(f"mfc: `mfc run flow.py -q --width {width} --max-num-splits {width}`, default max workers")
+    return [size, wall]
+
+
 def bench_package(ctx: Context) -> list[Figure]:
     """``benchmarks/bench_package.py``: build the code package of a 2,000-file project."""
     cmd = [ctx.python, str(HERE / "bench_package.py"), "--repeat", str(ctx.n(5, 2))]
@@ -315,6 +344,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "artifact-flow": bench_artifact_flow,
     "peak-rss": bench_peak_rss,
     "orchestrator-rss": bench_orchestrator_rss,
+    "foreach-10k": bench_foreach_10k,
     "package": bench_package,
     "resume": bench_resume,
     "client": bench_client,

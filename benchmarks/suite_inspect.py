@@ -59,7 +59,7 @@ def bench_resume(ctx) -> list[Figure]:
         if resumed.returncode != 0:
             raise BenchError(f"resume failed: {resumed.stderr[-300:]}")
         run_id = (directory / "rid").read_text().strip()
-        record = json.loads((directory / ".mfc" / "ResumeBenchFlow" / run_id / "s15" / "16" / "0.json").read_text())
+        record = json.loads((directory / ".mfc" / "ResumeBenchFlow" / run_id / "s15" / "s15" / "0.json").read_text())
         times.append(record["started_at"] - started)
     figure = Figure("resume 20 steps at step 15: back at step 15", median(times), "s", goal=0.5)
     figure.details.append(f"from launching `mfc resume` to s15's task start (its record); {spread(times)}")

@@ -183,12 +183,12 @@ def test_logs_of_an_attempt_that_does_not_exist_lists_the_attempts(root, tmp_pat
     assert task.returncode == 0 and "attempt 1" in task.stdout, describe(task)
     first = mfc(root, "logs", f"RetriedFlow/{run_id}/start", "--attempt", "0")
     assert first.returncode == 0 and "attempt 0" in first.stdout and "attempt 1" not in first.stdout
-    one_line_error(mfc(root, "logs", f"RetriedFlow/{run_id}/start/1", "--attempt", "99"),
-                   f"task RetriedFlow/{run_id}/start/1 has no attempt 99 (attempts: 0, 1)")
+    one_line_error(mfc(root, "logs", f"RetriedFlow/{run_id}/start/start", "--attempt", "99"),
+                   f"task RetriedFlow/{run_id}/start/start has no attempt 99 (attempts: 0, 1)")
     one_line_error(mfc(root, "logs", f"RetriedFlow/{run_id}", "--attempt", "99"),
                    f"no task of RetriedFlow/{run_id} has attempt 99 (attempts: 0, 1)")
     whole = mfc(root, "logs", f"RetriedFlow/{run_id}", "--attempt", "1")  # tasks without attempt 1 are skipped
-    assert whole.returncode == 0 and "/start/1] attempt 1" in whole.stdout and "/end/" not in whole.stdout
+    assert whole.returncode == 0 and "/start/start] attempt 1" in whole.stdout and "/end/" not in whole.stdout
     one_line_error(mfc(root, "logs", f"RetriedFlow/{run_id}/start", "--attempt", "-1"), "--attempt", "-1")
 
 

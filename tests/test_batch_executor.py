@@ -383,7 +383,7 @@ def test_flow_with_branch_foreach_and_retry_runs_as_batch_jobs_like_locally(sand
     assert second.stdout == "b attempt 1\n"
     whole = mfc_cli("logs", f"BatchShapesFlow/{run.run_id}")
     assert "square 3 -> 9" in whole.stdout and "total 14" in whole.stdout
-    start_log = mfc_cli("logs", f"BatchShapesFlow/{run.run_id}/start/1").stdout
+    start_log = mfc_cli("logs", f"BatchShapesFlow/{run.run_id}/start/start").stdout
     assert start_log.startswith("start on ") and "no batch job" not in start_log
     print(f"\nshapes flow, 9 tasks / 10 Batch jobs: {run.seconds:.1f}s; locally {local.seconds:.1f}s; "
           f"image push {images['push_seconds']}s; sandbox up {sandbox.up_seconds:.1f}s")
@@ -405,7 +405,7 @@ def test_one_gpu_batch_step_among_local_steps(sandbox, images, tmp_path):
     assert definition["containerProperties"]["image"] == images["gpu"]
     assert sorted(definition["containerProperties"]["resourceRequirements"], key=lambda r: r["type"]) == [
         {"type": "GPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}, {"type": "VCPU", "value": "2"}]
-    assert mfc_cli("logs", f"BatchMixedFlow/{run.run_id}/train/2").stdout == f"trained on {job_id}\n"
+    assert mfc_cli("logs", f"BatchMixedFlow/{run.run_id}/train/train").stdout == f"trained on {job_id}\n"
 
 
 def test_gpu_flag_gives_every_batch_step_the_gpu_image_queue_and_requirement(sandbox, tmp_path):

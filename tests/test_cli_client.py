@@ -57,7 +57,7 @@ def snapshot(root: str) -> dict[str, tuple[int, int]]:
 
 
 def test_dump_task_shows_small_values_and_placeholders(runs: dict[str, str], capsys) -> None:
-    code, out, err = mfc_cli(capsys, "dump", f"ClientFlow/{runs['ok']}/start/1")
+    code, out, err = mfc_cli(capsys, "dump", f"ClientFlow/{runs['ok']}/start/start")
     assert code == 0, err
     lines = out.splitlines()
     assert "items = ['item0', 'item1', 'item2']" in lines
@@ -83,15 +83,15 @@ def test_dump_step_and_run_print_every_task_with_headers(runs: dict[str, str], c
 
 
 def test_dump_one_artifact_prints_the_whole_value(runs: dict[str, str], capsys) -> None:
-    code, out, _ = mfc_cli(capsys, "dump", f"ClientFlow/{runs['ok']}/start/1", "--artifact", "long_text")
+    code, out, _ = mfc_cli(capsys, "dump", f"ClientFlow/{runs['ok']}/start/start", "--artifact", "long_text")
     assert code == 0 and out == repr("y" * 5000) + "\n"
 
 
 def test_dump_json(runs: dict[str, str], capsys) -> None:
-    code, out, _ = mfc_cli(capsys, "dump", f"ClientFlow/{runs['ok']}/start/1", "--json")
+    code, out, _ = mfc_cli(capsys, "dump", f"ClientFlow/{runs['ok']}/start/start", "--json")
     assert code == 0
     (task,) = json.loads(out)
-    assert task["pathspec"] == f"ClientFlow/{runs['ok']}/start/1" and task["status"] == "ok"
+    assert task["pathspec"] == f"ClientFlow/{runs['ok']}/start/start" and task["status"] == "ok"
     artifacts = task["artifacts"]
     assert artifacts["items"]["value"] == ["item0", "item1", "item2"] and artifacts["items"]["type"] == "list"
     assert "value" not in artifacts["big"] and artifacts["big"]["repr"] == "<bytes, 200.0 KB>"

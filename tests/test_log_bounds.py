@@ -51,7 +51,7 @@ def _big_run(root, tmp_path, mode):
     assert proc.returncode == 0, proc.stderr
     run_id = (tmp_path / "id").read_text()
     peak = only(root, "BigOutputFlow", run_id, "end")["peak_kb"]
-    log = root / "BigOutputFlow" / run_id / "start" / "1" / "0.stdout"
+    log = root / "BigOutputFlow" / run_id / "start" / "start" / "0.stdout"
     return peak, log
 
 
@@ -127,14 +127,14 @@ def test_a_setsid_daemon_cannot_change_a_finished_tasks_stored_log(root, tmp_pat
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         run_id = (tmp_path / "id").read_text()
-        log = root / "DaemonFlow" / run_id / "start" / "1" / "0.stdout"
+        log = root / "DaemonFlow" / run_id / "start" / "start" / "0.stdout"
         sealed = log.read_bytes()
         assert b"step done" in sealed and b"daemon 0" in sealed
         daemon = int(pidfile.read_text())
         assert process_alive(daemon)  # still writing to the stdout it inherited
         time.sleep(1.0)
         assert log.read_bytes() == sealed
-        shown = mfc(root, "logs", f"DaemonFlow/{run_id}/start/1")
+        shown = mfc(root, "logs", f"DaemonFlow/{run_id}/start/start")
         assert shown.stdout.encode() == sealed
     finally:
         proc.kill()
@@ -155,7 +155,7 @@ def test_logs_of_a_running_task_are_visible(root, tmp_path):
             time.sleep(0.1)
             if (tmp_path / "id").exists() and pidfile.exists():
                 run_id = (tmp_path / "id").read_text()
-                shown = mfc(root, "logs", f"SleeperFlow/{run_id}/nap/2").stdout
+                shown = mfc(root, "logs", f"SleeperFlow/{run_id}/nap/nap").stdout
         assert "napping" in shown
     finally:
         proc.send_signal(signal.SIGINT)
@@ -216,8 +216,8 @@ class NoNewlineFlow(FlowSpec):
         pass
 ''')
     proc, run_id = run_flow(root, flow, env={"MFC_LOCAL_EXECUTOR": executor})
-    assert f"[{run_id}/start/1] no newline" in proc.stdout
-    assert (root / "NoNewlineFlow" / run_id / "start" / "1" / "0.stdout").read_bytes() == b"first\nno newline"
+    assert f"[{run_id}/start/start] no newline" in proc.stdout
+    assert (root / "NoNewlineFlow" / run_id / "start" / "start" / "0.stdout").read_bytes() == b"first\nno newline"
 
 
 def test_tailer_stores_split_lines_with_their_mark_and_other_lines_as_written(tmp_path):

@@ -107,7 +107,7 @@ def test_resume_of_a_resumed_run_and_from_a_named_step(root, tmp_path):
     _, second = _resume(root, flow, "a", "--origin-run-id", first)
     assert run_info(root, "ResumeFlow", second)["origin_run_id"] == first
     start = task_records(root, "ResumeFlow", second, "start")[0]
-    assert start["origin_pathspec"].endswith(f"/{origin}/start/1")  # traced back to the first run
+    assert start["origin_pathspec"].endswith(f"/{origin}/start/start")  # traced back to the first run
     assert "origin_pathspec" not in task_records(root, "ResumeFlow", second, "a")[0]
     assert only(root, "ResumeFlow", second, "end")["final"] == 111
 

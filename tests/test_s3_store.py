@@ -430,3 +430,30 @@ def test_flow_on_a_missing_bucket_fails_with_one_line(moto, tmp_path):
     assert len(lines) == 1 and "S3 bucket 'bucket-that-is-not-there' does not exist" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
 
+
+
+# -- task records on both backends: create-only attempts, final pointers, split files ------------
+def test_task_records_split_files_and_final_pointers(blobs):
+    from mfc.stores.taskrecord import Ending, TaskRecord
+
+    records = TaskRecords(blobs, "F")
+    shas = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(25)]
+    key = records.split_key("1", "start", "start", 0)
+    records.write_split(key, shas)
+    assert [records.split_item(key, i) for i in (0, 7, 24)] == [shas[0], shas[7], shas[24]]
+    assert blobs.get_range(key, 1, 66) == f'"{shas[0]}"'.encode()
+    assert blobs.get_range(key, 10_000, 10) == b""
+    with pytest.raises(MfcError, match="no entry 25"):
+        records.split_item(key, 25)
+    with pytest.raises(BlobNotFound):
+        blobs.get_range("F/none.json", 0, 4)
+
+    first = TaskRecord("F/1/body/body-3", 1, Ending.OK, artifacts={"x": [shas[3], 1]})
+    assert records.write("1", "body", "body-3", 1, first)
+    assert not records.write("1", "body", "body-3", 1, TaskRecord("F/1/body/body-3", 1, Ending.DIED))
+    assert records.read_task("1", "body", "body-3", 1).ending is Ending.OK
+    [latest] = records.final_many("1", [("body", "body-3", None)])  # no pointer yet: the latest finished attempt
+    assert latest["attempt"] == 1
+    assert records.write_final("1", "body", "body-3", 1) and not records.write_final("1", "body", "body-3", 0)
+    [found] = records.final_many("1", [("body", "body-3", None)])
+    assert found["artifacts"] == {"x": [shas[3], 1]} and found["ending"] == "ok"

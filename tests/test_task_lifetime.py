@@ -160,7 +160,7 @@ def test_a_task_that_kills_the_fork_server_fails_the_run_with_one_summary(root, 
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, describe(proc)
     assert lines[0].startswith("error: the fork server (pid "), lines
-    assert "died: killed by SIGKILL; tasks lost: work/2, work/3, work/4" in lines[0]
+    assert "died: killed by SIGKILL; tasks lost: work/work-0, work/work-1, work/work-2" in lines[0]
     assert "BrokenPipe" not in proc.stdout + proc.stderr
     records = task_records(root, "LingerFlow", run_id, "work")
     assert len(records) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,28 @@ if TYPE_CHECKING:
     from mfc.client.task import Task
 
 PARAMETERS_STEP, PARAMETERS_TASK = "_parameters", "0"
+
+
+def step_order(graph: dict[str, list]) -> list[str]:
+    """The steps of a run record's graph summary (name -> [type, out_funcs, ...]) in the order
+    they launch: a step once all its predecessors are done, the targets of one transition in
+    the order ``self.next(...)`` names them."""
+    waiting = {name: 0 for name in graph}
+    for shape in graph.values():
+        for target in shape[1]:
+            if target in waiting:
+                waiting[target] += 1
+    order: list[str] = []
+    todo = deque(["start"] if "start" in graph else [])
+    while todo:
+        name = todo.popleft()
+        order.append(name)
+        for target in graph[name][1]:
+            if target in waiting and target != "start":
+                waiting[target] -= 1
+                if waiting[target] == 0:
+                    todo.append(target)
+    return order
 
 
 def run_tags(record: dict[str, Any]) -> set[str]:
@@ -197,14 +220,14 @@ class Run(ClientObject):
 
     # -- steps -------------------------------------------------------------------------------------
     def _step_order(self) -> list[str]:
-        """Step names in execution order: task ids are given in launch order within a run."""
+        """The steps that have tasks, in execution order: the graph's topological order (runs
+        made before derived task ids: the launch order their numbered task ids give)."""
         records = self._ds.records(self._flow_name)
-        first: list[tuple[int, str]] = []
-        for name in records.steps(self.id):
-            ids = [int(t) for t in records.tasks(self.id, name) if t.isdigit()]
-            if ids:
-                first.append((min(ids), name))
-        return [name for _, name in sorted(first)]
+        tasks = {name: ids for name in records.steps(self.id) if (ids := records.tasks(self.id, name))}
+        if tasks and all(any(t.isdigit() for t in ids) for ids in tasks.values()):
+            return sorted(tasks, key=lambda name: min(int(t) for t in tasks[name] if t.isdigit()))
+        rank = {name: i for i, name in enumerate(step_order(self._record.get("graph") or {}))}
+        return sorted(tasks, key=lambda name: (rank.get(name, len(rank)), name))
 
     def steps(self) -> list[Step]:
         """The steps that have started, in execution order (internal steps left out)."""
@@ -224,7 +247,7 @@ class Run(ClientObject):
     def __contains__(self, step: object) -> bool:
         if not is_valid(step, "step") or step.startswith("_"):
             return False
-        return any(t.isdigit() for t in self._ds.records(self._flow_name).tasks(self.id, step))
+        return bool(self._ds.records(self._flow_name).tasks(self.id, step))
 
     @property
     def end_task(self) -> Task | None:

@@ -13,7 +13,8 @@ from mfc.client.task import Task
 
 
 class Step(ClientObject):
-    """A step of a run. Iterating yields its tasks in task id order (a foreach: one per item)."""
+    """A step of a run. Iterating yields its tasks in foreach-index order (a foreach: one per
+    item; in runs made before derived task ids, by task number)."""
 
     _kind = "Step"
 
@@ -28,15 +29,14 @@ class Step(ClientObject):
             raise MfcNotFound(f"no step {name!r} in run {self._run.pathspec} (steps: {', '.join(steps) or 'none yet'})")
 
     def _task_ids(self) -> list[str]:
-        ids = self._ds.records(self._flow_name).tasks(self._run_id, self.id)
-        return [t for t in ids if t.isdigit()]
+        return self._ds.records(self._flow_name).tasks(self._run_id, self.id)
 
     @property
     def parent(self) -> Run:
         return self._run
 
     def tasks(self) -> list[Task]:
-        """The step's tasks that have started, in task id order."""
+        """The step's tasks that have started, in foreach-index order."""
         return [Task(f"{self._pathspec}/{t}", _datastore=self._ds, _step=self) for t in self._task_ids()]
 
     def __iter__(self) -> Iterator[Task]:

@@ -3,19 +3,43 @@ item, and joins once every branch (or every foreach item) of their split has arr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from mfc.runner.taskspec import InputRef
+from mfc.taskid import task_id_for
+
+ItemOf = Callable[[dict[str, Any], int], str]  # (a parent's foreach split, index) -> the item's sha
 
 
 @dataclass(frozen=True)
 class TaskRequest:
-    """A task to launch: its step, its parents and (for a foreach body) its split index."""
+    """A task to launch: its step, its parents, (for a foreach body) its split index, and the
+    foreach indices that name it (outermost first)."""
 
     step: str
     inputs: tuple[InputRef, ...]
     split_index: int | None = None
+    indices: tuple[int, ...] = ()
+
+    @property
+    def task_id(self) -> str:
+        return task_id_for(self.step, self.indices)
+
+
+def stack_indices(stack: list[dict]) -> tuple[int, ...]:
+    return tuple(int(frame["index"]) for frame in stack)
+
+
+def split_item(split: dict[str, Any], index: int, item_of: ItemOf | None) -> str:
+    """The sha of item ``index`` of a foreach's split: inline in records of older runs, else
+    read from its split file by ``item_of``."""
+    if "items" in split:
+        return split["items"][index]
+    if item_of is None:
+        raise KeyError("split file")
+    return item_of(split, index)
 
 
 def matching_split(graph: Any, join: str) -> Any:
@@ -27,7 +51,7 @@ def matching_split(graph: Any, join: str) -> Any:
 
 
 def child_stack(graph: Any, step: str, parents: list[tuple[InputRef, dict[str, Any]]],
-                split_index: int | None) -> list[dict]:
+                split_index: int | None, item_of: ItemOf | None = None) -> list[dict]:
     """The foreach stack of a task of ``step`` given its parents' records: a foreach body pushes
     a frame, a foreach's join pops one, everything else inherits its parent's."""
     first_ref, first = parents[0]
@@ -39,7 +63,7 @@ def child_stack(graph: Any, step: str, parents: list[tuple[InputRef, dict[str, A
     if split_info:
         i = split_index or 0
         stack.append({"step": first_ref.step, "var": split_info["var"], "num_splits": split_info["num_splits"],
-                      "index": i, "input": split_info["items"][i]})
+                      "index": i, "input": split_item(split_info, i, item_of)})
     return stack
 
 
@@ -64,33 +88,35 @@ class DagTracker:
         node = self.graph[step]
         if node.type == "end":
             return []
+        stack = record.get("foreach_stack") or []
+        indices = stack_indices(stack)
         if node.foreach_var is not None:
             count = record["foreach"]["num_splits"]
-            return [TaskRequest(node.out_funcs[0], (ref,), i) for i in range(count)]
+            return [TaskRequest(node.out_funcs[0], (ref,), i, (*indices, i)) for i in range(count)]
         ready = []
-        stack = record.get("foreach_stack") or []
         for target in node.out_funcs:
             if self.graph[target].is_join:
                 joined = self._arrive(target, step, ref, stack)
                 if joined is not None:
                     ready.append(joined)
             else:
-                ready.append(TaskRequest(target, (ref,)))
+                ready.append(TaskRequest(target, (ref,), indices=indices))
         return ready
 
     def _arrive(self, join: str, step: str, ref: InputRef, stack: list[dict]) -> TaskRequest | None:
         split = self.split_of_join.get(join)
         if split is not None and split.foreach_var is not None:
             frame = stack[-1]
-            key = (join, _stack_key(stack[:-1]))
+            outer = stack[:-1]
             needed, slot = frame["num_splits"], frame["index"]
         else:
             in_funcs = list(self.graph[join].in_funcs)
-            key = (join, _stack_key(stack))
+            outer = stack
             needed, slot = len(in_funcs), in_funcs.index(step)
+        key = (join, _stack_key(outer))
         bucket = self._pending.setdefault(key, {})
         bucket[slot] = ref
         if len(bucket) < needed:
             return None
         del self._pending[key]
-        return TaskRequest(join, tuple(bucket[i] for i in sorted(bucket)))
+        return TaskRequest(join, tuple(bucket[i] for i in sorted(bucket)), indices=stack_indices(outer))

@@ -306,9 +306,8 @@ def _execute(flow_cls: type, graph: Any, config: Config, options: LaunchOptions,
         first = [TaskRequest("start", (InputRef(PARAMETERS_STEP, PARAMETERS_TASK, 0),))]
         if plan is not None and plan.clones:
             cloned_steps = {c.step for c in plan.clones}
-            orchestrator.reserve_task_ids(plan.max_task_id)
             for clone in plan.clones:
-                orchestrator.seed_finished(clone.step, InputRef(clone.step, clone.task_id, 0), clone.record, cloned_steps)
+                orchestrator.seed_finished(clone.step, InputRef(clone.step, clone.new_id), clone.record, cloned_steps)
             start = f"from step {plan.resume_step}" if plan.resume_step else "(it succeeded: nothing reruns)"
             reporter.message(f"Resuming {flow_name}/{plan.origin_run_id} {start}: "
                              f"cloned {len(plan.clones)} tasks into run {info.run_id}")

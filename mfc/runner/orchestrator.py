@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfc.exceptions import Interrupted, RunFailed, Terminated
+from mfc.exceptions import Interrupted, MfcError, RunFailed, Terminated
 from mfc.runner.dag import DagTracker, TaskRequest, child_stack
 from mfc.runner.executor import Executor, Handle, TaskEvent, TaskExit, TaskStarted, queue_times
 from mfc.runner.logtail import LogTailer
@@ -29,6 +29,7 @@ from mfc.stores import staging
 from mfc.stores.blob import BlobStore
 from mfc.stores.logs import LogSink
 from mfc.stores.records import TaskRecords
+from mfc.stores.taskrecord import Ending, TaskRecord
 
 STOP_GRACE_SECONDS = 2.0
 
@@ -55,6 +56,7 @@ class _Pending:
     task_id: str = field(compare=False)
     attempt: int = field(compare=False, default=0)
     fallback: str | None = field(compare=False, default=None)
+    fallback_ending: Ending | None = field(compare=False, default=None)
 
 
 @dataclass
@@ -97,22 +99,18 @@ class Orchestrator:
         self.failure: str | None = None
         self.stopping = False
         self.interrupted = False
-        self._ids = itertools.count(1)
         self._seq = itertools.count()
 
     # -- scheduling -----------------------------------------------------------------------------
-    def enqueue(self, request: TaskRequest, task_id: str | None = None, attempt: int = 0,
-                delay: float = 0.0, fallback: str | None = None) -> None:
-        pending = _Pending(time.monotonic() + delay, next(self._seq), request,
-                           task_id or str(next(self._ids)), attempt, fallback)
+    def enqueue(self, request: TaskRequest, attempt: int = 0, delay: float = 0.0,
+                fallback: str | None = None, fallback_ending: Ending | None = None) -> None:
+        """Queue an attempt of the request's task (its id comes from its step and foreach indices)."""
+        pending = _Pending(time.monotonic() + delay, next(self._seq), request, request.task_id, attempt,
+                           fallback, fallback_ending)
         if delay > 0:
             heapq.heappush(self.delayed, pending)
         else:
             self.ready.append(pending)
-
-    def reserve_task_ids(self, used: int) -> None:
-        """Start new task ids after ``used`` (resume keeps the ids of cloned tasks)."""
-        self._ids = itertools.count(used + 1)
 
     def seed_finished(self, step: str, ref: InputRef, record: dict[str, Any], skip: set[str]) -> None:
         """Count a task as already done (a resume's clone); launch what it makes ready, except
@@ -185,6 +183,7 @@ class Orchestrator:
             run_id=self.info.run_id, task_id=pending.task_id, datastore_root=self.info.datastore_root,
             inputs=list(request.inputs), attempt=pending.attempt, split_index=request.split_index,
             is_last_attempt=pending.attempt >= policy.retries, catch_fallback=pending.fallback,
+            fallback_ending=pending.fallback_ending.value if pending.fallback_ending else None,
             username=self.info.username, tags=self.info.tags, origin_run_id=self.info.origin_run_id,
             environment=policy.environment, resources=policy.resources, code_package=self.info.code_package,
             submitted_at=round(time.time(), 3),
@@ -238,34 +237,44 @@ class Orchestrator:
             return
         spec = running.handle.spec
         self._save_logs([self.tailer.finish(path) for path in (running.handle.stdout, running.handle.stderr)])
-        record = self.records.read(spec.run_id, spec.step, spec.task_id, spec.attempt)
-        if record is None:
-            record = self._record_death(running, event)
+        typed = self.records.read_task(spec.run_id, spec.step, spec.task_id, spec.attempt)
+        if typed is None:
+            typed = self._record_death(running, event)
+        record = typed.to_dict()
         prefix = self._prefix(spec)
-        if record.get("status") == "ok":
+        if typed.ending.succeeded:
             self._succeeded(prefix, spec, record)
             return
         reason = _reason(record)
         policy = self.policies[spec.step]
-        if event.executor_failure and record.get("died"):
+        if event.executor_failure and typed.died:
             # Its executor is gone: no retry or fallback can run there; the run fails naming why.
+            self._ended(spec, typed)
             self.reporter.task_finished(prefix, spec.step, False, f": {reason}")
             if self.failure is None:
                 self.failure = event.executor_failure
             if not self.stopping:
                 self._stop_all()
         elif self.stopping:
+            self._ended(spec, typed)
             self.reporter.task_finished(prefix, spec.step, False, f": {reason}")
         elif spec.attempt < policy.retries:
             delay = policy.retry_delay
             self.reporter.task_retrying(prefix, spec.step, f" ({reason}); retrying in {delay:g}s")
-            self.enqueue(running.pending.request, spec.task_id, spec.attempt + 1, delay=delay)
-        elif policy.catch and record.get("died") and spec.catch_fallback is None:
+            self.enqueue(running.pending.request, spec.attempt + 1, delay=delay)
+        elif policy.catch and typed.died and spec.catch_fallback is None:
             self.reporter.task_retrying(prefix, spec.step, f" ({reason}); running the @catch fallback")
-            self.enqueue(running.pending.request, spec.task_id, spec.attempt + 1, fallback=reason)
+            self.enqueue(running.pending.request, spec.attempt + 1, fallback=reason, fallback_ending=typed.ending)
         else:
+            self._ended(spec, typed)
             self.reporter.task_finished(prefix, spec.step, False, f": {reason}")
             self._fail(spec, record)
+
+    def _ended(self, spec: TaskSpec, record: TaskRecord) -> None:
+        """No other attempt follows this failed one: name it the task's final attempt (a task
+        that wrote its own record on its last attempt has done so itself)."""
+        if record.died or not spec.is_last_attempt:
+            self.records.write_final(spec.run_id, spec.step, spec.task_id, spec.attempt)
 
     def _succeeded(self, prefix: str, spec: TaskSpec, record: dict[str, Any]) -> None:
         note = " (exception caught by @catch)" if record.get("caught") else ""
@@ -278,18 +287,23 @@ class Orchestrator:
             )
             self._stop_all()
             return
-        ref = InputRef(spec.step, spec.task_id, spec.attempt)
+        ref = InputRef(spec.step, spec.task_id)
         for request in self.dag.task_done(spec.step, ref, record):
             self.enqueue(request)
 
-    def _record_death(self, running: _Running, event: TaskExit) -> dict[str, Any]:
+    def _record_death(self, running: _Running, event: TaskExit) -> TaskRecord:
+        """Record the end of an attempt that wrote no record, create-only: when the task's own
+        record comes in first after all, that one stands and the refusal is reported."""
         spec = running.handle.spec
+        ending = Ending.DIED
         if event.executor_failure and event.error:
             reason = event.error
         elif running.timed_out:
             reason = f"timed out after {self.policies[spec.step].timeout:g}s (@timeout)"
+            ending = Ending.TIMED_OUT
         elif self.stopping:
             reason = "stopped because the run " + ("was interrupted" if self.interrupted else "failed")
+            ending = Ending.INTERRUPTED if self.interrupted else Ending.STOPPED
         elif event.error:
             reason = event.error
         elif event.code < 0:
@@ -299,20 +313,28 @@ class Orchestrator:
             reason = "exited before recording a result (did the step call os._exit()?)"
         else:
             reason = f"exited with code {event.code} before recording a result"
-        record = {
-            "pathspec": spec.pathspec, "attempt": spec.attempt, "status": "failed", "died": True,
-            "artifacts": {}, "foreach_stack": self._stack_of(spec), "foreach": None, "finished_at": round(time.time(), 3),
-            "exception": {"type": "TaskDied", "message": reason, "where": "", "source": "", "traceback": ""},
-            **queue_times(running.submitted_at, running.started_at),
-        }
-        self.records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, record)
-        return record
+        times = queue_times(running.submitted_at, running.started_at)
+        record = TaskRecord(
+            spec.pathspec, spec.attempt, ending, foreach_stack=self._stack_of(spec), finished_at=round(time.time(), 3),
+            exception={"type": "TaskDied", "message": reason, "where": "", "source": "", "traceback": ""},
+            started_at=times.pop("started_at", None), extra=times,
+        )
+        if self.records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, record):
+            return record
+        theirs = self.records.read_task(spec.run_id, spec.step, spec.task_id, spec.attempt)
+        if theirs is None:  # written and gone again: nothing else to go by
+            return record
+        self.reporter.message(f"task {spec.pathspec} attempt {spec.attempt}: its own record came in before the "
+                              f"run's ({reason}); the task's record stands")
+        return theirs
 
     def _stack_of(self, spec: TaskSpec) -> list[dict]:
-        parents = [(ref, self.records.read(spec.run_id, ref.step, ref.task_id, ref.attempt) or {}) for ref in spec.inputs]
         try:
-            return child_stack(self.graph, spec.step, parents, spec.split_index)
-        except (KeyError, IndexError):
+            found = self.records.final_many(spec.run_id, [(r.step, r.task_id, r.attempt) for r in spec.inputs])
+            parents = [(ref, record or {}) for ref, record in zip(spec.inputs, found, strict=True)]
+            return child_stack(self.graph, spec.step, parents, spec.split_index,
+                               lambda split, i: self.records.split_item(split["split"], i))
+        except (KeyError, IndexError, MfcError):
             return []
 
     def _save_logs(self, finished: list[LogSink | None]) -> None:

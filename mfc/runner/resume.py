@@ -16,20 +16,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mfc.exceptions import MalformedRecord, MfcError, MissingData
-from mfc.runner.dag import DagTracker
+from mfc.runner.dag import DagTracker, stack_indices
 from mfc.runner.taskspec import InputRef
 from mfc.stores.blob import BlobStore
 from mfc.stores.provider import MetadataProvider
 from mfc.stores.records import TaskRecords
+from mfc.stores.taskrecord import TaskRecord
+from mfc.taskid import sort_key, task_id_for
 
 PARAMETERS_STEP = "_parameters"
 
 
 @dataclass
 class Clone:
+    """A successful task of the origin run, copied into the new run."""
+
     step: str
-    task_id: str
+    task_id: str  # its id in the origin run (numbered in runs made before derived ids)
     record: dict[str, Any]
+
+    @property
+    def new_id(self) -> str:
+        """Its id in the new run: derived from its step and foreach indices, like every task's."""
+        return task_id_for(self.step, stack_indices(self.record.get("foreach_stack") or []))
 
 
 @dataclass
@@ -40,10 +49,6 @@ class ResumePlan:
     parameters: dict[str, Any]  # the origin's _parameters record
     notes: list[str] = field(default_factory=list)  # what the plan had to work around (damage), to tell the user
     damaged: list[str] = field(default_factory=list)  # shas of damaged objects the rerun steps store again
-
-    @property
-    def max_task_id(self) -> int:
-        return max((int(c.task_id) for c in self.clones if c.task_id.isdigit()), default=0)
 
 
 def graph_summary(graph: Any) -> dict[str, list]:
@@ -142,7 +147,8 @@ def plan_resume(graph: Any, metadata: MetadataProvider, records: TaskRecords, fl
         raise MfcError(f"cannot resume from {step!r}: step {blocking[0]} failed in run {origin_run_id} and runs before it; "
                        f"resume from {blocking[0]} instead")
     clones = [c for name, tasks in ok_tasks.items() if name not in rerun for c in tasks]
-    clones.sort(key=lambda c: (int(c.task_id) if c.task_id.isdigit() else 0, c.step))
+    order = {name: i for i, name in enumerate(n.name for n in graph)}
+    clones.sort(key=lambda c: (order.get(c.step, len(order)), sort_key(c.task_id)))
     return ResumePlan(origin_run_id, step, clones, parameters, notes, sorted(damaged_shas))
 
 
@@ -162,11 +168,11 @@ def unfinished_steps(graph: Any, done: list[Clone]) -> set[str]:
     (a crashed or stopped run: foreach items never launched, a join never reached)."""
     tracker = DagTracker(graph)
     wanted = Counter({"start": 1})
-    for clone in sorted(done, key=lambda c: (int(c.task_id) if c.task_id.isdigit() else 0, c.step)):
+    for clone in done:  # any order: a join counts its arrivals
         if clone.step not in graph:
             continue
         try:
-            ready = tracker.task_done(clone.step, InputRef(clone.step, clone.task_id, 0), clone.record)
+            ready = tracker.task_done(clone.step, InputRef(clone.step, clone.new_id), clone.record)
         except (KeyError, IndexError, TypeError):  # a record from another shape of the flow
             continue
         wanted.update(request.step for request in ready)
@@ -212,12 +218,14 @@ def discard_damaged(plan: ResumePlan, blobs: BlobStore, flow: str) -> None:
 
 
 def clone_records(plan: ResumePlan, records: TaskRecords, run_id: str, flow: str) -> None:
-    """Write the cloned task records (and the parameters) into the new run."""
+    """Write the cloned task records (and the parameters) into the new run, each under its
+    derived task id as attempt 0, the task's final attempt."""
     records.write(run_id, PARAMETERS_STEP, "0", 0, {**plan.parameters, "pathspec": f"{flow}/{run_id}/{PARAMETERS_STEP}/0"})
     for clone in plan.clones:
-        record = {
-            **clone.record, "attempt": 0, "pathspec": f"{flow}/{run_id}/{clone.step}/{clone.task_id}",
-            "origin_run_id": plan.origin_run_id,
-            "origin_pathspec": clone.record.get("origin_pathspec") or clone.record["pathspec"],
-        }
-        records.write(run_id, clone.step, clone.task_id, 0, record)
+        record = TaskRecord.from_dict(clone.record)
+        record.attempt = 0
+        record.pathspec = f"{flow}/{run_id}/{clone.step}/{clone.new_id}"
+        record.origin_run_id = plan.origin_run_id
+        record.origin_pathspec = clone.record.get("origin_pathspec") or clone.record["pathspec"]
+        records.write(run_id, clone.step, clone.new_id, 0, record)
+        records.write_final(run_id, clone.step, clone.new_id, 0)

@@ -52,14 +52,15 @@ def save_parameters(store: ArtifactStore, values: dict[str, Any]) -> dict[str, A
 
 
 def record_parameters(metadata: MetadataProvider, flow: str, run_id: str, refs: dict[str, Any]) -> None:
-    """Write the run's ``_parameters/0`` record, unless the same record is there already."""
+    """Write the run's ``_parameters/0`` record (create-only), unless one naming the same
+    parameter artifacts is there already."""
     record = json.loads(json.dumps(parameters_record(flow, run_id, refs), default=str))
     records = metadata.records(flow)
-    existing = records.read(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0)
-    if existing is None:
-        records.write(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0, record)
-    elif existing != record:
-        known = existing.get("artifacts") if isinstance(existing.get("artifacts"), dict) else {}
+    if records.write(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0, record):
+        return
+    existing = records.read(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0) or {}
+    known = existing.get("artifacts") if isinstance(existing.get("artifacts"), dict) else {}
+    if known != record["artifacts"]:
         differ = sorted(set(known) ^ set(refs) or {a for a in refs if known.get(a) != record["artifacts"][a]})
         raise RunExists(f"run {flow}/{run_id} exists already with different parameters "
                         f"({', '.join(differ) or 'its record differs'})", hint="give another run id, or the same parameters")

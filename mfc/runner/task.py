@@ -19,11 +19,15 @@ from mfc.parameters import flow_parameters
 from mfc.runner.context import Inputs, InputView, TaskContext
 from mfc.runner.dag import child_stack
 from mfc.runner.executor import queue_times
+from mfc.runner.readcount import counted
+from mfc.runner.readcount import report as report_reads
 from mfc.runner.taskspec import TaskSpec
 from mfc.stores.artifacts import ArtifactStore
 from mfc.stores.blob import BlobStore, open_blob_store
 from mfc.stores.metadata import BlobMetadata
 from mfc.stores.records import TaskRecords
+from mfc.stores.specs import read_spec
+from mfc.stores.taskrecord import Ending, TaskRecord
 
 IMMUTABLE = (int, float, str, bytes, bool, type(None), complex, frozenset)
 
@@ -59,12 +63,12 @@ def _prepare(spec: TaskSpec, graph: Any, records: TaskRecords, store: ArtifactSt
     """Inherited artifact index, foreach stack and (for joins) the inputs."""
     node = graph[spec.step]
     parents = []
-    for ref in spec.inputs:
-        record = records.read(spec.run_id, ref.step, ref.task_id, ref.attempt)
+    found = records.final_many(spec.run_id, [(ref.step, ref.task_id, ref.attempt) for ref in spec.inputs])
+    for ref, record in zip(spec.inputs, found, strict=True):
         if record is None:
             raise MfcError(f"input {spec.run_id}/{ref.step}/{ref.task_id} has no record in {store.blobs.root}")
         parents.append((ref, record))
-    stack = child_stack(graph, spec.step, parents, spec.split_index)
+    stack = child_stack(graph, spec.step, parents, spec.split_index, lambda split, i: records.split_item(split["split"], i))
     if not node.is_join:
         return dict(parents[0][1]["artifacts"]), stack, None
     inputs = Inputs(InputView(store, ref.step, ref.task_id, rec["artifacts"], rec.get("foreach_stack") or [],
@@ -93,7 +97,10 @@ def _check_transition(ctx: TaskContext, node: Any) -> None:
                          "self.next must be the step's last statement")
 
 
-def _split(flow: Any, ctx: TaskContext, node: Any, store: ArtifactStore) -> dict[str, Any]:
+def _split(flow: Any, ctx: TaskContext, node: Any, store: ArtifactStore, records: TaskRecords,
+           spec: TaskSpec) -> dict[str, Any]:
+    """Store the foreach's items and its split file; the record keeps only the count and where
+    the file is (so a child reads its own item, not every item)."""
     var = node.foreach_var
     try:
         value = getattr(flow, var)
@@ -106,7 +113,9 @@ def _split(flow: Any, ctx: TaskContext, node: Any, store: ArtifactStore) -> dict
     if not items:
         raise StepFailed(f"step {node.name}: foreach artifact {var!r} is empty; a foreach needs at least one item")
     shas = [store.save(item, f"{var}[{i}]", node.name).sha for i, item in enumerate(items)]
-    return {"var": var, "num_splits": len(items), "items": shas}
+    key = records.split_key(spec.run_id, spec.step, spec.task_id, spec.attempt)
+    records.write_split(key, shas)
+    return {"var": var, "num_splits": len(items), "split": key}
 
 
 def _persist(flow: Any, ctx: TaskContext, store: ArtifactStore, step: str) -> dict[str, list]:
@@ -171,18 +180,23 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
 
     A task whose run has ended (a final status, or crashed: its driver is gone) writes nothing
     into it, neither before it runs nor after: it says why on stderr and exits 3."""
+    blobs = counted(open_blob_store(spec.datastore_root))
+    try:
+        return _execute(spec, flow_cls, graph, blobs)
+    finally:
+        report_reads(blobs, spec.pathspec)
+
+
+def _execute(spec: TaskSpec, flow_cls: type, graph: Any, blobs: BlobStore) -> int:
     started = time.time()
-    blobs = open_blob_store(spec.datastore_root)
     why = run_ended(blobs, spec)
     if why is not None:
         return _refuse_late(spec, why)
     store = ArtifactStore(blobs, spec.flow_name)
     records = TaskRecords(blobs, spec.flow_name)
     node = graph[spec.step]
-    record: dict[str, Any] = {
-        "pathspec": spec.pathspec, "attempt": spec.attempt, "started_at": round(started, 3),
-        "foreach_stack": [], "foreach": None, "artifacts": {}, "exception": None,
-        "origin_run_id": spec.origin_run_id, **queue_times(spec.submitted_at, started),
+    record: dict[str, Any] = {  # what the attempt's TaskRecord will hold
+        "ending": Ending.FAILED, "foreach_stack": [], "foreach": None, "artifacts": {}, "exception": None,
     }
     params = set(flow_parameters(flow_cls))
     inherited: dict[str, list] = {}
@@ -196,7 +210,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
         inherited = dict(index)
         record["foreach_stack"] = stack
         if spec.catch_fallback is not None:
-            killed = TimeoutException if spec.catch_fallback.startswith("timed out") else TaskKilled
+            killed = TimeoutException if spec.fallback_ending == Ending.TIMED_OUT.value else TaskKilled
             raise killed(spec.catch_fallback)
         flow = flow_cls(use_cli=False)
         source = _input_pathspec(spec, spec.inputs[0]) if spec.inputs else None
@@ -210,9 +224,9 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
         _check_transition(ctx, node)
         _default_catch_var(flow, ctx)
         if node.foreach_var is not None:
-            record["foreach"] = _split(flow, ctx, node, store)
+            record["foreach"] = _split(flow, ctx, node, store, records, spec)
         record["artifacts"] = _persist(flow, ctx, store, spec.step)
-        record["status"] = "ok"
+        record["ending"] = Ending.OK
     except BaseException as exc:  # noqa: BLE001 - a task reports every failure, sys.exit included
         info = describe_exception(exc, spec.flow_file)
         catch = step_decorators(getattr(flow_cls, spec.step)).get("catch")
@@ -220,15 +234,21 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
             code = _caught(catch, info, _partial(flow, ctx, store, spec.step, inherited), store, record, spec)
         else:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-            record.update(status="failed", exception=info)
+            record.update(ending=Ending.FAILED, exception=info)
             code = 1
-    record["finished_at"] = round(time.time(), 3)
+    result = TaskRecord(spec.pathspec, spec.attempt, started_at=round(started, 3), finished_at=round(time.time(), 3),
+                        origin_run_id=spec.origin_run_id, extra=queue_times(spec.submitted_at, started), **record)
     sys.stdout.flush()
     sys.stderr.flush()
     why = run_ended(blobs, spec)
     if why is not None:
         return _refuse_late(spec, why)
-    records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, record)
+    if not records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, result):
+        print(f"error: task {spec.pathspec} attempt {spec.attempt} already has a record (its end was recorded "
+              "first by the run); this attempt's own result is not recorded", file=sys.stderr, flush=True)
+        return LATE_EXIT_CODE
+    if result.ending.succeeded or spec.is_last_attempt:
+        records.write_final(spec.run_id, spec.step, spec.task_id, spec.attempt)
     return code
 
 
@@ -254,18 +274,8 @@ def _caught(catch: Any, info: dict[str, Any], inherited: dict[str, list], store:
     if var:
         wrapped = CaughtException(info["qualified_type"], info["message"], info["traceback"], info["where"])
         artifacts[var] = store.save(wrapped, var, spec.step).to_json()
-    record.update(status="ok", artifacts=artifacts, caught=info)
+    record.update(ending=Ending.CAUGHT, artifacts=artifacts, caught=info)
     return 0
-
-
-def _read_spec(ref: str) -> str:
-    """``--spec @ref``: a local file, or a datastore URL (``s3://.../<attempt>.spec.json``) for
-    specs too large for a command line or a Batch override."""
-    if "://" not in ref:
-        with open(ref) as fh:
-            return fh.read()
-    root, _, key = ref.rpartition("/")
-    return open_blob_store(root).get_bytes(key).decode()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent_from_env()  # started by the spawn executor: never outlive it
     text = args.spec
     if text.startswith("@"):
-        text = _read_spec(text[1:])
+        text = read_spec(text[1:])
     spec = TaskSpec.from_json(text)
     from mfc.runner.bootstrap import prepare_code
 

@@ -12,11 +12,12 @@ from mfc.pathspec import check_attempt, check_part
 
 @dataclass
 class InputRef:
-    """A finished parent task: ``run/step/task`` and the attempt whose record to read."""
+    """A finished parent task: ``run/step/task``. Its record is that of the attempt its final
+    pointer names (``final.json``); specs of older versions name the attempt themselves."""
 
     step: str
     task_id: str
-    attempt: int = 0
+    attempt: int | None = None
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TaskSpec:
     split_index: int | None = None
     is_last_attempt: bool = True
     catch_fallback: str | None = None  # error text when a killed task's @catch fallback runs
+    fallback_ending: str | None = None  # how the killed attempt ended (an Ending value): which exception @catch sees
     username: str = ""
     tags: list[str] = field(default_factory=list)
     origin_run_id: str | None = None
@@ -62,7 +64,8 @@ class TaskSpec:
                                        *((i.step, i.task_id, i.attempt) for i in spec.inputs)]:
             check_part(step, "step")
             check_part(task_id, "task id")
-            check_attempt(attempt)
+            if attempt is not None:
+                check_attempt(attempt)
         return spec
 
     @classmethod

@@ -126,7 +126,9 @@ def await_healthy(info: ProcInfo, healthy: Callable[[], bool], timeout: float, w
     """Wait until the just-spawned ``info`` answers ``healthy``; else stop it and raise an MfcError
     saying whether it exited (with its status) or did not answer in time, with its log's tail."""
     t0 = time.monotonic()
-    if wait_until(lambda: healthy() or not info.alive(), timeout, interval) and info.alive():
+    # Our own unreaped child: its pid is its own until we reap it, so no marker check here (a child
+    # that has not reached exec yet, on a loaded machine, would fail it and read as dead).
+    if wait_until(lambda: healthy() or not is_alive(info.pid), timeout, interval) and is_alive(info.pid):
         return info
     waited = time.monotonic() - t0
     if is_alive(info.pid):  # reaps it (recording its status) when it has exited

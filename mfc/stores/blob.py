@@ -76,6 +76,13 @@ class BlobStore(abc.ABC):
     def get_bytes(self, key: str) -> bytes:
         """Read a whole blob; raises BlobNotFound."""
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes of a blob from byte ``start`` (fewer at its end); raises BlobNotFound.
+        Not for content-addressed objects (only a whole one can be checked)."""
+        with self.open(key) as fh:
+            fh.seek(start)
+            return fh.read(length)
+
     @abc.abstractmethod
     def open(self, key: str) -> BinaryIO:
         """Open a blob for streaming reads; raises BlobNotFound."""

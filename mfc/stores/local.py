@@ -115,6 +115,14 @@ class LocalBlobStore(BlobStore):
         except FileNotFoundError:
             raise BlobNotFound(key) from None
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            with open(self._path(key), "rb") as fh:
+                fh.seek(start)
+                return fh.read(length)
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
     def open(self, key: str) -> BinaryIO:
         checked = self._checked(key)
         if checked is not None:

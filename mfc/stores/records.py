@@ -1,8 +1,13 @@
 """Per-task records: one JSON document per attempt (artifact index, status, foreach state,
 timings, exception) plus the attempt's stdout and stderr logs.
 
-Keys: ``<Flow>/<run>/<step>/<task>/<attempt>.json|.stdout|.stderr``. The JSON is written last
-and atomically, so its presence marks the attempt as finished.
+Keys: ``<Flow>/<run>/<step>/<task>/<attempt>.json|.stdout|.stderr``. The JSON is written last,
+atomically and create-only (a second writer of the same attempt is refused), so its presence
+marks the attempt as finished. ``<task>/final.json`` (``{"attempt": n}``, create-only) names
+the attempt that ended the task, so a join needs only its parents' task ids. A foreach's
+``<attempt>.split.json`` is its split list: a JSON array of the items' sha256s, every entry the
+same width, so the child for item ``i`` reads only its own entry (and a Step Functions Map
+``ItemReader`` can read the array as it is).
 """
 
 from __future__ import annotations
@@ -13,9 +18,14 @@ from typing import Any
 from mfc.exceptions import MalformedRecord
 from mfc.pathspec import is_valid
 from mfc.stores.blob import BlobNotFound, BlobStore
+from mfc.stores.taskrecord import TaskRecord
+from mfc.taskid import sort_key
 
 LOG_STREAMS = ("stdout", "stderr")
 TASK_FIELDS: dict[str, Any] = {"status": str, "artifacts": dict}  # what every attempt record holds
+FINAL = "final.json"
+SHA_WIDTH = 64
+_ENTRY = SHA_WIDTH + 3  # '"<sha>",'
 
 
 def location(blobs: BlobStore, key: str) -> str:
@@ -64,14 +74,75 @@ class TaskRecords:
     def key(self, run_id: str, step: str, task_id: str, attempt: int, suffix: str) -> str:
         return f"{task_prefix(self.flow_name, run_id, step, task_id)}{attempt}.{suffix}"
 
-    def write(self, run_id: str, step: str, task_id: str, attempt: int, record: dict[str, Any]) -> None:
-        data = json.dumps(record, separators=(",", ":"), default=str).encode()
-        self.blobs.put_bytes(self.key(run_id, step, task_id, attempt, "json"), data)
+    def write(self, run_id: str, step: str, task_id: str, attempt: int, record: TaskRecord | dict[str, Any]) -> bool:
+        """Write an attempt's record, create-only: False (and nothing written) if the attempt
+        already has one, whoever wrote it (the task's own late record, the orchestrator's)."""
+        if not isinstance(record, TaskRecord):
+            record = TaskRecord.from_dict(record)
+        return self.blobs.put_new(self.key(run_id, step, task_id, attempt, "json"), record.to_json())
 
     def read(self, run_id: str, step: str, task_id: str, attempt: int) -> dict[str, Any] | None:
         """An attempt's record, None while there is none; MalformedRecord (naming the file) if it
         does not parse."""
         return read_record(self.blobs, self.key(run_id, step, task_id, attempt, "json"), TASK_FIELDS)
+
+    def read_task(self, run_id: str, step: str, task_id: str, attempt: int) -> TaskRecord | None:
+        """An attempt's record as a :class:`TaskRecord`, None while there is none."""
+        key = self.key(run_id, step, task_id, attempt, "json")
+        try:
+            data = self.blobs.get_bytes(key)
+        except BlobNotFound:
+            return None
+        return TaskRecord.from_json(data, location(self.blobs, key))
+
+    # -- the final attempt of a task ----------------------------------------------------------------
+    def final_key(self, run_id: str, step: str, task_id: str) -> str:
+        return task_prefix(self.flow_name, run_id, step, task_id) + FINAL
+
+    def write_final(self, run_id: str, step: str, task_id: str, attempt: int) -> bool:
+        """Name ``attempt`` as the one that ended the task (create-only: the first one stays)."""
+        data = json.dumps({"attempt": attempt}).encode()
+        return self.blobs.put_new(self.final_key(run_id, step, task_id), data)
+
+    def final_many(self, run_id: str, tasks: list[tuple[str, str, int | None]]) -> list[dict[str, Any] | None]:
+        """The records of several tasks ``(step, task_id, attempt)`` in two batched reads: the
+        final-attempt pointers of those given no attempt, then the records. A task without a
+        pointer (a run from before pointers) gives its latest finished attempt."""
+        pointers = self.blobs.get_many([self.final_key(run_id, s, t) for s, t, a in tasks if a is None])
+        chosen: list[int | None] = []
+        for step, task_id, attempt in tasks:
+            key = self.final_key(run_id, step, task_id)
+            if attempt is None and key in pointers:
+                attempt = _pointer(pointers[key], location(self.blobs, key))
+            chosen.append(attempt)
+        keys = [self.key(run_id, s, t, a, "json") for (s, t, _), a in zip(tasks, chosen, strict=True) if a is not None]
+        found = self.blobs.get_many(keys)
+        out: list[dict[str, Any] | None] = []
+        for (step, task_id, _), attempt in zip(tasks, chosen, strict=True):
+            if attempt is None:
+                out.append(self.latest(run_id, step, task_id))
+                continue
+            key = self.key(run_id, step, task_id, attempt, "json")
+            out.append(parse_record(found[key], location(self.blobs, key), TASK_FIELDS) if key in found else None)
+        return out
+
+    # -- split lists ----------------------------------------------------------------------------
+    def split_key(self, run_id: str, step: str, task_id: str, attempt: int) -> str:
+        return self.key(run_id, step, task_id, attempt, "split.json")
+
+    def write_split(self, key: str, shas: list[str]) -> None:
+        """A foreach's split list: a JSON array of fixed-width sha256 entries."""
+        if any(len(sha) != SHA_WIDTH for sha in shas):
+            raise ValueError("split entries must be sha256 hex digests")
+        self.blobs.put_bytes(key, ("[" + ",".join(f'"{sha}"' for sha in shas) + "]").encode())
+
+    def split_item(self, key: str, index: int) -> str:
+        """Entry ``index`` of a split list, read alone (a byte range, not the whole list)."""
+        data = self.blobs.get_range(key, 1 + index * _ENTRY, SHA_WIDTH + 2)
+        text = data.decode("ascii", "replace")
+        if len(text) != SHA_WIDTH + 2 or text[0] != '"' or text[-1] != '"':
+            raise MalformedRecord(location(self.blobs, key), f"it has no entry {index}")
+        return text[1:-1]
 
     def attempts(self, run_id: str, step: str, task_id: str) -> list[int]:
         """Attempt numbers with a record or a log, ascending."""
@@ -99,5 +170,11 @@ class TaskRecords:
         return sorted(n for n in names if not n.startswith("_") and is_valid(n, "step"))
 
     def tasks(self, run_id: str, step: str) -> list[str]:
+        """The step's task ids, by foreach index (numbered ids of older runs: by number)."""
         names = self.blobs.list(f"{self.flow_name}/{run_id}/{step}/")
-        return sorted(names, key=lambda n: (len(n), n))
+        return sorted((n for n in names if is_valid(n, "task id")), key=sort_key)
+
+
+def _pointer(data: bytes, where: str) -> int:
+    pointer = parse_record(data, where, {"attempt": int})
+    return pointer["attempt"]

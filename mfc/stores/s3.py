@@ -399,6 +399,23 @@ class S3BlobStore(BlobStore):
         except bex.ClientError:
             raise BlobNotFound(key) from None
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        s3, full = self.client, self._full(key)
+
+        def fetch() -> bytes:
+            answer = s3.get_object(Bucket=self.bucket, Key=full, Range=f"bytes={start}-{start + length - 1}")
+            with answer["Body"] as body:
+                return body.read()
+
+        try:
+            return self._run(key, fetch, ok=_MISSING | {"InvalidRange"})
+        except bex.ClientError as exc:
+            if error_code(exc)[0] == "InvalidRange":  # wholly past the end
+                return b""
+            raise BlobNotFound(key) from None
+
     def open(self, key: str) -> BinaryIO:
         return io.BufferedReader(self._reader(key), buffer_size=256 * 1024)  # type: ignore[return-value]
 

@@ -272,7 +272,7 @@ def test_resume_like_metaflow(tmp_path):
     try:
         run = Flow("FlakyOnEnvFlow").latest_run
         assert run.successful and run.origin_run_id == failed and run.id != failed
-        assert run["start"].task.origin_pathspec == f"FlakyOnEnvFlow/{failed}/start/1"
+        assert run["start"].task.origin_pathspec == f"FlakyOnEnvFlow/{failed}/start/start"
         assert run.data.y == 2
     finally:
         metadata(None)

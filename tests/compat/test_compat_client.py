@@ -86,12 +86,12 @@ def test_steps_iterate_in_execution_order(runs):
 
 
 def test_iterating_a_foreach_step(runs):
-    """Sorting by ``task.index`` gives item order on both frameworks; mfc itself iterates in task id
-    order (Metaflow: newest task first)."""
+    """Sorting by ``task.index`` gives item order on both frameworks; mfc itself iterates in
+    foreach-index order (Metaflow: newest task first)."""
     step = Run(f"JoinFlow/{runs['first']}")["work"]
     tasks = list(step)
     assert len(tasks) == 6
-    assert [int(t.id) for t in tasks] == sorted(int(t.id) for t in tasks)
+    assert [t.id for t in tasks] == [f"work-{i}" for i in range(6)]
     by_index = sorted(tasks, key=lambda t: t.index)
     assert [t.data.item for t in by_index] == ["i0", "i1", "i2", "i3", "i4", "i5"]
     assert all(t.successful for t in tasks)
@@ -199,11 +199,13 @@ def test_metaflow_listing_and_get_metadata(runs):
 
 def test_run_and_task_id_format(runs):
     """A documented difference: mfc run ids are milliseconds since the epoch (13 digits; Metaflow's
-    local runs use microseconds, 16 digits); task ids count 1, 2, ... in launch order."""
+    local runs use microseconds, 16 digits). Another: task ids are derived from the step and the
+    foreach indices (``start``, ``work-3``; Metaflow numbers its tasks 1, 2, ... as they launch)."""
     assert re.fullmatch(r"\d{13}", runs["first"])
     run = Run(f"JoinFlow/{runs['first']}")
-    ids = sorted(int(t.id) for step in run for t in step)
-    assert ids == list(range(1, len(ids) + 1))
+    ids = {step.id: [t.id for t in step] for step in run}
+    assert ids["start"] == ["start"] and ids["join_items"] == ["join_items"]
+    assert ids["work"] == [f"work-{i}" for i in range(6)]
 
 
 def test_default_datastore_is_dot_mfc_in_the_project(tmp_path, monkeypatch):
