@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import tempfile
 import threading
 import tracemalloc
 
@@ -248,7 +249,8 @@ def test_multipart_upload_and_ranged_reads(moto, parallel):
     data = b"R" + payload
     key = data_key("Flow", hashlib.sha256(payload).hexdigest())
     for name in (key, "plain/big"):  # content-addressed (checked, maybe parallel), and not
-        path = os.path.join(store.staging_dir(), "big-upload")
+        fd, path = tempfile.mkstemp(dir=store.staging_dir(), prefix="big-upload-")  # the staging dir is shared
+        os.close(fd)
         with open(path, "wb") as fh:
             fh.write(data)
         store.put_file(name, path)
