@@ -2,6 +2,11 @@
 a profile in the user's config file (``MFC_PROFILE``), then defaults. Every value remembers
 where it came from (``mfc config show``).
 
+Every option of ``mfc run``/``mfc resume`` is a setting (its ``flag``), except the arguments of one
+invocation (:data:`RUN_ARGUMENTS`: tags, ``--run-id-file``, ``--with``) and which run to resume.
+Values are checked the same whatever their source; the runner's typed settings
+(:mod:`mfc.runner.settings`) are built from this object.
+
 Config file: ``$MFC_CONFIG`` or ``~/.mfc/config.toml``::
 
     [profiles.default]
