@@ -216,7 +216,7 @@ class Config:
         if isinstance(value, bool) and setting.kind is not str:  # TOML true is no number of workers
             raise MfcError(f"{what}: expected {setting.kind.__name__}, got {value!r}")
         try:
-            converted = value if isinstance(value, setting.kind) else setting.kind(value)
+            converted: Any = value if isinstance(value, setting.kind) else setting.kind(value)
         except (TypeError, ValueError):
             raise MfcError(f"{what}: expected {setting.kind.__name__}, got {value!r}") from None
         low = setting.minimum
