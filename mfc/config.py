@@ -2,6 +2,11 @@
 a profile in the user's config file (``MFC_PROFILE``), then defaults. Every value remembers
 where it came from (``mfc config show``).
 
+Every option of ``mfc run``/``mfc resume`` is a setting (its ``flag``), except the arguments of one
+invocation (:data:`RUN_ARGUMENTS`: tags, ``--run-id-file``, ``--with``) and which run to resume.
+Values are checked the same whatever their source; the runner's typed settings
+(:mod:`mfc.runner.settings`) are built from this object.
+
 Config file: ``$MFC_CONFIG`` or ``~/.mfc/config.toml``::
 
     [profiles.default]
@@ -25,14 +30,26 @@ DATASTORE_DIR = ".mfc"
 
 @dataclass(frozen=True)
 class Setting:
+    """One setting: its type, default and, for those ``mfc run`` takes, its flag (``flag``; the
+    option's name is the flag's, ``--max-workers`` -> ``max_workers``). ``minimum`` (excluded with
+    ``exclusive``) is checked for every source, flags included."""
+
     key: str
     default: Any
     kind: type
     help: str
+    flag: str | None = None
+    minimum: float | None = None
+    exclusive: bool = False
 
     @property
     def env(self) -> str:
         return f"MFC_{self.key.upper()}"
+
+    @property
+    def option(self) -> str | None:
+        """The click parameter name of :attr:`flag`."""
+        return self.flag.lstrip("-").replace("-", "_") if self.flag else None
 
 
 SETTINGS = {s.key: s for s in (
@@ -41,26 +58,58 @@ SETTINGS = {s.key: s for s in (
                                     "directory when datastore_root is an s3:// URL of lower precedence)"),
     Setting("metadata", "local", str, "the metadata provider runs are recorded and listed through (local: "
                                       "records in the datastore, next to the data)"),
-    Setting("max_workers", 16, int, "tasks running at the same time"),
-    Setting("max_num_splits", 100, int, "the most items a foreach may fan out to"),
+    Setting("max_workers", 16, int, "tasks running at the same time", "--max-workers", 1),
+    Setting("max_num_splits", 100, int, "the most items a foreach may fan out to", "--max-num-splits", 1),
+    Setting("quiet", False, bool, "print only a run's result", "--quiet"),
+    Setting("local_docker", None, str, "steps run in the flow's image on the local Docker engine "
+                                       "(* for every step, or step,step)", "--local-docker"),
+    Setting("batch", None, str, "steps run as AWS Batch jobs (* for every step, or step,step; "
+                                "@batch steps do on an S3 datastore)", "--batch"),
+    Setting("image", None, str, "image for containerised steps (default: the flow image, built when missing)",
+            "--image"),
+    Setting("gpu_image", None, str, "image for GPU steps on Batch (default: image, else the flow's GPU image)",
+            "--gpu-image"),
+    Setting("gpu", 0, int, "GPUs for each containerised or Batch task", "--gpu", 0),
+    Setting("cpu", None, float, "vCPUs for each Batch job (at least)", "--cpu", 0, True),
+    Setting("memory", None, int, "MiB of memory for each Batch job (at least)", "--memory", 4),
     Setting("user", None, str, "the user name recorded on runs (default: the login name)"),
     Setting("local_executor", "fork", str, "how local tasks start: fork (fast) or spawn (a new interpreter each)"),
     Setting("lease_interval", 5.0, float, "seconds between heartbeats of a run's driving process (0: none)"),
     Setting("lease_timeout", None, float, "seconds without a heartbeat after which a run is crashed "
                                           "(default: 4 lease intervals)"),
+    Setting("keep_containers", False, bool, "keep each task's container after it ends (debugging)"),
     Setting("package_suffixes", ".py", str, "file suffixes snapshotted into code packages (comma-separated)"),
     Setting("package_max_mb", 200, int, "refuse code packages larger than this many MB"),
     Setting("aws_region", "us-east-1", str, "AWS region for S3, Batch, ECR, Step Functions"),
     Setting("aws_endpoint_url", None, str, "one endpoint for every AWS API (a local sandbox); unset for AWS"),
     Setting("s3_endpoint_url", None, str, "S3 endpoint (any S3-compatible store); defaults to aws_endpoint_url"),
-    Setting("batch_queue", None, str, "AWS Batch job queue for CPU steps"),
-    Setting("batch_gpu_queue", None, str, "AWS Batch job queue for GPU steps"),
+    Setting("batch_queue", None, str, "AWS Batch job queue for CPU steps (--queue: for every step)", "--queue"),
+    Setting("batch_gpu_queue", None, str, "AWS Batch job queue for GPU steps (--queue: for every step)", "--queue"),
+    Setting("batch_runnable_timeout", 600.0, float, "seconds a Batch job may wait RUNNABLE before it is "
+                                                     "terminated with the likely reasons", None, 0, True),
     Setting("batch_job_role", None, str, "IAM role ARN Batch jobs run as"),
     Setting("image_registry", None, str, "registry flow images are pushed to (ECR URI or host:port)"),
-    Setting("ecr_keep_images", 50, int, "images an ECR repository keeps (lifecycle policy)"),
+    Setting("ecr_keep_images", 50, int, "images an ECR repository keeps (lifecycle policy)", None, 1),
     Setting("sfn_role", None, str, "IAM role ARN Step Functions state machines run as"),
     Setting("events_role", None, str, "IAM role ARN EventBridge uses to start state machines"),
 )}
+
+
+# Options of ``mfc run``/``mfc resume`` that are not settings: they describe one invocation, not a
+# preference worth keeping in a profile or the environment.
+RUN_ARGUMENTS = {
+    "tags": "tags of this run (user tags; system tags are added)",
+    "run_id_file": "where this invocation writes its run id",
+    "with_decorators": "decorators added to this run's steps",
+}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def config_flags(options: dict[str, Any]) -> dict[str, Any]:
+    """The command-line values of settings, by setting key, from click's option values (one flag
+    may set several settings: ``--queue`` names the queue of CPU and GPU steps alike)."""
+    return {s.key: options[s.option] for s in SETTINGS.values()
+            if s.option is not None and options.get(s.option) is not None}
 
 
 def config_path() -> str:
@@ -156,12 +205,29 @@ class Config:
 
     @staticmethod
     def _convert(setting: Setting, value: Any, source: str) -> Any:
-        if value is None or isinstance(value, setting.kind):
-            return value
+        if value is None:
+            return None
+        what = f"{setting.key} from {source}"
+        if setting.kind is bool:
+            text = str(value).strip().lower()
+            if isinstance(value, bool) or text in _TRUE | _FALSE:
+                return value if isinstance(value, bool) else text in _TRUE
+            raise MfcError(f"{what}: expected true or false, got {value!r}")
+        if isinstance(value, bool) and setting.kind is not str:  # TOML true is no number of workers
+            raise MfcError(f"{what}: expected {setting.kind.__name__}, got {value!r}")
         try:
-            return setting.kind(value)
+            converted: Any = value if isinstance(value, setting.kind) else setting.kind(value)
         except (TypeError, ValueError):
-            raise MfcError(f"{setting.key} from {source}: expected {setting.kind.__name__}, got {value!r}") from None
+            raise MfcError(f"{what}: expected {setting.kind.__name__}, got {value!r}") from None
+        low = setting.minimum
+        if low is not None and (converted < low or (setting.exclusive and converted == low)):
+            raise MfcError(f"{what}: expected a number {'above' if setting.exclusive else 'of at least'} "
+                           f"{low:g}, got {value!r}")
+        return converted
+
+    def given(self, key: str) -> bool:
+        """Whether ``key`` was given on the command line (not the environment, a profile or a default)."""
+        return self._levels[key] == 3
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]

@@ -85,10 +85,10 @@ def images(sandbox):
         subprocess.run(["docker", "rmi", ref], capture_output=True)
 
 
-def _config(**env: str):
+def _config(flags: dict[str, Any] | None = None, **env: str):
     from mfc.config import Config
 
-    return Config(env={**os.environ, **env})
+    return Config(flags, env={**os.environ, **env})
 
 
 def _client(service: str):
@@ -109,22 +109,36 @@ def _load(flow: str, where: Path) -> tuple[str, type, Any]:
     return str(path), flow_cls, load_graph(str(path), flow_cls.__name__)
 
 
-def options(**values: Any) -> SimpleNamespace:
-    """What the CLI will put on LaunchOptions for ``--batch``."""
-    base = dict(batch=None, gpu=0, queue=None, cpu=None, memory=None, image=None, gpu_image=None,
-                local_docker=None, quiet=True)
-    return SimpleNamespace(**{**base, **values})
+def options(**values: Any) -> dict[str, Any]:
+    """The settings the CLI's options give the config (``--batch``, ``--queue``...), quiet."""
+    from mfc.config import config_flags
+
+    return config_flags({"quiet": True, **values})
 
 
-def run_flow(flow: str, where: Path, opts: SimpleNamespace, config: Any = None) -> SimpleNamespace:
+def _batch_steps(path: str, flow_cls: type, graph: Any, config: Any) -> Any:
+    """``batch_steps`` as ``launch`` calls it, for a run with no ``--with``."""
+    from mfc.runner.launch import LaunchOptions
+    from mfc.runner.policy import step_policies
+
+    return batch_steps(path, flow_cls.__name__, graph, config, LaunchOptions(),
+                       step_policies(flow_cls, list(graph.nodes)))
+
+
+def _executor(config: Any, image: str, cls: type = BatchExecutor, **tuning: float) -> BatchExecutor:
+    from mfc.runner.settings import BatchSettings
+
+    return cls(config, BatchSettings.from_config(config, image, **tuning))
+
+
+def run_flow(flow: str, where: Path, opts: dict[str, Any], config: Any = None) -> SimpleNamespace:
     """``mfc run flow.py --batch ...`` through launch(), as the CLI does."""
     from mfc.runner.launch import LaunchOptions, launch
 
     path, flow_cls, graph = _load(flow, where)
-    config = config or _config()
+    config = config or _config(opts)
     run_id_file = where / "run_id"
-    values = {k: v for k, v in vars(opts).items() if k != "quiet"}
-    launch_options = LaunchOptions(quiet=True, run_id_file=str(run_id_file), **values)
+    launch_options = LaunchOptions(run_id_file=str(run_id_file))
     t0 = time.monotonic()
     error = None
     try:
@@ -164,70 +178,60 @@ def mfc_cli(*args: str) -> subprocess.CompletedProcess:
 # -- checks before a run (sandbox only) ----------------------------------------------------------
 def test_queue_that_does_not_exist_is_named_with_the_existing_ones(sandbox, tmp_path):
     path, flow_cls, graph = _load("linear5", tmp_path)
-    from mfc.runner.policy import step_policies
-
-    policies = step_policies(flow_cls, list(graph.nodes))
     with pytest.raises(MfcError, match=r"job queue 'nope' does not exist \(queues: mfc-cpu, mfc-gpu\)"):
-        batch_steps(path, flow_cls.__name__, graph, _config(), options(batch="*", queue="nope", image="x:1"),
-                    policies)
+        _batch_steps(path, flow_cls, graph, _config(options(batch="*", queue="nope", image="x:1")))
 
 
 def test_gpu_request_on_a_cpu_only_queue_is_refused_before_submitting(sandbox, tmp_path):
     path, flow_cls, graph = _load("mixed", tmp_path)
-    from mfc.runner.policy import step_policies
-
-    policies = step_policies(flow_cls, list(graph.nodes))
     before = len(_client("batch").list_jobs(jobQueue="mfc-cpu").get("jobSummaryList", []))
     with pytest.raises(MfcError, match=r"step train: job queue mfc-cpu has no compute environment with GPU "
                                        r"instances \(instance types: optimal\)"):
-        batch_steps(path, flow_cls.__name__, graph, _config(), options(queue="mfc-cpu", image="x:1"), policies)
+        _batch_steps(path, flow_cls, graph, _config(options(queue="mfc-cpu", image="x:1")))
     assert len(_client("batch").list_jobs(jobQueue="mfc-cpu").get("jobSummaryList", [])) == before
 
 
 def test_local_datastore_missing_image_and_unreachable_aws_are_clear_errors(sandbox, tmp_path):
     path, flow_cls, graph = _load("linear5", tmp_path)
-    from mfc.runner.policy import step_policies
-
-    policies = step_policies(flow_cls, list(graph.nodes))
     with pytest.raises(MfcError, match="Batch jobs cannot reach the local datastore .*s3://"):
-        batch_steps(path, flow_cls.__name__, graph, _config(MFC_DATASTORE_ROOT=str(tmp_path / "ds")),
-                    options(batch="*", image="x:1"), policies)
+        _batch_steps(path, flow_cls, graph,
+                     _config(options(batch="*", image="x:1"), MFC_DATASTORE_ROOT=str(tmp_path / "ds")))
     missing = f"127.0.0.1:{sandbox.registry_port}/never-pushed:1"
     with pytest.raises(MfcError, match=f"image {missing} is not in its registry.*docker push"):
-        batch_steps(path, flow_cls.__name__, graph, _config(), options(batch="*", image=missing), policies)
+        _batch_steps(path, flow_cls, graph, _config(options(batch="*", image=missing)))
     closed = free_ports(1)[0]
     t0 = time.monotonic()
     with pytest.raises(MfcError, match=f"cannot reach AWS Batch at http://127.0.0.1:{closed}.*mfc sandbox up"):
-        batch_steps(path, flow_cls.__name__, graph, _config(MFC_AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed}"),
-                    options(batch="*", image="x:1"), policies)
+        _batch_steps(path, flow_cls, graph, _config(options(batch="*", image="x:1"),
+                                                    MFC_AWS_ENDPOINT_URL=f"http://127.0.0.1:{closed}"))
     assert time.monotonic() - t0 < 15  # fails fast, no long retry loop
     with pytest.raises(MfcError, match="--queue needs --batch"):
-        batch_steps(path, flow_cls.__name__, graph, _config(), options(queue="mfc-cpu"), policies)
+        _batch_steps(path, flow_cls, graph, _config(options(queue="mfc-cpu")))
+    # a queue from the environment (or a profile) is a preference: no error without a Batch step
+    assert _batch_steps(path, flow_cls, graph, _config(options(), MFC_BATCH_QUEUE="mfc-cpu")) == (None, [])
 
 
 def test_no_credentials_for_real_aws_is_a_clear_error(sandbox, tmp_path, monkeypatch):
     path, flow_cls, graph = _load("linear5", tmp_path)
-    from mfc.runner.policy import step_policies
-
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    config = _config(MFC_PROFILE="default", MFC_DATASTORE_ROOT="s3://some-bucket/mfc", MFC_BATCH_QUEUE="q")
+    config = _config(options(batch="*", image="x:1"), MFC_PROFILE="default",
+                     MFC_DATASTORE_ROOT="s3://some-bucket/mfc", MFC_BATCH_QUEUE="q")
     with pytest.raises(MfcError, match="no AWS credentials to call AWS Batch.*mfc sandbox up"):
-        batch_steps(path, flow_cls.__name__, graph, config, options(batch="*", image="x:1"),
-                    step_policies(flow_cls, list(graph.nodes)))
+        _batch_steps(path, flow_cls, graph, config)
 
 
 def test_job_definitions_are_registered_once_and_reused(sandbox):
     from mfc.runner.batch_jobs import job_definition
 
-    first = BatchExecutor(_config(), image="reuse-test:1")
+    first = _executor(_config(), "reuse-test:1")
     settings = first.settings_for("start", {"cpu": 3})
     arn = first._definition("ReuseFlow", settings)
     assert first._definition("ReuseFlow", settings) == arn
-    second = BatchExecutor(_config(), image="reuse-test:1")  # a later run: found by name, not registered again
+    second = _executor(_config(), "reuse-test:1")  # a later run: found by name, not registered again
     assert second._definition("ReuseFlow", second.settings_for("start", {"cpu": 3})) == arn
     name = job_definition("ReuseFlow", settings)["jobDefinitionName"]
     found = _client("batch").describe_job_definitions(jobDefinitionName=name)["jobDefinitions"]
@@ -255,7 +259,7 @@ class _AlwaysRunnable(BatchExecutor):
 
 def test_job_stuck_in_runnable_is_terminated_with_the_likely_reasons(sandbox, tmp_path):
     config = _config()
-    executor = _AlwaysRunnable(config, image=base_image_tag(), runnable_timeout=1.0, poll_max=0.5)
+    executor = _executor(config, base_image_tag(), _AlwaysRunnable, runnable_timeout=1.0, poll_max=0.5)
     executor.events = queue.Queue()
     log = tmp_path / "out"
     handle = executor.submit(_spec(config.datastore_root), str(log), str(tmp_path / "err"))
@@ -273,7 +277,7 @@ def test_job_stuck_in_runnable_is_terminated_with_the_likely_reasons(sandbox, tm
 
 def test_close_terminates_the_jobs_still_running(sandbox, tmp_path):
     config = _config()
-    executor = _AlwaysRunnable(config, image=base_image_tag(), runnable_timeout=600)
+    executor = _executor(config, base_image_tag(), _AlwaysRunnable, runnable_timeout=600)
     handle = executor.submit(_spec(config.datastore_root, task_id="2"), str(tmp_path / "o"), str(tmp_path / "e"))
     deadline = time.monotonic() + 20
     while "job_id" not in handle.extra and time.monotonic() < deadline:
@@ -288,7 +292,7 @@ def test_a_large_spec_travels_through_the_datastore(sandbox):
     from mfc.stores.blob import open_blob_store
 
     config = _config()
-    executor = BatchExecutor(config, image="x:1")
+    executor = _executor(config, "x:1")
     spec = _spec(config.datastore_root, inputs=[InputRef("square", str(i), 0) for i in range(1000)])
     small = _spec(config.datastore_root)
     assert executor.spec_argument(small) == small.to_json()
@@ -306,11 +310,11 @@ def test_task_environment_has_endpoints_and_no_host_credentials(sandbox, monkeyp
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAHOSTSECRET")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "host-secret")
     config = _config()
-    env = BatchExecutor(config, image="x:1").environment(_spec(config.datastore_root, environment={"MINE": "1"}))
+    env = _executor(config, "x:1").environment(_spec(config.datastore_root, environment={"MINE": "1"}))
     assert env["MFC_AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{sandbox.port}" and env["MINE"] == "1"
     assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["MFC_DATASTORE_ROOT"] == config.datastore_root
     aws = _config(MFC_PROFILE="default", MFC_BATCH_QUEUE="q")  # real AWS: the job role gives credentials
-    env = BatchExecutor(aws, image="x:1").environment(_spec("s3://b/p"))
+    env = _executor(aws, "x:1").environment(_spec("s3://b/p"))
     assert "AWS_ACCESS_KEY_ID" not in env and "AWS_SECRET_ACCESS_KEY" not in env
     assert "host-secret" not in json.dumps(env)
 
@@ -362,7 +366,7 @@ def test_flow_with_branch_foreach_and_retry_runs_as_batch_jobs_like_locally(sand
     assert run.error is None, run.error
     assert set(run.steps) == {"start", "a", "b", "join_ab", "square", "join_items", "end"}
     local = run_flow("shapes", tmp_path / "local", options(),
-                     _config(MFC_DATASTORE_ROOT=str(tmp_path / "local-ds")))
+                     _config(options(), MFC_DATASTORE_ROOT=str(tmp_path / "local-ds")))
     assert local.error is None and local.executor is None
     on_batch = artifacts_by_step(run.root, run.flow, run.run_id)
     assert on_batch == artifacts_by_step(local.root, local.flow, local.run_id)
@@ -410,11 +414,8 @@ def test_one_gpu_batch_step_among_local_steps(sandbox, images, tmp_path):
 
 def test_gpu_flag_gives_every_batch_step_the_gpu_image_queue_and_requirement(sandbox, tmp_path):
     path, flow_cls, graph = _load("linear5", tmp_path)
-    from mfc.runner.policy import step_policies
-
     opts = options(batch="*", gpu=1, image="cpu-only-local:1", gpu_image="gpu-local:1")
-    executor, steps = batch_steps(path, flow_cls.__name__, graph, _config(), opts,
-                                  step_policies(flow_cls, list(graph.nodes)))
+    executor, steps = _batch_steps(path, flow_cls, graph, _config(opts))
     try:
         assert steps == ["start", "two", "three", "four", "end"]
         settings = executor.settings_for("three", {})

@@ -310,8 +310,10 @@ def test_close_kills_and_removes_running_containers(engine, root, tmp_path):
 def test_keep_containers(engine, root, tmp_path, monkeypatch):
     client, image = engine
     monkeypatch.setenv("MFC_KEEP_CONTAINERS", "1")
+    from mfc.config import Config
+
     spec = start_spec(root, ["--seconds", "0"])
-    executor = DockerExecutor(image, str(root))
+    executor = DockerExecutor(image, str(root), keep=Config()["keep_containers"])
     try:
         handle = executor.submit(spec, str(tmp_path / "o"), str(tmp_path / "e"))
         assert next_exit(executor) == TaskExit(handle.key, 0, None)

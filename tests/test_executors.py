@@ -73,8 +73,8 @@ def test_time_in_a_queue_does_not_count_towards_timeout_and_is_recorded(root, tm
     says how long it was queued."""
     flow = write_flow(tmp_path, QUEUED)
     cls = flow_class(import_flow_file(flow), None, flow)
-    config = Config(flags={"datastore_root": str(root), "local_executor": "spawn"}, env={})
-    options = LaunchOptions(quiet=True, executors={"queued": _QueuedSpawn(3.0)}, executor_for_step={"slow": "queued"})
+    config = Config(flags={"datastore_root": str(root), "local_executor": "spawn", "quiet": True}, env={})
+    options = LaunchOptions(executors={"queued": _QueuedSpawn(3.0)}, executor_for_step={"slow": "queued"})
     run_id = launch(flow, cls, load_graph(flow, cls.__name__), [], config, options)
     [record] = task_records(root, "QueuedFlow", run_id, "slow")
     assert record["status"] == "ok", record
@@ -88,8 +88,8 @@ def test_timeout_still_counts_from_the_start(root, tmp_path):
     """The same task running 3 s after 1 s queued is timed out at 2 s of running, not earlier."""
     flow = write_flow(tmp_path, QUEUED.replace("time.sleep(1)", "time.sleep(30)"))
     cls = flow_class(import_flow_file(flow), None, flow)
-    config = Config(flags={"datastore_root": str(root), "local_executor": "spawn"}, env={})
-    options = LaunchOptions(quiet=True, executors={"queued": _QueuedSpawn(1.0)}, executor_for_step={"slow": "queued"})
+    config = Config(flags={"datastore_root": str(root), "local_executor": "spawn", "quiet": True}, env={})
+    options = LaunchOptions(executors={"queued": _QueuedSpawn(1.0)}, executor_for_step={"slow": "queued"})
     from mfc.exceptions import RunFailed
 
     t0 = time.monotonic()

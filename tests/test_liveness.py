@@ -325,8 +325,8 @@ def test_an_executor_that_fails_to_start_still_ends_the_run(root):
 
     flow = flow_path("linear")
     cls = flow_class(import_flow_file(flow), None, flow)
-    config = Config(flags={"datastore_root": str(root), "local_executor": "spawn"}, env={})
-    options = LaunchOptions(quiet=True, executors={"broken": _BrokenExecutor()}, executor_for_step={"start": "broken"})
+    config = Config(flags={"datastore_root": str(root), "local_executor": "spawn", "quiet": True}, env={})
+    options = LaunchOptions(executors={"broken": _BrokenExecutor()}, executor_for_step={"start": "broken"})
     handler = signal.getsignal(signal.SIGTERM)
     with pytest.raises(RuntimeError, match="cannot start"):
         launch(flow, cls, load_graph(flow, cls.__name__), [], config, options)

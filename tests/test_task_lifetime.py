@@ -318,9 +318,9 @@ def test_a_reset_fork_server_socket_ends_the_run_naming_every_lost_task(root, tm
     monkeypatch.setattr(local, "start_fork_server", start_fork_server)
     flow = write_flow(tmp_path, SLEEPERS)
     cls = flow_class(import_flow_file(flow), None, flow)
-    config = Config(flags={"datastore_root": str(root), "local_executor": "fork"}, env={})
+    config = Config(flags={"datastore_root": str(root), "local_executor": "fork", "quiet": True}, env={})
     with pytest.raises(RunFailed) as failed:
-        launch(flow, cls, load_graph(flow, cls.__name__), [], config, LaunchOptions(quiet=True))
+        launch(flow, cls, load_graph(flow, cls.__name__), [], config, LaunchOptions())
     ended = time.monotonic()
     stream = seen["stream"]
     assert stream.reset_at is not None and ended - stream.reset_at < 5.0, ended - stream.reset_at

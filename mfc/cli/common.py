@@ -29,6 +29,32 @@ def datastore_option(func: Any) -> Any:
                         help="Datastore root (default: MFC_DATASTORE_ROOT, the profile, or the nearest .mfc directory).")(func)
 
 
+def setting_options(func: Any) -> Any:
+    """The options of ``mfc run``/``mfc resume`` that are settings (see ``mfc.config.SETTINGS``:
+    each has an ``MFC_*`` variable and a profile key too); ``mfc config show`` takes them as well.
+    Every default is None, so an option not given leaves the setting to the environment, the
+    profile or its default."""
+    options = [
+        click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Tasks running at once (default 16)."),
+        click.option("--max-num-splits", type=click.IntRange(min=1), default=None, help="Largest foreach allowed (default 100)."),
+        click.option("-q", "--quiet", is_flag=True, default=None, help="Print only the result."),
+        click.option("--local-docker", "local_docker", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
+                     help="Run every step (or the listed steps) in the flow's container image on the local Docker engine."),
+        click.option("--batch", "batch", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
+                     help="Run every step (or the listed steps) as AWS Batch jobs (needs an S3 datastore; @batch steps do on one)."),
+        click.option("--queue", default=None, help="AWS Batch job queue (default: batch_queue; batch_gpu_queue for GPU steps)."),
+        click.option("--cpu", type=click.FloatRange(min=0, min_open=True), default=None, help="vCPUs for each Batch job (at least)."),
+        click.option("--memory", type=click.IntRange(min=4), default=None, help="MiB of memory for each Batch job (at least)."),
+        click.option("--gpu-image", default=None, help="Image for GPU steps on Batch (default: --image, else the flow's GPU image)."),
+        click.option("--gpu", type=click.IntRange(min=0), default=None, help="GPUs for each containerised or Batch task (default 0)."),
+        click.option("--image", default=None, help="Image for containerised steps (default: the flow image, built when missing)."),
+        datastore_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def valid_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Click callback: a run id option (``--origin-run-id``, ``--run``) checked by the pathspec
     grammar before anything reads a store."""
@@ -42,14 +68,15 @@ def valid_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise InvalidPathspec(f"{param.opts[0]}: {exc}") from None
 
 
-def load_config(datastore_root: str | None = None, access: str | None = None, **flags: Any):
-    """The resolved config; with ``access`` ("read" or "write"), a local datastore root that
-    cannot be used so is a one-line error naming it and where it came from."""
-    from mfc.config import Config
+def load_config(datastore_root: str | None = None, access: str | None = None, **options: Any):
+    """The resolved config; ``options``: click's values of :func:`setting_options` (those not
+    given are None). With ``access`` ("read" or "write"), a local datastore root that cannot be
+    used so is a one-line error naming it and where it came from."""
+    from mfc.config import Config, config_flags
 
     ctx = click.get_current_context(silent=True)
     datastore = ctx.meta.get(_DATASTORE_KEY) if ctx is not None else None
-    config = Config({"datastore_root": datastore_root, "datastore": datastore, **flags})
+    config = Config({"datastore_root": datastore_root, "datastore": datastore, **config_flags(options)})
     if access is not None:
         check_datastore_root(config, write=access == "write")
     return config

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
-from mfc.cli.common import datastore_option, load_config
+from mfc.cli.common import load_config, setting_options
 
 
 @click.group(name="config")
@@ -15,14 +16,16 @@ def config_group() -> None:
 
 
 @config_group.command(name="show")
-@datastore_option
-def config_show(datastore_root: str | None) -> None:
-    """Print every setting, its value and where it came from."""
+@setting_options
+def config_show(**options: Any) -> None:
+    """Print every setting, its value and where it came from; with the options of ``mfc run``,
+    what a run given them would use."""
     from mfc.config import SETTINGS, config_path
 
-    config = load_config(datastore_root)
+    config = load_config(**options)
     click.echo(f"config file: {config_path()}  profile: {os.environ.get('MFC_PROFILE') or 'default'}")
+    width = max(map(len, SETTINGS))
     for key in SETTINGS:
-        click.echo(f"{key:16} {config[key]!s:40} {config.sources[key]}")
+        click.echo(f"{key:{width}} {config[key]!s:40} {config.sources[key]}")
 
 

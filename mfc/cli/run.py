@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mfc.cli.common import datastore_option, load_config, resolve_flow, valid_id
+from mfc.cli.common import load_config, resolve_flow, setting_options, valid_id
 
 # run takes the flow's parameters as extra options, so its --help is handled after the flow is
 # loaded (to list those parameters).
@@ -15,37 +15,23 @@ run_context = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
 def run_options(func: Any) -> Any:
-    """Options shared by ``run`` and ``resume``."""
+    """Options shared by ``run`` and ``resume``: the settings (:func:`setting_options`) and the
+    arguments of one invocation (``mfc.config.RUN_ARGUMENTS``)."""
     options = [
         click.option("--tag", "tags", multiple=True, help="Tag the run (repeatable)."),
-        click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Tasks running at once (default 16)."),
-        click.option("--max-num-splits", type=click.IntRange(min=1), default=None, help="Largest foreach allowed (default 100)."),
         click.option("--run-id-file", type=click.Path(dir_okay=False), default=None, help="Write the run id to this file."),
         click.option("--with", "with_decorators", multiple=True, metavar="DECO[:k=v,...]",
                      help="Add a decorator to every step that lacks it, e.g. --with retry:times=2."),
-        click.option("-q", "--quiet", is_flag=True, help="Print only the result."),
-        click.option("--local-docker", "local_docker", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
-                     help="Run every step (or the listed steps) in the flow's container image on the local Docker engine."),
-        click.option("--batch", "batch", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
-                     help="Run every step (or the listed steps) as AWS Batch jobs (needs an S3 datastore; @batch steps do on one)."),
-        click.option("--queue", default=None, help="AWS Batch job queue (default: batch_queue; batch_gpu_queue for GPU steps)."),
-        click.option("--cpu", type=click.FloatRange(min=0, min_open=True), default=None, help="vCPUs for each Batch job (at least)."),
-        click.option("--memory", type=click.IntRange(min=4), default=None, help="MiB of memory for each Batch job (at least)."),
-        click.option("--gpu-image", default=None, help="Image for GPU steps on Batch (default: --image, else the flow's GPU image)."),
-        click.option("--gpu", type=click.IntRange(min=0), default=0, help="GPUs for each containerised or Batch task."),
-        click.option("--image", default=None, help="Image for containerised steps (default: the flow image, built when missing)."),
-        datastore_option,
+        setting_options,
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None, origin_run_id: str | None,
-            tags: tuple[str, ...], max_workers: int | None, max_num_splits: int | None, run_id_file: str | None,
-            with_decorators: tuple[str, ...], quiet: bool, datastore_root: str | None,
-            local_docker: str | None, gpu: int, image: str | None, batch: str | None, queue: str | None,
-            cpu: float | None, memory: int | None, gpu_image: str | None) -> None:
+def _launch(ctx: click.Context, flow: str, values: dict[str, Any], resume: bool = False,
+            resume_step: str | None = None, origin_run_id: str | None = None) -> None:
+    """Run or resume ``flow``; ``values``: click's values of :func:`run_options`."""
     from mfc.decorators import decorator_from_spec
     from mfc.graph import load_graph
     from mfc.runner.launch import LaunchOptions, launch
@@ -58,6 +44,8 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
         return
     from mfc.tags import check_tags
 
+    values = dict(values)
+    tags, run_id_file, with_decorators = values.pop("tags"), values.pop("run_id_file"), values.pop("with_decorators")
     check_tags(tags)
     path, name, cls = resolve_flow(flow)
     graph = load_graph(path, name)
@@ -66,13 +54,10 @@ def _launch(ctx: click.Context, flow: str, resume: bool, resume_step: str | None
     for problem in check_decorator_specs(graph):
         raise problem
     options = LaunchOptions(
-        tags=list(tags), quiet=quiet, run_id_file=run_id_file, max_workers=max_workers,
-        max_num_splits=max_num_splits, with_decorators=[decorator_from_spec(s) for s in with_decorators],
+        tags=list(tags), run_id_file=run_id_file, with_decorators=[decorator_from_spec(s) for s in with_decorators],
         resume=resume, resume_step=resume_step, origin_run_id=origin_run_id,
-        local_docker=local_docker, gpu=gpu, image=image, batch=batch, queue=queue, cpu=cpu, memory=memory,
-        gpu_image=gpu_image,
     )
-    config = load_config(datastore_root, access="write")
+    config = load_config(access="write", **values)
     assert cls is not None
     run_id = launch(path, cls, graph, list(ctx.args), config, options)
     click.echo(f"Run {cls.__name__}/{run_id} succeeded.")
@@ -97,7 +82,7 @@ def _help_with_parameters(ctx: click.Context, flow: str) -> None:
 @click.pass_context
 def run(ctx: click.Context, flow: str, **options: Any) -> None:
     """Run FLOW (flow.py or flow.py:ClassName); parameters follow as --name value."""
-    _launch(ctx, flow, False, None, None, **options)
+    _launch(ctx, flow, options)
 
 
 class _ResumeCommand(click.Command):
@@ -140,7 +125,7 @@ def resume(ctx: click.Context, flow: str, step: str | None, origin_run_id: str |
 
     Successful tasks before that step are cloned without copying data; the step and everything
     after it rerun with the current code and the origin run's parameters."""
-    _launch(ctx, flow, True, step, origin_run_id, **options)
+    _launch(ctx, flow, options, True, step, origin_run_id)
 
 
 @click.command(name="task", context_settings={"ignore_unknown_options": True})

@@ -11,7 +11,7 @@ watches every job with ``describe_jobs`` (100 ids a call), polling every 0.5 s a
 backing off to ``poll_max`` while nothing changes; it follows each job's CloudWatch stream into
 the task's stdout log (Batch merges stdout and stderr; see :mod:`mfc.runner.batch_logs`) and,
 when a job ends, appends the rest of its log and reports a :class:`TaskExit`. A job that stays
-RUNNABLE longer than ``runnable_timeout`` (``MFC_BATCH_RUNNABLE_TIMEOUT``, 600 s) is terminated
+RUNNABLE longer than ``runnable_timeout`` (setting ``batch_runnable_timeout``, 600 s) is terminated
 with the reasons its queue may be unable to place it.
 
 The orchestrator owns retries and timeouts (see :mod:`mfc.runner.batch_jobs`): ``kill`` is
@@ -23,12 +23,11 @@ up, the image being pulled) never times a task out; the RUNNABLE detector guards
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from mfc.exceptions import MfcError
@@ -37,16 +36,15 @@ from mfc.runner.batch_logs import LogFollower
 from mfc.runner.batch_setup import (
     access_error,
     check_image,
-    check_queue,
+    check_queues,
     describe_queue,
     explain,
-    quick_client,
 )
 from mfc.runner.docker_executor import passthrough_environment, signal_code
 from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
+from mfc.runner.settings import BatchSettings
 from mfc.runner.taskspec import TaskSpec, spec_argument
 
-RUNNABLE_TIMEOUT = 600.0
 SPEC_INLINE_LIMIT = 20_000  # bytes of spec JSON passed inline; larger specs go through the datastore
 OVERRIDES_LIMIT = 30 * 1024
 DESCRIBE_BATCH = 100
@@ -76,39 +74,33 @@ class _Job:
 class BatchExecutor(Executor):
     """Runs each task as an AWS Batch job (see the module docstring).
 
-    ``image``/``gpu_image``: for CPU and GPU steps (``@batch(image=)`` wins); ``queue``: ``--queue``
-    (``@batch(queue=)`` wins; else config ``batch_gpu_queue`` for GPU steps / ``batch_queue``);
-    ``cpu``/``memory``/``gpu``: floors for every step; ``policies``: the run's step policies (their
-    ``@batch`` arguments and ``@timeout``). ``clients`` replaces the boto3 clients by service name.
+    ``settings``: images (``@batch(image=)`` wins), queues (``@batch(queue=)`` wins; else
+    ``batch_gpu_queue`` for GPU steps / ``batch_queue``, both ``--queue`` when given), resource
+    floors for every step, RUNNABLE timeout and polling (see :class:`BatchSettings`, built from the
+    config); ``policies``: the run's step policies (their ``@batch`` arguments and ``@timeout``).
+    ``clients`` replaces the boto3 clients by service name.
     """
 
     name = "batch"
     reports_start = True
 
-    def __init__(self, config: Any, image: str, gpu_image: str | None = None, queue: str | None = None,
-                 gpu_queue: str | None = None, cpu: float | None = None, memory: float | None = None, gpu: int = 0,
-                 policies: dict[str, Any] | None = None, runnable_timeout: float | None = None,
-                 poll_min: float = 0.5, poll_max: float | None = None, log_interval: float = 5.0, submit_workers: int = 8,
+    def __init__(self, config: Any, settings: BatchSettings, policies: dict[str, Any] | None = None,
                  clients: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.config = config
-        self.defaults = jobs.Defaults(
-            image=image, gpu_image=gpu_image, queue=queue, cpu_queue=config["batch_queue"],
-            gpu_queue=gpu_queue or config["batch_gpu_queue"], cpu=cpu, memory=memory, gpu=int(gpu or 0),
-            job_role=config["batch_job_role"])
+        self.settings = settings
+        self.defaults = settings.defaults
         self.policies = dict(policies or {})
-        self.runnable_timeout = runnable_timeout if runnable_timeout is not None else _runnable_timeout()
-        self.sandbox = _is_sandbox(config)
-        # describe_jobs is cheap on a local sandbox; on AWS it counts against the account's rate limit.
-        self.poll_min, self.log_interval = poll_min, log_interval
-        self.poll_max = poll_max if poll_max is not None else (1.0 if self.sandbox else 8.0)
+        self.runnable_timeout = settings.runnable_timeout
+        self.sandbox = settings.sandbox
+        self.poll_min, self.poll_max, self.log_interval = settings.poll_min, settings.poll_max, settings.log_interval
         self.log_settle = 0.0 if self.sandbox else 2.0  # CloudWatch may show the last lines a moment late
         self._clients = dict(clients or {})
-        self._pool = ThreadPoolExecutor(max_workers=submit_workers, thread_name_prefix="mfc-batch-submit")
+        self._pool = ThreadPoolExecutor(max_workers=settings.submit_workers, thread_name_prefix="mfc-batch-submit")
         self._jobs: dict[str, _Job] = {}
         self._definitions: dict[str, str] = {}  # job definition name -> ARN
         self._register_lock = threading.Lock()
-        self._checked: set[Any] = set()  # (queue, gpus) and images already checked
+        self.checked: set[Any] = set()  # (queue, gpus) and images already checked
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._poller: threading.Thread | None = None
@@ -135,14 +127,8 @@ class BatchExecutor(Executor):
     # -- before the run ---------------------------------------------------------------------------
     def check_queues(self, steps: list[str]) -> None:
         """Check that AWS answers and every step's queue exists, is enabled and, for GPU steps, has
-        GPU instances (cheap: done before any image is built or pushed)."""
-        checker = None
-        for step in steps:
-            settings = self._step_settings(step)
-            if (settings.queue, settings.gpu) not in self._checked:
-                checker = checker or quick_client("batch", self.config)
-                check_queue(checker, settings.queue, settings.gpu, step, self.config)
-                self._checked.add((settings.queue, settings.gpu))
+        GPU instances (see :func:`batch_setup.check_queues`)."""
+        check_queues(self.config, self.defaults, self.policies, steps, self.checked)
 
     def preflight(self, flow_name: str, steps: list[str]) -> None:
         """Check before a run is recorded that every step can be submitted: the queues (see
@@ -151,17 +137,13 @@ class BatchExecutor(Executor):
         self.check_queues(steps)
         for step in steps:
             settings = self._step_settings(step)
-            if settings.image not in self._checked:
+            if settings.image not in self.checked:
                 check_image(settings.image, self.config, step)
-                self._checked.add(settings.image)
+                self.checked.add(settings.image)
             try:
                 self._definition(flow_name, settings)
             except Exception as exc:  # noqa: BLE001 - mapped to one clear line
                 raise access_error(exc, self.config, "AWS Batch (register_job_definition)") from None
-
-    def set_images(self, image: str, gpu_image: str | None) -> None:
-        """Replace the default images (once they are built and pushed)."""
-        self.defaults = replace(self.defaults, image=image, gpu_image=gpu_image)
 
     def _step_settings(self, step: str) -> jobs.JobSettings:
         return self.settings_for(step, getattr(self.policies.get(step), "resources", {}) or {})
@@ -460,17 +442,3 @@ def _append(path: str, text: str) -> None:
             fh.write(text.encode())
     except OSError:
         pass
-
-
-def _runnable_timeout() -> float:
-    text = os.environ.get("MFC_BATCH_RUNNABLE_TIMEOUT") or str(RUNNABLE_TIMEOUT)
-    try:
-        return float(text)
-    except ValueError:
-        raise MfcError(f"MFC_BATCH_RUNNABLE_TIMEOUT={text}: expected seconds, e.g. 600") from None
-
-
-def _is_sandbox(config: Any) -> bool:
-    from mfc.aws import is_local_endpoint
-
-    return is_local_endpoint(config["aws_endpoint_url"] or config["s3_endpoint_url"])

@@ -95,6 +95,25 @@ def check_queue(batch: Any, queue: str, gpu: int, step: str, config: Any) -> Non
                             "(the sandbox's is mfc-gpu)")
 
 
+def check_queues(config: Any, defaults: Any, policies: dict[str, Any], steps: list[str],
+                 checked: set[Any] | None = None) -> None:
+    """:func:`check_queue` for each step's queue (once per queue and GPU count; ``checked``
+    remembers those done), from the step's settings under ``defaults`` (no image needed)."""
+    from mfc.runner.batch_jobs import step_settings
+
+    checked = set() if checked is None else checked
+    client = None
+    for step in steps:
+        policy = policies.get(step)
+        decorators = getattr(policy, "decorators", {}) or {}
+        attrs = decorators["batch"].attributes if "batch" in decorators else None
+        settings = step_settings(step, getattr(policy, "resources", {}) or {}, attrs, None, defaults)
+        if (settings.queue, settings.gpu) not in checked:
+            client = client or quick_client("batch", config)
+            check_queue(client, settings.queue, settings.gpu, step, config)
+            checked.add((settings.queue, settings.gpu))
+
+
 def split_reference(image: str) -> tuple[str | None, str, str]:
     """``(registry host or None, repository, tag or digest)`` of an image reference."""
     name, _, digest = image.partition("@")
@@ -155,16 +174,18 @@ def publish_flow_image(flow_file: str, flow_name: str, config: Any, gpu: bool = 
 def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options: Any,
                 policies: dict[str, Any]) -> tuple[BatchExecutor | None, list[str]]:
     """The Batch executor and the steps it runs, checked before anything is recorded (like
-    ``launch._containerised_steps``): every step with ``--batch`` (``options.batch`` True or "*"),
-    the steps ``options.batch`` names ("a,b"), plus every step with ``@batch`` (also via
-    ``--with batch``). ``(None, [])`` when no step runs on Batch, which is also the case when only
-    ``@batch`` asks for Batch and the datastore is local: those steps run here, with a warning.
+    ``launch._containerised_steps``): every step with the ``batch`` setting (``--batch``: "*"),
+    the steps it names ("a,b"), plus every step with ``@batch`` (also via ``--with batch``).
+    ``(None, [])`` when no step runs on Batch, which is also the case when only ``@batch`` asks
+    for Batch and the datastore is local: those steps run here, with a warning.
 
-    Reads from ``options`` (missing attributes count as unset): ``batch``, ``gpu``, ``queue``, ``cpu``,
-    ``memory``, ``image``, ``gpu_image``, ``local_docker``, ``quiet``.
+    The settings come from ``config`` (see :class:`RunSettings`, :class:`BatchSettings`);
+    ``options`` gives the ``--with`` decorators (``with_decorators``; missing counts as none).
     """
-    wanted = getattr(options, "batch", None)
-    wanted = "*" if wanted is True else wanted
+    from mfc.runner.settings import BATCH_ONLY, BatchSettings, RunSettings
+
+    run = RunSettings.from_config(config)
+    wanted = run.batch
     nodes = list(graph.nodes)
     steps = nodes if wanted == "*" else [s.strip() for s in (wanted or "").split(",") if s.strip()]
     unknown = [s for s in steps if s not in graph]
@@ -173,9 +194,10 @@ def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options
     steps += [s for s in nodes if s not in steps and "batch" in policies[s].decorators]
     steps = [s for s in nodes if s in steps]
     if not steps:
-        for flag in ("queue", "cpu", "memory", "gpu_image"):
-            if getattr(options, flag, None):
-                raise MfcError(f"--{flag.replace('_', '-')} needs --batch (or a step with @batch)")
+        for key in BATCH_ONLY:
+            if key in run.given:
+                flag = "--queue" if key == "batch_queue" else f"--{key.replace('_', '-')}"
+                raise MfcError(f"{flag} needs --batch (or a step with @batch)")
         return None, []
     root = config.datastore_root
     remote = root.startswith("s3://")
@@ -186,30 +208,26 @@ def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options
         warn(f"@batch steps {', '.join(steps)} run as local processes: the datastore is local "
              "(for Batch, --datastore-root s3://BUCKET/PREFIX or MFC_PROFILE=sandbox)")
         return None, []
-    _check_docker_overlap(options, steps, nodes)
+    _check_docker_overlap(run.local_docker, steps, nodes)
     if not remote:
         raise MfcError(f"Batch jobs cannot reach the local datastore {root} (steps on Batch: {', '.join(steps)})",
                        hint="use an S3 datastore: --datastore-root s3://BUCKET/PREFIX, or `mfc sandbox up` "
                             "and export MFC_PROFILE=sandbox")
     from mfc.runner.batch_executor import BatchExecutor
 
-    gpu = int(getattr(options, "gpu", 0) or 0)
-    executor = BatchExecutor(config, "", None, queue=getattr(options, "queue", None),
-                             cpu=getattr(options, "cpu", None), memory=getattr(options, "memory", None), gpu=gpu,
-                             policies=policies)
+    checked: set[Any] = set()
+    check_queues(config, BatchSettings.from_config(config).defaults, policies, steps, checked)  # before any build
+    own = [s for s in steps if not (policies[s].decorators.get("batch")
+                                    and policies[s].decorators["batch"].attributes["image"])]
+    on_gpu = {s for s in own if run.gpu or float(policies[s].resources.get("gpu") or 0) > 0}
+    image, gpu_image = run.image, run.gpu_image or run.image
+    if image is None and len(on_gpu) < len(own):
+        image = publish_flow_image(flow_file, flow_name, config, gpu=False, quiet=run.quiet)
+    if gpu_image is None and on_gpu:
+        gpu_image = publish_flow_image(flow_file, flow_name, config, gpu=True, quiet=run.quiet)
+    executor = BatchExecutor(config, BatchSettings.from_config(config, image or gpu_image or "", gpu_image), policies)
+    executor.checked.update(checked)
     try:
-        executor.check_queues(steps)  # before building or pushing anything
-        own = [s for s in steps if not (policies[s].decorators.get("batch")
-                                        and policies[s].decorators["batch"].attributes["image"])]
-        on_gpu = {s for s in own if gpu or float(policies[s].resources.get("gpu") or 0) > 0}
-        quiet = bool(getattr(options, "quiet", False))
-        image = getattr(options, "image", None)
-        gpu_image = getattr(options, "gpu_image", None) or image
-        if image is None and len(on_gpu) < len(own):
-            image = publish_flow_image(flow_file, flow_name, config, gpu=False, quiet=quiet)
-        if gpu_image is None and on_gpu:
-            gpu_image = publish_flow_image(flow_file, flow_name, config, gpu=True, quiet=quiet)
-        executor.set_images(image or gpu_image or "", gpu_image)
         executor.preflight(flow_name, steps)
     except BaseException:
         executor.close()
@@ -217,8 +235,7 @@ def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options
     return executor, steps
 
 
-def _check_docker_overlap(options: Any, steps: list[str], nodes: list[str]) -> None:
-    docker = getattr(options, "local_docker", None)
+def _check_docker_overlap(docker: str | None, steps: list[str], nodes: list[str]) -> None:
     if not docker:
         return
     in_docker = set(nodes) if docker == "*" else {s.strip() for s in docker.split(",")}

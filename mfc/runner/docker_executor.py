@@ -10,7 +10,7 @@ Per task: create, attach (before start, so no output is missed), start (the task
 creation); one thread then
 demultiplexes the container's output into the task's stdout/stderr log files as it comes,
 reads the exit code when the output ends, reports a :class:`TaskExit` and removes the
-container (kept with ``MFC_KEEP_CONTAINERS=1``).
+container (kept with the setting ``keep_containers``, e.g. ``MFC_KEEP_CONTAINERS=1``).
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class DockerExecutor(Executor):
     ``gpu``: GPUs for every task (a step's ``@resources(gpu=N)`` can ask for more).
     ``client``: a docker SDK client to use (default: one for ``$DOCKER_HOST``).
     ``environment``: variables for every task (e.g. AWS endpoints), below the step's own.
+    ``keep``: leave each container behind when its task ends (setting ``keep_containers``).
     A spec's own ``image`` (when set) wins over ``image``.
     """
 
@@ -89,13 +90,13 @@ class DockerExecutor(Executor):
     reports_start = True
 
     def __init__(self, image: str, datastore_root: str, gpu: int = 0, client: Any = None,
-                 environment: dict[str, str] | None = None) -> None:
+                 environment: dict[str, str] | None = None, keep: bool = False) -> None:
         super().__init__()
         self.image = image
         self.datastore_root = datastore_root
         self.gpu = int(gpu or 0)
         self.environment = dict(environment or {})
-        self.keep = os.environ.get("MFC_KEEP_CONTAINERS") == "1"
+        self.keep = keep
         self._client = client
         self._own_client = client is None
         self._boxes: dict[str, _Box] = {}

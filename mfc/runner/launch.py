@@ -31,6 +31,7 @@ from mfc.runner.resume import (
     graph_summary,
     plan_resume,
 )
+from mfc.runner.settings import RunSettings
 from mfc.runner.start import PARAMETERS_TASK, start_run
 from mfc.runner.taskspec import InputRef
 from mfc.stores.artifacts import ArtifactStore
@@ -41,25 +42,15 @@ from mfc.stores.provider import open_metadata
 
 @dataclass
 class LaunchOptions:
-    """What ``mfc run`` / ``mfc resume`` was asked for, beyond the flow and its parameters."""
+    """What one ``mfc run`` / ``mfc resume`` invocation asks for beyond the flow, its parameters
+    and the settings (those resolve through :class:`Config`, see :class:`RunSettings`)."""
 
     tags: list[str] = field(default_factory=list)
-    quiet: bool = False
     run_id_file: str | None = None
     with_decorators: list[Decorator] = field(default_factory=list)
-    max_workers: int | None = None
-    max_num_splits: int | None = None
     resume: bool = False
     resume_step: str | None = None
     origin_run_id: str | None = None
-    local_docker: str | None = None  # "*" for every step, or "a,b" for some
-    gpu: int = 0
-    image: str | None = None
-    batch: str | None = None  # "*" for every step, or "a,b"; @batch steps run on Batch regardless
-    queue: str | None = None
-    cpu: float | None = None
-    memory: int | None = None
-    gpu_image: str | None = None
     executors: dict[str, Executor] = field(default_factory=dict)  # extra executors by name
     executor_for_step: dict[str, str] = field(default_factory=dict)  # step -> executor name
 
@@ -180,7 +171,7 @@ def _launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], c
         info = RunInfo(flow_name, run_id, os.path.abspath(flow_file), config.datastore_root, user,
                        tags, plan.origin_run_id if plan else None,
                        {"sha256": code["sha256"], "flow_file": code["flow_file"]})
-        _execute(flow_cls, graph, config, options, blobs, info, policies, plan, lease)
+        _execute(flow_cls, graph, config, options, _Recorded(info, blobs, policies, plan, lease))
     except BaseException as exc:
         lease.stop()
         status, error, raised = final_status(exc, f"{flow_name}/{run_id}")
@@ -257,26 +248,28 @@ def _containerised_steps(flow_file: str, flow_name: str, graph: Any, config: Con
                          policies: dict) -> None:
     """Set up the Docker executor for ``--local-docker`` before anything is recorded, so a missing
     engine, image or GPU fails the command without leaving a run behind."""
-    if options.local_docker is None:
-        if options.gpu and "batch" not in options.executors:
+    run = RunSettings.from_config(config)
+    if run.local_docker is None:
+        if run.gpu and "batch" not in options.executors and "gpu" in run.given:
             raise MfcError("--gpu needs --local-docker (or --batch): local processes cannot be given GPUs")
         return
-    steps = list(graph.nodes) if options.local_docker == "*" else [s.strip() for s in options.local_docker.split(",") if s.strip()]
+    steps = list(graph.nodes) if run.local_docker == "*" else [s.strip() for s in run.local_docker.split(",") if s.strip()]
     unknown = [s for s in steps if s not in graph]
     if unknown:
-        raise MfcError(f"--local-docker {options.local_docker}: no step {unknown[0]!r} (steps: {', '.join(graph.nodes)})")
+        raise MfcError(f"--local-docker {run.local_docker}: no step {unknown[0]!r} (steps: {', '.join(graph.nodes)})")
     from mfc.aws import env_for_tasks
     from mfc.runner.docker_executor import DockerExecutor
 
     resources = {s: policies[s].resources for s in steps}
     env = env_for_tasks(config) if config.datastore_root.startswith("s3://") else None
-    executor = DockerExecutor(options.image or "", config.datastore_root, gpu=options.gpu, environment=env)
+    executor = DockerExecutor(run.image or "", config.datastore_root, gpu=run.gpu, environment=env,
+                              keep=config["keep_containers"])
     executor.check_gpus(resources)  # an engine without GPUs says so before any image is built
-    if options.image is None:
+    if run.image is None:
         from mfc.builder.image import ensure_flow_image
 
-        gpu = options.gpu or max((int(r.get("gpu") or 0) for r in resources.values()), default=0)
-        executor.image = ensure_flow_image(flow_file, flow_name, gpu=gpu > 0, quiet=options.quiet)
+        gpu = run.gpu or max((int(r.get("gpu") or 0) for r in resources.values()), default=0)
+        executor.image = ensure_flow_image(flow_file, flow_name, gpu=gpu > 0, quiet=run.quiet)
     executor.preflight(resources)
     options.executors["docker"] = executor
     options.executor_for_step.update({s: "docker" for s in steps})
@@ -286,8 +279,20 @@ def raise_usage(message: str) -> None:
     raise MfcError(message)
 
 
-def _execute(flow_cls: type, graph: Any, config: Config, options: LaunchOptions, blobs: BlobStore,
-             info: RunInfo, policies: dict, plan: ResumePlan | None, lease: LeaseKeeper) -> None:
+@dataclass(frozen=True)
+class _Recorded:
+    """A run once recorded: what executing it needs besides the flow, the config and the options."""
+
+    info: RunInfo
+    blobs: BlobStore
+    policies: dict
+    plan: ResumePlan | None
+    lease: LeaseKeeper
+
+
+def _execute(flow_cls: type, graph: Any, config: Config, options: LaunchOptions, recorded: _Recorded) -> None:
+    info, blobs, policies, plan, lease = (recorded.info, recorded.blobs, recorded.policies, recorded.plan,
+                                          recorded.lease)
     flow_name = info.flow_name
     local = make_local_executor(config, flow_cls, graph)
     executors = {"local": local, **options.executors}
@@ -297,11 +302,11 @@ def _execute(flow_cls: type, graph: Any, config: Config, options: LaunchOptions,
         for name, executor in options.executors.items():
             if name != "local":
                 executor.start()
-        reporter = make_reporter(options.quiet)
+        run = RunSettings.from_config(config)
+        reporter = make_reporter(run.quiet)
         orchestrator = Orchestrator(
             graph, info, blobs, executors, lambda step: options.executor_for_step.get(step, "local"), policies,
-            reporter, max_workers=options.max_workers or config["max_workers"],
-            max_num_splits=options.max_num_splits or config["max_num_splits"],
+            reporter, max_workers=run.max_workers, max_num_splits=run.max_num_splits,
         )
         first = [TaskRequest("start", (InputRef(PARAMETERS_STEP, PARAMETERS_TASK, 0),))]
         if plan is not None and plan.clones:
