@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mfc.exceptions import MfcError
+
+if TYPE_CHECKING:
+    from mfc.graph import FlowGraph
 
 
 class Decorator:
@@ -236,7 +239,7 @@ def _parse_literal(text: str) -> Any:
         return text
 
 
-def check_decorator_specs(graph: Any) -> list:
+def check_decorator_specs(graph: FlowGraph) -> list:
     """Decorator arguments read from the source (``mfc check``) that the decorator does not take."""
     from mfc.exceptions import InvalidFlow
 

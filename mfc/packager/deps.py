@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mfc.exceptions import InvalidFlow, MfcError
+from mfc.graph import FlowGraph
 from mfc.packager.lockfile import (
     FORMAT_VERSION,
     LOCK_FILE_NAME,
@@ -182,7 +183,7 @@ def read_pyproject(path: Path) -> list[Dependency]:
     return [normalize_requirement(str(d), f"{path} [project].dependencies") for d in deps]
 
 
-def decorator_requirements(graph: Any) -> tuple[list[Dependency], str | None, str]:
+def decorator_requirements(graph: FlowGraph) -> tuple[list[Dependency], str | None, str]:
     """Requirements from ``@pypi_base`` and ``@pypi`` decorators, the Python they ask for (or None)
     and where it was asked; two different pins of one package raise naming both decorators."""
     specs = [(d, "@pypi_base") for d in graph.flow_decorators if d.name == "pypi_base"]

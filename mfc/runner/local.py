@@ -30,6 +30,7 @@ import threading
 import time
 from typing import Any
 
+from mfc.graph import FlowGraph
 from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
 from mfc.runner.forkserver import start_fork_server
 from mfc.runner.lifeline import PARENT_PID_ENV, Reaper, kill_group
@@ -42,7 +43,7 @@ class ForkExecutor(Executor):
     name = "local"
     reports_start = True
 
-    def __init__(self, flow_cls: type, graph: Any) -> None:
+    def __init__(self, flow_cls: type, graph: FlowGraph) -> None:
         super().__init__()
         self.flow_cls = flow_cls
         self.graph = graph
