@@ -51,8 +51,8 @@ class ClientObject:
         return self.__repr__()
 
     def __eq__(self, other: object) -> bool:
-        return (type(other) is type(self) and other._pathspec == self._pathspec  # type: ignore[attr-defined]
-                and other._ds.root == self._ds.root)  # type: ignore[attr-defined]
+        return (type(other) is type(self) and other._pathspec == self._pathspec
+                and other._ds.root == self._ds.root)
 
     def __hash__(self) -> int:
         return hash((self._kind, self._pathspec, self._ds.root))

@@ -89,8 +89,9 @@ def _packaging() -> tuple[Any, Any]:
         from packaging.markers import Marker
         from packaging.requirements import Requirement
     except ImportError:  # pip vendors a copy, and resolving needs pip anyway
-        from pip._vendor.packaging.markers import Marker  # type: ignore[no-redef]
-        from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
+        # The same classes, as pip's vendored copy: mypy sees two distinct types.
+        from pip._vendor.packaging.markers import Marker  # type: ignore[assignment]
+        from pip._vendor.packaging.requirements import Requirement  # type: ignore[assignment]
     return Requirement, Marker
 
 

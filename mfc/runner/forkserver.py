@@ -135,11 +135,11 @@ def _serve_until_closed(sock: socket.socket, task_fn: TaskFunction, lead_pid: in
                     by_key[message["key"]] = pid
                     _send(sock, {"ev": "started", "key": message["key"], "pid": pid, "at": time.time()})
                 elif message["op"] == "kill":
-                    pid = by_key.get(message["key"])
-                    if pid is not None:
-                        _signal_group(pid, signal.SIGTERM if message.get("grace") else signal.SIGKILL)
+                    victim = by_key.get(message["key"])
+                    if victim is not None:
+                        _signal_group(victim, signal.SIGTERM if message.get("grace") else signal.SIGKILL)
                         if message.get("grace"):
-                            hard_kill_at[pid] = time.monotonic() + float(message["grace"])
+                            hard_kill_at[victim] = time.monotonic() + float(message["grace"])
         now = time.monotonic()
         for pid, when in list(hard_kill_at.items()):
             if when <= now:

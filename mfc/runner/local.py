@@ -47,7 +47,7 @@ class ForkExecutor(Executor):
         super().__init__()
         self.flow_cls = flow_cls
         self.graph = graph
-        self._sock = None
+        self._sock: socket.socket | None = None
         self._server_pid: int | None = None
         self._handles: dict[str, Handle] = {}
         self._lock = threading.Lock()
