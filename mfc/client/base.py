@@ -4,11 +4,18 @@ datastore it reads."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import overload
 
 from mfc.client.datastore import Datastore, open_datastore
 from mfc.pathspec import split_pathspec
 
 __all__ = ["ClientObject", "split_pathspec", "to_datetime"]
+
+
+@overload
+def to_datetime(timestamp: float) -> datetime: ...
+@overload
+def to_datetime(timestamp: float | None) -> datetime | None: ...
 
 
 def to_datetime(timestamp: float | None) -> datetime | None:

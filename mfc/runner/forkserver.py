@@ -12,6 +12,7 @@ Protocol (JSON lines over a socketpair):
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import selectors
@@ -63,8 +64,9 @@ def _run_child(message: dict[str, Any], task_fn: TaskFunction, server_pid: int) 
             out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(out, fd)
             os.close(out)
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)
         code = task_fn(message["spec"])
     except BaseException:  # noqa: BLE001
         import traceback

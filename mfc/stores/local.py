@@ -108,7 +108,7 @@ class LocalBlobStore(BlobStore):
         checked = self._checked(key)
         if checked is not None:
             with checked:
-                return read_all(checked, checked.size)  # type: ignore[arg-type]
+                return read_all(checked, checked.size)
         try:
             with open(self._path(key), "rb") as fh:
                 return fh.read()

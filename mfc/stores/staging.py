@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
-try:
+if sys.platform == "win32":  # pragma: no cover - no flock on this platform: nothing is ever swept
+    fcntl = None
+else:
     import fcntl
-except ImportError:  # pragma: no cover - no flock on this platform: nothing is ever swept
-    fcntl = None  # type: ignore[assignment]
 
 PREFIX = ".tmp-"
 MIN_AGE = 60.0
