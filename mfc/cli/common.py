@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from mfc.config import Config
 
 SCRIPT_FLOW: type | None = None  # set when a flow file is run as a script
 
@@ -42,7 +45,7 @@ def valid_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise InvalidPathspec(f"{param.opts[0]}: {exc}") from None
 
 
-def load_config(datastore_root: str | None = None, access: str | None = None, **flags: Any):
+def load_config(datastore_root: str | None = None, access: str | None = None, **flags: Any) -> Config:
     """The resolved config; with ``access`` ("read" or "write"), a local datastore root that
     cannot be used so is a one-line error naming it and where it came from."""
     from mfc.config import Config

@@ -14,7 +14,7 @@ import queue
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -338,7 +338,7 @@ class Orchestrator:
         except (KeyError, IndexError, MfcError):
             return []
 
-    def _save_logs(self, finished: list[LogSink | None]) -> None:
+    def _save_logs(self, finished: Sequence[LogSink | None]) -> None:
         """Seal a finished task's stored logs; a remote store uploads them in the background (one
         batch per task), so this does not wait for it."""
         self.logs.seal([sink for sink in finished if sink is not None])

@@ -60,7 +60,8 @@ def describe_exception(exc: BaseException, flow_file: str) -> dict[str, Any]:
     }
 
 
-def _prepare(spec: TaskSpec, graph: FlowGraph, records: TaskRecords, store: ArtifactStore, params: set[str]):
+def _prepare(spec: TaskSpec, graph: FlowGraph, records: TaskRecords, store: ArtifactStore,
+             params: set[str]) -> tuple[dict[str, Any], list[dict], Inputs | None]:
     """Inherited artifact index, foreach stack and (for joins) the inputs."""
     node = graph[spec.step]
     parents = []
