@@ -15,7 +15,7 @@ help:
 	@echo "make test       install and start everything, then run the test suite"
 	@echo "make test-fast  run the tests that need no Docker engine"
 	@echo "make bench      print the benchmark figures"
-	@echo "make lint       ruff over the code"
+	@echo "make lint       ruff and mypy over the code"
 	@echo "make image      build the runtime image (see .ci/image.mk for image-gpu, base-os)"
 
 $(VENV)/.installed: pyproject.toml
@@ -49,6 +49,7 @@ bench: venv
 
 lint: venv
 	$(PYTHON_BIN)/ruff check mfc tests benchmarks examples
+	$(PYTHON_BIN)/mypy
 
 include .ci/image.mk
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,10 +121,10 @@ def _load_profiles() -> tuple[dict[str, Any], str]:
     path = config_path()
     if not os.path.exists(path):
         return {}, path
-    try:
-        import tomllib  # type: ignore[import-not-found]
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from mfc.exceptions import MfcError
+
+if TYPE_CHECKING:
+    from mfc.flowspec import FlowSpec
+    from mfc.graph import FlowGraph
 
 
 class Decorator:
@@ -149,14 +153,25 @@ def _caller_location(depth: int) -> str:
     return f"{frame.f_code.co_filename}:{frame.f_lineno}: "
 
 
+class StepFunction(Protocol):
+    """A method marked by ``@step``: it carries its step decorators, innermost last."""
+
+    __name__: str
+    is_step: bool
+    decorators: list[Decorator]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
 def step(func: Callable | None = None) -> Callable:
     """Mark a method of a FlowSpec as a step (``@step`` or ``@step()``)."""
     if func is None:
         return step
-    func.is_step = True  # type: ignore[attr-defined]
-    if not hasattr(func, "decorators"):
-        func.decorators = []  # type: ignore[attr-defined]
-    return func
+    marked = cast(StepFunction, func)
+    marked.is_step = True
+    if not hasattr(marked, "decorators"):
+        marked.decorators = []
+    return marked
 
 
 def _make_step_decorator(cls: type[Decorator]) -> Callable:
@@ -166,6 +181,7 @@ def _make_step_decorator(cls: type[Decorator]) -> Callable:
         def apply(target: Callable) -> Callable:
             if not getattr(target, "is_step", False):
                 raise MfcError(f"{where}@{cls.name} must be placed above @step")
+            target = cast(StepFunction, target)
             if any(d.name == cls.name for d in target.decorators):
                 raise MfcError(f"{where}@{cls.name} is applied twice to step {target.__name__}")
             target.decorators.insert(0, cls(attributes, where=where))
@@ -182,7 +198,7 @@ def _make_flow_decorator(cls: type[Decorator]) -> Callable:
     def decorator(flow_cls: type | None = None, **attributes: Any) -> Any:
         where = _caller_location(2)
 
-        def apply(target: type) -> type:
+        def apply(target: type[FlowSpec]) -> type[FlowSpec]:
             existing = dict(getattr(target, "_flow_decorators", {}))
             existing[cls.name] = cls(attributes, where=where)
             target._flow_decorators = existing
@@ -236,7 +252,7 @@ def _parse_literal(text: str) -> Any:
         return text
 
 
-def check_decorator_specs(graph: Any) -> list:
+def check_decorator_specs(graph: FlowGraph) -> list:
     """Decorator arguments read from the source (``mfc check``) that the decorator does not take."""
     from mfc.exceptions import InvalidFlow
 

@@ -8,7 +8,7 @@ artifact of the task. Parameters are read-only.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mfc.exceptions import MfcError, ParameterReadOnly
 
@@ -130,5 +130,5 @@ class FlowSpec:
         already = {n for n in self.__dict__ if not n.startswith("_")}
         ctx.merge_inputs(list(inputs), set(exclude or ()), set(include) if include else None, already)
 
-    def __iter__(self):
+    def __iter__(self) -> NoReturn:
         raise TypeError(f"flow {type(self).__name__} is not iterable; in a join iterate over inputs")

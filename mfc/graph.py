@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from mfc.exceptions import InvalidFlow
 from mfc.graph_check import RESERVED_STEP_NAMES, link, topological_order, validate
@@ -227,7 +228,7 @@ def _leaves(flows: dict[str, ast.ClassDef]) -> list[str]:
     return [name for name in flows if name not in bases]
 
 
-def _is_next_call(node: ast.AST, self_name: str) -> bool:
+def _is_next_call(node: ast.AST, self_name: str) -> TypeGuard[ast.Call]:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "next"
             and isinstance(node.func.value, ast.Name) and node.func.value.id == self_name)
 

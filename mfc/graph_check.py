@@ -191,12 +191,12 @@ def _walk_splits(g: FlowGraph, problem: _Report, quiet: bool) -> None:
         stack = arrivals[0][1] if arrivals else ()
         if name == "end":
             for pred, open_splits in arrivals:
-                for split in open_splits:
-                    if split not in reported:
-                        reported.add(split)
-                        problem(f"{_kind(nodes[split])} {split} has no matching join before end: step "
-                                f"{pred} goes to end while it is still open", nodes[split].next_line or
-                                nodes[split].line, _join_hint(nodes[split]))
+                for opener in open_splits:
+                    if opener not in reported:
+                        reported.add(opener)
+                        problem(f"{_kind(nodes[opener])} {opener} has no matching join before end: step "
+                                f"{pred} goes to end while it is still open", nodes[opener].next_line or
+                                nodes[opener].line, _join_hint(nodes[opener]))
             stack = ()
         elif any(s != stack for _, s in arrivals):
             levels = "; ".join(f"from {p} inside [{', '.join(s) or 'no split'}]" for p, s in arrivals)
@@ -224,7 +224,7 @@ def _walk_splits(g: FlowGraph, problem: _Report, quiet: bool) -> None:
                     problem(f"{_kind(split)} {split.name} has no matching join",
                             split.next_line or split.line, _join_hint(split))
             else:
-                _check_join(g, split, problem)
+                _check_join(g, split, nodes[split.matching_join], problem)
 
 
 def _kind(node: StepNode) -> str:
@@ -237,10 +237,9 @@ def _join_hint(split: StepNode) -> str:
     return f"every branch of {split.name} must go to one join step defined as `def join(self, inputs)`"
 
 
-def _check_join(g: FlowGraph, split: StepNode, problem: _Report) -> None:
-    """Check the inputs of the join closing ``split`` and order them by the split's branches."""
+def _check_join(g: FlowGraph, split: StepNode, join: StepNode, problem: _Report) -> None:
+    """Check the inputs of ``join``, which closes ``split``, and order them by the split's branches."""
     nodes = g.nodes
-    join = nodes[split.matching_join]
     reach = reachable_steps(nodes)
     preds = [p for p in join.in_funcs if p in reach]
     if split.foreach_var is not None:

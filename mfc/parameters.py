@@ -83,7 +83,7 @@ class Parameter:
 
     @property
     def type_name(self) -> str:
-        return getattr(self.type, "name", None) or getattr(self.type, "__name__", str(self.type))
+        return str(getattr(self.type, "name", None) or getattr(self.type, "__name__", self.type))
 
     @property
     def is_flag(self) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from mfc.exceptions import MfcError
 
@@ -111,7 +111,7 @@ def check_attempt(attempt: Any) -> int:
     return attempt
 
 
-def is_valid(value: Any, kind: str) -> bool:
+def is_valid(value: Any, kind: str) -> TypeGuard[str]:
     """True if ``value`` is a valid ``kind``: for names read back from a store listing, which
     skips what does not fit instead of failing."""
     return _problem(value, kind) is None

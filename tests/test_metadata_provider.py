@@ -282,3 +282,20 @@ def test_a_damaged_heartbeat_falls_back_to_the_run_records_driver(tmp_path):
     assert meta.run("BeatFlow", run_id)["status"] == "running"  # this process drives it: alive
     [(listed, record)] = meta.runs("BeatFlow", [run_id])
     assert listed == run_id and record["status"] == "running"
+
+
+def test_dropping_a_lease_is_part_of_the_provider_interface(tmp_path):
+    """``measure_refresh`` (``make bench``) drops its scratch run's lease through whichever
+    provider the setting names: ``drop_lease`` is an abstract method of MetadataProvider, so a
+    provider without it cannot be made, and the local one removes the lease."""
+    from mfc.runner.lease import measure_refresh
+
+    assert {"write_lease", "drop_lease"} <= MetadataProvider.__abstractmethods__
+    root = str(tmp_path / "ds")
+    metadata = BlobMetadata(LocalBlobStore(root))
+    metadata.write_lease("LeaseFlow", "r1", {"host": "h", "pid": 1, "beat": 0})
+    assert metadata.facts("LeaseFlow", "r1")["lease"] is not None
+    metadata.drop_lease("LeaseFlow", "r1")
+    assert metadata.facts("LeaseFlow", "r1")["lease"] is None
+    assert measure_refresh(root, beats=2) >= 0
+    assert not any("lease" in names for _, _, names in os.walk(root))

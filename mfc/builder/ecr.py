@@ -101,7 +101,7 @@ def _call(what: str, fn: Callable[..., _T], *, allow: tuple[str, ...] = (), **kw
         raise MfcError(f"ECR {what} failed: {' '.join(str(exc).split())[:300]}") from None
 
 
-def _registry_id(account: str | None) -> dict[str, str]:
+def _registry_id(account: str | None) -> dict[str, Any]:
     return {"registryId": account} if account else {}
 
 
@@ -147,7 +147,7 @@ def decode_token(token: str, endpoint: str) -> Credentials:
 
 def login_credentials(client: Any, account: str | None = None) -> Credentials:
     """Docker login credentials for the registry of ``account`` (the caller's by default)."""
-    kwargs = {"registryIds": [account]} if account else {}
+    kwargs: dict[str, Any] = {"registryIds": [account]} if account else {}
     answer = _call("get_authorization_token", client.get_authorization_token, **kwargs) or {}
     data = answer.get("authorizationData") or []
     if not data:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from mfc.config import Config
 
 SCRIPT_FLOW: type | None = None  # set when a flow file is run as a script
 
@@ -68,7 +71,7 @@ def valid_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise InvalidPathspec(f"{param.opts[0]}: {exc}") from None
 
 
-def load_config(datastore_root: str | None = None, access: str | None = None, **options: Any):
+def load_config(datastore_root: str | None = None, access: str | None = None, **options: Any) -> Config:
     """The resolved config; ``options``: click's values of :func:`setting_options` (those not
     given are None). With ``access`` ("read" or "write"), a local datastore root that cannot be
     used so is a one-line error naming it and where it came from."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from mfc.cli.common import resolve_flow
 
+if TYPE_CHECKING:
+    from mfc.graph import FlowGraph
 
-def _problems(graph: Any) -> list:
+
+def _problems(graph: FlowGraph) -> list:
     from mfc.decorators import check_decorator_specs
     from mfc.graph import validate
 

@@ -6,13 +6,18 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mfc.exceptions import MfcError
 from mfc.pathspec import check_flow, parse_pathspec
 from mfc.stores.provider import read_runs
+
+if TYPE_CHECKING:
+    from mfc.config import Config
+    from mfc.stores.provider import MetadataProvider
+    from mfc.stores.records import TaskRecords
 from mfc.stores.runstatus import STATUSES
 
 
@@ -22,7 +27,7 @@ def _datastore_option(func: Any) -> Any:
     return datastore_option(func)
 
 
-def _stores(datastore_root: str | None, flow: str):
+def _stores(datastore_root: str | None, flow: str) -> tuple[Config, MetadataProvider, TaskRecords]:
     from mfc.cli.common import load_config
     from mfc.stores.blob import open_configured_store
     from mfc.stores.provider import open_metadata

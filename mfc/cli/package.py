@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from mfc.exceptions import MfcError
 
+if TYPE_CHECKING:
+    from mfc.stores.artifacts import ArtifactStore
 
-def _datastore_option(func):  # noqa: ANN001, ANN202
+
+def _datastore_option(func: Callable[..., Any]) -> Callable[..., Any]:
     from mfc.cli.common import datastore_option
 
     return datastore_option(func)
@@ -48,7 +54,7 @@ def _package(flow: str, datastore_root: str | None) -> None:
     click.echo(f"  stored in {config.datastore_root}")
 
 
-def _files(store, sha: str) -> list[dict]:  # noqa: ANN001
+def _files(store: ArtifactStore, sha: str) -> list[dict]:
     from mfc.packager import read_manifest
 
     return read_manifest(store.load_bytes(sha)).get("files", [])

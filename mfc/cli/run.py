@@ -95,9 +95,8 @@ class _ResumeCommand(click.Command):
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
             if given and _is_flow_parameter(given[0], exc.option_name):
-                exc.possibilities = None
-                exc.message = (f"no such option: {exc.option_name} (resume takes no parameters: "
-                               f"it reruns with the origin run's)")
+                raise click.NoSuchOption(exc.option_name, f"no such option: {exc.option_name} (resume takes no "
+                                         "parameters: it reruns with the origin run's)", ctx=exc.ctx) from None
             raise
 
 

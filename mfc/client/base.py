@@ -4,11 +4,18 @@ datastore it reads."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import overload
 
 from mfc.client.datastore import Datastore, open_datastore
 from mfc.pathspec import split_pathspec
 
 __all__ = ["ClientObject", "split_pathspec", "to_datetime"]
+
+
+@overload
+def to_datetime(timestamp: float) -> datetime: ...
+@overload
+def to_datetime(timestamp: float | None) -> datetime | None: ...
 
 
 def to_datetime(timestamp: float | None) -> datetime | None:
@@ -51,8 +58,8 @@ class ClientObject:
         return self.__repr__()
 
     def __eq__(self, other: object) -> bool:
-        return (type(other) is type(self) and other._pathspec == self._pathspec  # type: ignore[attr-defined]
-                and other._ds.root == self._ds.root)  # type: ignore[attr-defined]
+        return (type(other) is type(self) and other._pathspec == self._pathspec
+                and other._ds.root == self._ds.root)
 
     def __hash__(self) -> int:
         return hash((self._kind, self._pathspec, self._ds.root))

@@ -7,10 +7,16 @@ every run.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 
-_UNSET = object()
-_current: object = _UNSET
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()  # no namespace chosen yet: the default one applies
+
+
+_UNSET = _Unset.UNSET
+_current: str | None | _Unset = _UNSET
 
 
 def default_namespace() -> str:
@@ -19,7 +25,7 @@ def default_namespace() -> str:
     from mfc.config import Config
 
     _current = f"user:{Config()['user']}"
-    return _current  # type: ignore[return-value]
+    return _current
 
 
 def namespace(ns: str | None) -> str | None:
@@ -35,7 +41,7 @@ def get_namespace() -> str | None:
     """The current namespace (``None``: every run)."""
     if _current is _UNSET:
         return default_namespace()
-    return _current  # type: ignore[return-value]
+    return _current
 
 
 def in_namespace(tags: Iterable[str], ns: str | None) -> bool:

@@ -63,7 +63,8 @@ def _title(text: str, detail: str = "") -> str:
 
 
 def flow_html(flow: Flow) -> str:
-    rows, more = [], 0
+    rows: list[tuple[Any, ...]] = []
+    more = 0
     for run in flow.runs():
         if len(rows) >= MAX_RUN_ROWS:
             more += 1

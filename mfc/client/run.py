@@ -117,7 +117,7 @@ class Run(ClientObject):
 
     @property
     def created_at(self) -> datetime:
-        return to_datetime(self._record["created_at"])  # type: ignore[return-value]
+        return to_datetime(self._record["created_at"])
 
     @property
     def finished_at(self) -> datetime | None:

@@ -68,7 +68,8 @@ class Step(ClientObject):
     def finished_at(self) -> datetime | None:
         """When the step's last task finished; None while any task is still running."""
         times = [t.finished_at for t in self.tasks()]
-        return None if not times or None in times else max(times)  # type: ignore[type-var]
+        known = [t for t in times if t is not None]
+        return max(known) if known and len(known) == len(times) else None
 
     @property
     def finished(self) -> bool:

@@ -142,12 +142,12 @@ class Task(ClientObject):
     @property
     def exception(self) -> TaskException | None:
         """Why the task failed; None if it succeeded or is still running."""
-        record = self._record
-        info = (record or {}).get("exception")
-        if not info or record.get("status") == "ok":  # type: ignore[union-attr]
+        record = self._record or {}
+        info = record.get("exception")
+        if not info or record.get("status") == "ok":
             return None
         return TaskException(info.get("type", "Error"), info.get("message", ""), info.get("traceback", ""),
-                             info.get("where", ""), info.get("source", ""), bool(record.get("died")))  # type: ignore[union-attr]
+                             info.get("where", ""), info.get("source", ""), bool(record.get("died")))
 
     @property
     def caught_exception(self) -> TaskException | None:

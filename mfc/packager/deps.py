@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mfc.exceptions import InvalidFlow, MfcError
+from mfc.graph import FlowGraph
 from mfc.packager.lockfile import (
     FORMAT_VERSION,
     LOCK_FILE_NAME,
@@ -88,8 +89,9 @@ def _packaging() -> tuple[Any, Any]:
         from packaging.markers import Marker
         from packaging.requirements import Requirement
     except ImportError:  # pip vendors a copy, and resolving needs pip anyway
-        from pip._vendor.packaging.markers import Marker  # type: ignore[no-redef]
-        from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
+        # The same classes, as pip's vendored copy: mypy sees two distinct types.
+        from pip._vendor.packaging.markers import Marker  # type: ignore[assignment]
+        from pip._vendor.packaging.requirements import Requirement  # type: ignore[assignment]
     return Requirement, Marker
 
 
@@ -182,7 +184,7 @@ def read_pyproject(path: Path) -> list[Dependency]:
     return [normalize_requirement(str(d), f"{path} [project].dependencies") for d in deps]
 
 
-def decorator_requirements(graph: Any) -> tuple[list[Dependency], str | None, str]:
+def decorator_requirements(graph: FlowGraph) -> tuple[list[Dependency], str | None, str]:
     """Requirements from ``@pypi_base`` and ``@pypi`` decorators, the Python they ask for (or None)
     and where it was asked; two different pins of one package raise naming both decorators."""
     specs = [(d, "@pypi_base") for d in graph.flow_decorators if d.name == "pypi_base"]

@@ -267,7 +267,7 @@ class BatchExecutor(Executor):
             changed = False
             if active:
                 try:
-                    described = self.describe_jobs([j.job_id for j in active if j.ending is None])
+                    described = self.describe_jobs([j.job_id for j in active if j.job_id and j.ending is None])
                     failing_since = None
                 except Exception as exc:  # noqa: BLE001 - transient errors are retried below
                     described = None
@@ -281,8 +281,8 @@ class BatchExecutor(Executor):
                     if self._closed:
                         break
                     try:
-                        changed |= self._update(job, None if described is None else described.get(job.job_id),
-                                                described is not None)
+                        desc = None if described is None or job.job_id is None else described.get(job.job_id)
+                        changed |= self._update(job, desc, described is not None)
                     except Exception as exc:  # noqa: BLE001 - one job's trouble must not stop the others
                         self._end(job, 1, f"lost track of Batch job {job.job_id}: {explain(exc)}")
             delay = self.poll_min if changed else min(self.poll_max, delay * 1.5)

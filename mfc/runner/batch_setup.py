@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mfc.exceptions import MfcError, warn
 
 if TYPE_CHECKING:
+    from mfc.graph import FlowGraph
     from mfc.runner.batch_executor import BatchExecutor
 
 AWS_HINT = ("for a local AWS run `mfc sandbox up` and export MFC_PROFILE=sandbox; for AWS, configure "
@@ -171,7 +172,7 @@ def publish_flow_image(flow_file: str, flow_name: str, config: Any, gpu: bool = 
 
 
 # -- the launch wiring ----------------------------------------------------------------------------------
-def batch_steps(flow_file: str, flow_name: str, graph: Any, config: Any, options: Any,
+def batch_steps(flow_file: str, flow_name: str, graph: FlowGraph, config: Any, options: Any,
                 policies: dict[str, Any]) -> tuple[BatchExecutor | None, list[str]]:
     """The Batch executor and the steps it runs, checked before anything is recorded (like
     ``launch._containerised_steps``): every step with the ``batch`` setting (``--batch``: "*"),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mfc.graph import FlowGraph, StepNode
 from mfc.runner.taskspec import InputRef
 from mfc.taskid import task_id_for
 
@@ -42,7 +43,7 @@ def split_item(split: dict[str, Any], index: int, item_of: ItemOf | None) -> str
     return item_of(split, index)
 
 
-def matching_split(graph: Any, join: str) -> Any:
+def matching_split(graph: FlowGraph, join: str) -> StepNode | None:
     """The split or foreach step that a join closes (None if there is none)."""
     for node in graph.nodes.values():
         if node.matching_join == join and node.opens_split:
@@ -50,7 +51,7 @@ def matching_split(graph: Any, join: str) -> Any:
     return None
 
 
-def child_stack(graph: Any, step: str, parents: list[tuple[InputRef, dict[str, Any]]],
+def child_stack(graph: FlowGraph, step: str, parents: list[tuple[InputRef, dict[str, Any]]],
                 split_index: int | None, item_of: ItemOf | None = None) -> list[dict]:
     """The foreach stack of a task of ``step`` given its parents' records: a foreach body pushes
     a frame, a foreach's join pops one, everything else inherits its parent's."""
@@ -74,7 +75,7 @@ def _stack_key(stack: list[dict]) -> tuple:
 class DagTracker:
     """Turns finished tasks into ready tasks for one run."""
 
-    def __init__(self, graph: Any) -> None:
+    def __init__(self, graph: FlowGraph) -> None:
         self.graph = graph
         self.split_of_join = {node.matching_join: node for node in graph.nodes.values()
                               if node.opens_split and node.matching_join}

@@ -190,7 +190,7 @@ class DockerExecutor(Executor):
         handle = Handle(key, spec, stdout, stderr)
         api = self.client.api
         host_config = api.create_host_config(**self._host_config(spec))
-        files = [open(stdout, "ab"), open(stderr, "ab")]  # noqa: SIM115 - closed by the task's thread
+        files: list[IO[bytes]] = [open(stdout, "ab"), open(stderr, "ab")]  # noqa: SIM115 - closed by the task's thread
         box = _Box(None, container_name(spec), handle, api, (spec.resources or {}).get("memory"), files=files)
         box.thread = threading.Thread(target=self._run, args=(box, host_config), name=f"mfc-docker-{key}",
                                       daemon=True)

@@ -12,6 +12,7 @@ Protocol (JSON lines over a socketpair):
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import selectors
@@ -63,8 +64,9 @@ def _run_child(message: dict[str, Any], task_fn: TaskFunction, server_pid: int) 
             out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             os.dup2(out, fd)
             os.close(out)
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)
         code = task_fn(message["spec"])
     except BaseException:  # noqa: BLE001
         import traceback
@@ -135,11 +137,11 @@ def _serve_until_closed(sock: socket.socket, task_fn: TaskFunction, lead_pid: in
                     by_key[message["key"]] = pid
                     _send(sock, {"ev": "started", "key": message["key"], "pid": pid, "at": time.time()})
                 elif message["op"] == "kill":
-                    pid = by_key.get(message["key"])
-                    if pid is not None:
-                        _signal_group(pid, signal.SIGTERM if message.get("grace") else signal.SIGKILL)
+                    victim = by_key.get(message["key"])
+                    if victim is not None:
+                        _signal_group(victim, signal.SIGTERM if message.get("grace") else signal.SIGKILL)
                         if message.get("grace"):
-                            hard_kill_at[pid] = time.monotonic() + float(message["grace"])
+                            hard_kill_at[victim] = time.monotonic() + float(message["grace"])
         now = time.monotonic()
         for pid, when in list(hard_kill_at.items()):
             if when <= now:

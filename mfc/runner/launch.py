@@ -16,12 +16,13 @@ from typing import Any
 from mfc.config import Config
 from mfc.decorators import Decorator
 from mfc.exceptions import Interrupted, MfcError, RunFailed, Terminated, warn
+from mfc.graph import FlowGraph
 from mfc.parameters import flow_parameters, parse_parameter_args
 from mfc.runner.dag import TaskRequest
 from mfc.runner.executor import Executor
 from mfc.runner.lease import LeaseKeeper, lease_settings
 from mfc.runner.orchestrator import Orchestrator, RunInfo
-from mfc.runner.policy import step_policies
+from mfc.runner.policy import StepPolicy, step_policies
 from mfc.runner.progress import make_reporter
 from mfc.runner.resume import (
     PARAMETERS_STEP,
@@ -82,7 +83,7 @@ def json_safe(value: Any) -> Any:
     return repr(value)[:200]
 
 
-def make_local_executor(config: Config, flow_cls: type, graph: Any) -> Executor:
+def make_local_executor(config: Config, flow_cls: type, graph: FlowGraph) -> Executor:
     from mfc.runner.local import ForkExecutor, SpawnExecutor
 
     if config["local_executor"] == "spawn" or not hasattr(os, "fork"):
@@ -112,7 +113,7 @@ def _parameters(flow_cls: type, param_args: list[str], user: str) -> dict[str, A
     return values
 
 
-def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], config: Config,
+def launch(flow_file: str, flow_cls: type, graph: FlowGraph, param_args: list[str], config: Config,
            options: LaunchOptions) -> str:
     """Run (or resume) the flow to completion; returns the run id, raises RunFailed/Interrupted/MfcError.
 
@@ -124,7 +125,7 @@ def launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], co
         return _launch(flow_file, flow_cls, graph, param_args, config, options, driver_record(interval, timeout))
 
 
-def _launch(flow_file: str, flow_cls: type, graph: Any, param_args: list[str], config: Config,
+def _launch(flow_file: str, flow_cls: type, graph: FlowGraph, param_args: list[str], config: Config,
             options: LaunchOptions, driver: dict[str, Any]) -> str:
     flow_name = flow_cls.__name__
     user = config["user"]
@@ -244,7 +245,7 @@ def write_run_id_file(path: str, run_id: str) -> None:
         raise MfcError(f"--run-id-file {path}: {exc.strerror or exc}") from None
 
 
-def _containerised_steps(flow_file: str, flow_name: str, graph: Any, config: Config, options: LaunchOptions,
+def _containerised_steps(flow_file: str, flow_name: str, graph: FlowGraph, config: Config, options: LaunchOptions,
                          policies: dict) -> None:
     """Set up the Docker executor for ``--local-docker`` before anything is recorded, so a missing
     engine, image or GPU fails the command without leaving a run behind."""
@@ -285,12 +286,12 @@ class _Recorded:
 
     info: RunInfo
     blobs: BlobStore
-    policies: dict
+    policies: dict[str, StepPolicy]
     plan: ResumePlan | None
     lease: LeaseKeeper
 
 
-def _execute(flow_cls: type, graph: Any, config: Config, options: LaunchOptions, recorded: _Recorded) -> None:
+def _execute(flow_cls: type, graph: FlowGraph, config: Config, options: LaunchOptions, recorded: _Recorded) -> None:
     info, blobs, policies, plan, lease = (recorded.info, recorded.blobs, recorded.policies, recorded.plan,
                                           recorded.lease)
     flow_name = info.flow_name

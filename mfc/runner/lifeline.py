@@ -14,6 +14,7 @@ Two mechanisms, because neither is enough alone:
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -23,21 +24,17 @@ import threading
 PR_SET_PDEATHSIG = 1
 PARENT_PID_ENV = "MFC_PARENT_PID"
 
-_libc: ctypes.CDLL | None | bool = False  # False: not looked up yet; None: no prctl here
-
-
+@functools.cache
 def _prctl() -> ctypes.CDLL | None:
-    global _libc
-    if _libc is False:
-        _libc = None
-        if sys.platform.startswith("linux"):
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)  # libc is loaded already; find_library would fork
-                libc.prctl  # noqa: B018 - raises AttributeError where there is none
-                _libc = libc
-            except (OSError, AttributeError):
-                _libc = None
-    return _libc  # type: ignore[return-value]
+    """The libc that has ``prctl`` (looked up once), None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # libc is loaded already; find_library would fork
+        libc.prctl  # noqa: B018 - raises AttributeError where there is none
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def set_parent_death_signal(sig: int) -> bool:

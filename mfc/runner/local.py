@@ -30,6 +30,7 @@ import threading
 import time
 from typing import Any
 
+from mfc.graph import FlowGraph
 from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
 from mfc.runner.forkserver import start_fork_server
 from mfc.runner.lifeline import PARENT_PID_ENV, Reaper, kill_group
@@ -42,11 +43,11 @@ class ForkExecutor(Executor):
     name = "local"
     reports_start = True
 
-    def __init__(self, flow_cls: type, graph: Any) -> None:
+    def __init__(self, flow_cls: type, graph: FlowGraph) -> None:
         super().__init__()
         self.flow_cls = flow_cls
         self.graph = graph
-        self._sock = None
+        self._sock: socket.socket | None = None
         self._server_pid: int | None = None
         self._handles: dict[str, Handle] = {}
         self._lock = threading.Lock()

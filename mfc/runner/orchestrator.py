@@ -14,11 +14,12 @@ import queue
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mfc.exceptions import Interrupted, MfcError, RunFailed, Terminated
+from mfc.graph import FlowGraph
 from mfc.runner.dag import DagTracker, TaskRequest, child_stack
 from mfc.runner.executor import Executor, Handle, TaskEvent, TaskExit, TaskStarted, queue_times
 from mfc.runner.logtail import LogTailer
@@ -73,7 +74,7 @@ class _Running:
 class Orchestrator:
     """Runs one run's tasks to completion or to the first failure."""
 
-    def __init__(self, graph: Any, info: RunInfo, blobs: BlobStore, executors: dict[str, Executor],
+    def __init__(self, graph: FlowGraph, info: RunInfo, blobs: BlobStore, executors: dict[str, Executor],
                  choose_executor: Callable[[str], str], policies: dict[str, StepPolicy], reporter: Reporter,
                  max_workers: int = 16, max_num_splits: int = 100) -> None:
         self.graph = graph
@@ -337,7 +338,7 @@ class Orchestrator:
         except (KeyError, IndexError, MfcError):
             return []
 
-    def _save_logs(self, finished: list[LogSink | None]) -> None:
+    def _save_logs(self, finished: Sequence[LogSink | None]) -> None:
         """Seal a finished task's stored logs; a remote store uploads them in the background (one
         batch per task), so this does not wait for it."""
         self.logs.seal([sink for sink in finished if sink is not None])

@@ -51,6 +51,7 @@ class CountingBlobStore:
 
     def open(self, key: str) -> BinaryIO:
         self.count(0)
+        # A proxy: the rest of BinaryIO goes through __getattr__, which mypy does not count.
         return _CountingReader(self._inner.open(key), self)  # type: ignore[return-value]
 
 
@@ -74,12 +75,12 @@ class _CountingReader:
         return data
 
     def read1(self, size: int = -1) -> bytes:
-        data = self._inner.read1(size)  # type: ignore[attr-defined]
+        data = self._inner.read1(size)  # type: ignore[attr-defined]  # every store's reader has it; BinaryIO omits it
         self._store.count(len(data), 0)
         return data
 
     def readinto(self, buffer: Any) -> int:
-        got = self._inner.readinto(buffer)  # type: ignore[attr-defined]
+        got = self._inner.readinto(buffer)  # type: ignore[attr-defined]  # as read1
         self._store.count(got or 0, 0)
         return got
 
@@ -91,6 +92,7 @@ class _CountingReader:
 
 def counted(blobs: BlobStore) -> BlobStore:
     """``blobs`` itself, or a counting wrapper when ``MFC_COUNT_READS`` is set."""
+    # A proxy: the rest of BlobStore goes through __getattr__, which mypy does not count.
     return CountingBlobStore(blobs) if os.environ.get(ENV) else blobs  # type: ignore[return-value]
 
 

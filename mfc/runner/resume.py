@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mfc.exceptions import MalformedRecord, MfcError, MissingData
+from mfc.graph import FlowGraph
 from mfc.runner.dag import DagTracker, stack_indices
 from mfc.runner.taskspec import InputRef
 from mfc.stores.blob import BlobStore
@@ -51,12 +52,12 @@ class ResumePlan:
     damaged: list[str] = field(default_factory=list)  # shas of damaged objects the rerun steps store again
 
 
-def graph_summary(graph: Any) -> dict[str, list]:
+def graph_summary(graph: FlowGraph) -> dict[str, list]:
     """What a resume compares between runs: each step's type, targets and foreach variable."""
     return {n.name: [n.type, list(n.out_funcs), n.foreach_var, n.is_join] for n in graph.nodes.values()}
 
 
-def downstream(graph: Any, step: str) -> set[str]:
+def downstream(graph: FlowGraph, step: str) -> set[str]:
     seen, todo = set(), [step]
     while todo:
         name = todo.pop()
@@ -67,14 +68,14 @@ def downstream(graph: Any, step: str) -> set[str]:
     return seen
 
 
-def _first_failed_step(graph: Any, failed: set[str]) -> str | None:
+def _first_failed_step(graph: FlowGraph, failed: set[str]) -> str | None:
     for node in graph:  # topological order
         if node.name in failed:
             return node.name
     return None
 
 
-def plan_resume(graph: Any, metadata: MetadataProvider, records: TaskRecords, flow: str,
+def plan_resume(graph: FlowGraph, metadata: MetadataProvider, records: TaskRecords, flow: str,
                 origin_run_id: str | None, step: str | None) -> ResumePlan:
     """Pick the origin run and the resume step, check the graph still matches, list the clones."""
     if origin_run_id is None:
@@ -163,7 +164,7 @@ def _damaged(records: TaskRecords, flow: str, run_id: str, parameters: dict[str,
     return damaged_objects(records.blobs, flow, named)
 
 
-def unfinished_steps(graph: Any, done: list[Clone]) -> set[str]:
+def unfinished_steps(graph: FlowGraph, done: list[Clone]) -> set[str]:
     """Steps that the origin's successful tasks made ready but that did not finish every task
     (a crashed or stopped run: foreach items never launched, a join never reached)."""
     tracker = DagTracker(graph)
@@ -180,7 +181,7 @@ def unfinished_steps(graph: Any, done: list[Clone]) -> set[str]:
     return {name for name, count in wanted.items() if finished[name] < count}
 
 
-def _check_graph(graph: Any, recorded: dict[str, list] | None, flow: str, run_id: str, step: str | None) -> None:
+def _check_graph(graph: FlowGraph, recorded: dict[str, list] | None, flow: str, run_id: str, step: str | None) -> None:
     if recorded is None:
         return
     current = graph_summary(graph)

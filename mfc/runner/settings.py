@@ -66,4 +66,4 @@ class BatchSettings:
         # describe_jobs is cheap on a local sandbox; on AWS it counts against the account's rate limit.
         values = {"runnable_timeout": config["batch_runnable_timeout"], "sandbox": sandbox,
                   "poll_max": 1.0 if sandbox else 8.0, **tuning}
-        return cls(defaults, **values)  # type: ignore[arg-type]
+        return cls(defaults, **values)

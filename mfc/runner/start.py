@@ -59,7 +59,8 @@ def record_parameters(metadata: MetadataProvider, flow: str, run_id: str, refs: 
     if records.write(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0, record):
         return
     existing = records.read(run_id, PARAMETERS_STEP, PARAMETERS_TASK, 0) or {}
-    known = existing.get("artifacts") if isinstance(existing.get("artifacts"), dict) else {}
+    found = existing.get("artifacts")
+    known = found if isinstance(found, dict) else {}
     if known != record["artifacts"]:
         differ = sorted(set(known) ^ set(refs) or {a for a in refs if known.get(a) != record["artifacts"][a]})
         raise RunExists(f"run {flow}/{run_id} exists already with different parameters "

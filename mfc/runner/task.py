@@ -15,6 +15,7 @@ from typing import Any
 from mfc.current import current
 from mfc.decorators import project_info, step_decorators
 from mfc.exceptions import CaughtException, MfcError, TaskKilled, TimeoutException
+from mfc.graph import FlowGraph
 from mfc.parameters import flow_parameters
 from mfc.runner.context import Inputs, InputView, TaskContext
 from mfc.runner.dag import child_stack
@@ -59,7 +60,8 @@ def describe_exception(exc: BaseException, flow_file: str) -> dict[str, Any]:
     }
 
 
-def _prepare(spec: TaskSpec, graph: Any, records: TaskRecords, store: ArtifactStore, params: set[str]):
+def _prepare(spec: TaskSpec, graph: FlowGraph, records: TaskRecords, store: ArtifactStore,
+             params: set[str]) -> tuple[dict[str, Any], list[dict], Inputs | None]:
     """Inherited artifact index, foreach stack and (for joins) the inputs."""
     node = graph[spec.step]
     parents = []
@@ -175,7 +177,7 @@ def _refuse_late(spec: TaskSpec, why: str) -> int:
     return LATE_EXIT_CODE
 
 
-def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
+def execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph) -> int:
     """Run the step, persist its artifacts and write the attempt record. Returns the exit code.
 
     A task whose run has ended (a final status, or crashed: its driver is gone) writes nothing
@@ -187,7 +189,7 @@ def execute(spec: TaskSpec, flow_cls: type, graph: Any) -> int:
         report_reads(blobs, spec.pathspec)
 
 
-def _execute(spec: TaskSpec, flow_cls: type, graph: Any, blobs: BlobStore) -> int:
+def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore) -> int:
     started = time.time()
     why = run_ended(blobs, spec)
     if why is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 # Marker label for containers the sandbox's moto starts (see _label_batch_containers).
 CONTAINER_LABEL = "mfc.sandbox"
@@ -132,6 +132,17 @@ def to_sfn_response(service: str, action: str, response: dict[str, Any]) -> dict
     return response
 
 
+def _patched(owner: Any, name: str) -> bool:
+    """Whether ``owner.name`` is one of ours already (installing twice patches once)."""
+    return bool(getattr(getattr(owner, name, None), "_mfc_patched", False))
+
+
+def _replace(owner: Any, name: str, replacement: Any) -> None:
+    """Put ``replacement`` in place of ``owner.name`` (a moto method or module global), marked as ours."""
+    replacement._mfc_patched = True
+    setattr(owner, name, replacement)
+
+
 def _patch_sfn_normalisation() -> None:
     """moto gap: ``StateTaskService._normalise_parameters`` / ``_normalise_response`` are no-ops, so
     ASL ``"JobName"`` reaches boto unrenamed (boto drops it: "'JobName'" task failure) and the
@@ -141,7 +152,7 @@ def _patch_sfn_normalisation() -> None:
     )
 
     cls = sts.StateTaskService
-    if getattr(cls, "_mfc_patched", False):
+    if _patched(cls, "_normalise_parameters"):
         return
 
     def _normalise_parameters(self: Any, parameters: dict, boto_service_name: str | None = None,
@@ -163,9 +174,8 @@ def _patch_sfn_normalisation() -> None:
             pass
 
     # Only the base class: subclasses that override these (lambda, sfn, api gateway) call super().
-    cls._normalise_parameters = _normalise_parameters
-    cls._normalise_response = _normalise_response
-    cls._mfc_patched = True
+    _replace(cls, "_normalise_parameters", _normalise_parameters)
+    _replace(cls, "_normalise_response", _normalise_response)
 
 
 def _patch_batch_describe() -> None:
@@ -173,9 +183,9 @@ def _patch_batch_describe() -> None:
     each describe appends another ``AWS_BATCH_JOB_ID`` to the job's environment."""
     from moto.batch import models
 
-    original = models.Job._container_details
-    if getattr(original, "_mfc_patched", False):
+    if _patched(models.Job, "_container_details"):
         return
+    original = models.Job._container_details
 
     def _container_details(self: Any) -> dict[str, Any]:
         details = original(self)
@@ -187,8 +197,7 @@ def _patch_batch_describe() -> None:
             details["exitCode"] = self.exit_code
         return details
 
-    _container_details._mfc_patched = True  # type: ignore[attr-defined]
-    models.Job._container_details = _container_details
+    _replace(models.Job, "_container_details", _container_details)
 
 
 def _label_batch_containers(label_value: str) -> None:
@@ -197,16 +206,15 @@ def _label_batch_containers(label_value: str) -> None:
     process creates with ``mfc.sandbox=<label_value>``; ``mfc sandbox down`` removes them."""
     from docker.models.containers import ContainerCollection
 
-    original = ContainerCollection.create
-    if getattr(original, "_mfc_patched", False):
+    if _patched(ContainerCollection, "create"):
         return
+    original = ContainerCollection.create
 
     def create(self: Any, image: Any, command: Any = None, **kwargs: Any) -> Any:
         kwargs["labels"] = {**(kwargs.get("labels") or {}), CONTAINER_LABEL: label_value}
         return original(self, image, command, **kwargs)
 
-    create._mfc_patched = True  # type: ignore[attr-defined]
-    ContainerCollection.create = create
+    _replace(ContainerCollection, "create", create)
 
 
 def map_run_exceeds_tolerance(failed: int, total: int, tolerated_count: int, tolerated_percentage: float) -> bool:
@@ -242,9 +250,9 @@ def _patch_distributed_map_failures() -> None:
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
     cls = dic.DistributedIterationComponent
-    original = cls._map_run
-    if getattr(original, "_mfc_patched", False):
+    if _patched(cls, "_map_run"):
         return
+    original = cls._map_run
 
     def _map_run(self: Any, env: Any, eval_input: Any) -> None:
         original(self, env, eval_input)
@@ -260,11 +268,12 @@ def _patch_distributed_map_failures() -> None:
             env=env,
             error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
             event_type=HistoryEventType.ExecutionFailed,
-            event_details=EventDetails(executionFailedEventDetails=ExecutionFailedEventDetails(error=error, cause=cause)),
+            # moto declares every key of its EventDetails TypedDict required, yet fills one per event.
+            event_details=cast(EventDetails, {
+                "executionFailedEventDetails": ExecutionFailedEventDetails(error=error, cause=cause)}),
         ))
 
-    _map_run._mfc_patched = True  # type: ignore[attr-defined]
-    cls._map_run = _map_run
+    _replace(cls, "_map_run", _map_run)
 
 
 def _patch_inline_map_error_names() -> None:
@@ -276,7 +285,7 @@ def _patch_inline_map_error_names() -> None:
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
 
-    if getattr(iteration_worker.CustomErrorName, "_mfc_patched", False):
+    if _patched(iteration_worker, "CustomErrorName"):
         return
 
     def error_name_for(error_name: Any) -> Any:
@@ -288,8 +297,7 @@ def _patch_inline_map_error_names() -> None:
                 pass
         return CustomErrorName(error_name=error_name)
 
-    error_name_for._mfc_patched = True  # type: ignore[attr-defined]
-    iteration_worker.CustomErrorName = error_name_for  # the module's only use: building error names
+    _replace(iteration_worker, "CustomErrorName", error_name_for)  # the module's only use: building error names
 
 
 def _patch_retry_callback_endpoint() -> None:
@@ -307,7 +315,7 @@ def _patch_retry_callback_endpoint() -> None:
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
 
     cls = stc.StateTaskServiceCallback
-    if getattr(cls.__dict__.get("_eval_execution"), "_mfc_patched", False):
+    if _patched(cls, "_eval_execution"):
         return
     base = sts.StateTaskService._eval_execution
 
@@ -316,12 +324,11 @@ def _patch_retry_callback_endpoint() -> None:
         pool = env.callback_pool_manager
         endpoint = pool.get(token) if token else None
         # Set before this attempt submitted anything: left over from the previous attempt.
-        if endpoint is not None and endpoint._notify_event.is_set():
+        if token and endpoint is not None and endpoint._notify_event.is_set():
             pool._pool[token] = CallbackEndpoint(callback_id=token)
         base(self, env)
 
-    _eval_execution._mfc_patched = True  # type: ignore[attr-defined]
-    cls._eval_execution = _eval_execution
+    _replace(cls, "_eval_execution", _eval_execution)
 
 
 def _enable_sfn_execution() -> None:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 from mfc.exceptions import MfcError
 from mfc.sandbox import HOST
@@ -56,7 +57,7 @@ def find_binary() -> str | None:
     return fallback if os.access(fallback, os.X_OK) else None
 
 
-def ensure_binary(log_path: str, echo=print) -> str:
+def ensure_binary(log_path: str, echo: Callable[[str], object] = print) -> str:
     """The registry binary; installs Debian's package with apt-get when missing and we are root."""
     found = find_binary()
     if found:
@@ -114,7 +115,7 @@ def tags(port: int, repository: str) -> list[str]:
         return json.loads(resp.read()).get("tags") or []
 
 
-def start(state_dir: str, port: int, echo=print) -> ProcInfo:
+def start(state_dir: str, port: int, echo: Callable[[str], object] = print) -> ProcInfo:
     """Start the registry detached, wait until it answers, and return its record (not yet written)."""
     log = os.path.join(state_dir, "registry.log")
     binary = ensure_binary(log, echo)

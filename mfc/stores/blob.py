@@ -165,7 +165,7 @@ def open_blob_store(root: str, s3: S3Settings | None = None) -> BlobStore:
     profile; a caller holding a resolved config passes ``S3Settings.from_config(config)``)."""
     if root.startswith("s3://"):
         try:
-            from mfc.stores.s3 import S3BlobStore  # type: ignore[import-not-found]
+            from mfc.stores.s3 import S3BlobStore
         except ImportError:
             raise MfcError("the S3 datastore is not available in this version of mfc") from None
         if s3 is None:

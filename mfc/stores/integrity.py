@@ -170,7 +170,7 @@ class CheckedFile(io.RawIOBase):
     because a content-addressed file is never rewritten in place (a writer replaces it whole).
     """
 
-    def __init__(self, fh: BinaryIO, check: PayloadCheck, background: int = BACKGROUND_CHECK) -> None:
+    def __init__(self, fh: io.RawIOBase, check: PayloadCheck, background: int = BACKGROUND_CHECK) -> None:
         super().__init__()
         self._fh = fh
         self._check = check
@@ -192,7 +192,7 @@ class CheckedFile(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        got = self._fh.readinto(view)  # type: ignore[attr-defined]
+        got = self._fh.readinto(view)
         if got and self._hasher is None:
             self._check.update(view[:got])
         if not got and view.nbytes:
@@ -229,13 +229,13 @@ class CheckedFile(io.RawIOBase):
         super().close()
 
 
-def read_all(reader: BinaryIO, size: int) -> bytes:
+def read_all(reader: io.RawIOBase | io.BufferedIOBase, size: int) -> bytes:
     """Every byte of a stream of known size, read in place, then the read that ends it (which
     finishes a checking reader's check)."""
     buffer = bytearray(size)
     view, done = memoryview(buffer), 0
     while done < size:
-        got = reader.readinto(view[done:])  # type: ignore[attr-defined]
+        got = reader.readinto(view[done:])
         if not got:
             break
         done += got

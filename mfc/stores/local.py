@@ -108,7 +108,7 @@ class LocalBlobStore(BlobStore):
         checked = self._checked(key)
         if checked is not None:
             with checked:
-                return read_all(checked, checked.size)  # type: ignore[arg-type]
+                return read_all(checked, checked.size)
         try:
             with open(self._path(key), "rb") as fh:
                 return fh.read()
@@ -126,7 +126,7 @@ class LocalBlobStore(BlobStore):
     def open(self, key: str) -> BinaryIO:
         checked = self._checked(key)
         if checked is not None:
-            return io.BufferedReader(checked, buffer_size=256 * 1024)  # type: ignore[return-value]
+            return io.BufferedReader(checked, buffer_size=256 * 1024)
         try:
             return open(self._path(key), "rb")
         except FileNotFoundError:

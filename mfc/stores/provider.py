@@ -87,6 +87,10 @@ class MetadataProvider(abc.ABC):
     def write_lease(self, flow: str, run_id: str, lease: dict[str, Any]) -> None:
         """Write a heartbeat of the process driving the run."""
 
+    @abc.abstractmethod
+    def drop_lease(self, flow: str, run_id: str) -> None:
+        """Remove the run's heartbeat record (a scratch run's)."""
+
     # -- tags ---------------------------------------------------------------------------------
     @abc.abstractmethod
     def update_tags(self, flow: str, run_id: str, add: Iterable[str] = (), remove: Iterable[str] = (),

@@ -17,6 +17,7 @@ that ``get_versioned`` read.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
@@ -180,7 +181,7 @@ class S3BlobStore(BlobStore):
             return retrying(self.retry_attempts, self.retry_wait_max)(attempt)
         except bex.ClientError as exc:
             if error_code(exc)[0] in ok:
-                exc.mfc_attempts = attempts  # type: ignore[attr-defined]
+                exc.mfc_attempts = attempts
                 raise
             raise self._describe(exc, key) from exc
         except bex.BotoCoreError as exc:
@@ -417,7 +418,7 @@ class S3BlobStore(BlobStore):
             raise BlobNotFound(key) from None
 
     def open(self, key: str) -> BinaryIO:
-        return io.BufferedReader(self._reader(key), buffer_size=256 * 1024)  # type: ignore[return-value]
+        return io.BufferedReader(self._reader(key), buffer_size=256 * 1024)
 
     def get_bytes(self, key: str) -> bytes:
         try:
@@ -505,8 +506,12 @@ class S3BlobStore(BlobStore):
         s3, full, url = self.client, self._full(prefix), self._url(prefix)
         names: list[str] = []
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full, "Delimiter": "/"}
+
+        def list_page(request: dict[str, Any]) -> dict:
+            return whole(s3.list_objects_v2(**request), url, "IsTruncated")
+
         while True:
-            page = self._run(prefix, lambda p=dict(params): whole(s3.list_objects_v2(**p), url, "IsTruncated"))
+            page = self._run(prefix, functools.partial(list_page, dict(params)))
             names += [c["Prefix"][len(full):].rstrip("/") for c in page.get("CommonPrefixes", ())]
             names += [o["Key"][len(full):] for o in page.get("Contents", ())]
             if not page.get("IsTruncated"):

@@ -16,12 +16,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
-try:
+if sys.platform == "win32":  # pragma: no cover - no flock on this platform: nothing is ever swept
+    fcntl = None
+else:
     import fcntl
-except ImportError:  # pragma: no cover - no flock on this platform: nothing is ever swept
-    fcntl = None  # type: ignore[assignment]
 
 PREFIX = ".tmp-"
 MIN_AGE = 60.0
@@ -50,7 +50,7 @@ def free_prefix(fd: int, length: int) -> bool:
     return _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, 0, length) == 0
 
 
-def create(directory: str, label: str = "", mode: str = "wb") -> tuple[BinaryIO, str]:
+def create(directory: str, label: str = "", mode: Literal["wb", "rb"] = "wb") -> tuple[BinaryIO, str]:
     """A new staging file in ``directory``, open and locked; closing it releases the lock."""
     fd, path = tempfile.mkstemp(dir=directory, prefix=PREFIX + label)
     if fcntl is not None:
@@ -112,9 +112,9 @@ def describe(swept: list[Swept], directory: str, dry_run: bool = False) -> str:
     return f"{verb} {len(swept)} leftover staging {files} ({_size(total)}) from {directory}"
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
+        n /= 1024
     return f"{n} bytes"  # pragma: no cover

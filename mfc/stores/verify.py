@@ -164,7 +164,8 @@ class Verifier:
                 check.status = merged.get("status") if merged else None
             except MalformedRecord:
                 pass
-        graph = run.get("graph") if run is not None and isinstance(run.get("graph"), dict) else {}
+        recorded = run.get("graph") if run is not None else None
+        graph = recorded if isinstance(recorded, dict) else {}
         tasks = self._tasks(run_id, list(graph))
         wanted: dict[str, list[tuple[str, int | None, str]]] = {}
         parsed = self._read_task_records(check, tasks)
