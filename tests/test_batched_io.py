@@ -1,0 +1,126 @@
+"""Batched I/O in hot paths: no store call on the orchestrator's scheduling thread, joins read
+their parents and their input artifacts in batches, resume clones records in batches."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+
+import pytest
+
+from mfc.exceptions import RunFailed
+from mfc.graph import load_graph
+from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
+from mfc.runner.orchestrator import Orchestrator, RunInfo
+from mfc.runner.policy import StepPolicy
+from mfc.runner.progress import Reporter
+from mfc.runner.taskspec import InputRef
+from mfc.stores.blob import open_blob_store
+from mfc.stores.records import TaskRecords
+from mfc.stores.taskrecord import Ending, TaskRecord
+from tests.support import flow_path
+
+STORE_CALLS = {"get_bytes", "get_range", "get_versioned", "get_many", "open", "exists", "exists_many", "size",
+               "list", "put_bytes", "put_new", "put_new_many", "put_if", "put_file", "put_many", "put_files",
+               "delete", "delete_many", "read_log"}
+
+
+class ThreadRecordingStore:
+    """A blob store that notes which thread makes each call that reaches the store."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.calls: list[tuple[str, str, str]] = []  # (thread name, method, key or "")
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if name not in STORE_CALLS:
+            return attr
+
+        def call(*args, **kwargs):
+            key = args[0] if args and isinstance(args[0], str) else ""
+            self.calls.append((threading.current_thread().name, name, key))
+            return attr(*args, **kwargs)
+
+        return call
+
+
+class RecordingExecutor(Executor):
+    """Runs no code: each task "runs" on a thread of its own, writes its record (or none, for
+    the attempts ``die`` names) and exits."""
+
+    reports_start = True
+
+    def __init__(self, blobs, flow: str, die: set[tuple[str, int]]) -> None:
+        super().__init__()
+        self.records = TaskRecords(blobs, flow)
+        self.die = die
+        self._n = 0
+
+    def submit(self, spec, stdout, stderr):
+        self._n += 1
+        handle = Handle(f"k{self._n}", spec, stdout, stderr)
+        threading.Thread(target=self._run, args=(handle,), name=f"task-{self._n}").start()
+        return handle
+
+    def _run(self, handle: Handle) -> None:
+        spec = handle.spec
+        self.events.put(TaskStarted(handle.key, 0.0))
+        if (spec.step, spec.attempt) in self.die:
+            self.events.put(TaskExit(handle.key, -9))
+            return
+        self.records.write(spec.run_id, spec.step, spec.task_id, spec.attempt,
+                           TaskRecord(spec.pathspec, spec.attempt, Ending.OK, artifacts={}))
+        self.records.write_final(spec.run_id, spec.step, spec.task_id, spec.attempt)
+        self.events.put(TaskExit(handle.key, 0))
+
+    def kill(self, handle, grace=0.0):
+        pass
+
+
+def _orchestrator(tmp_path, die, retries):
+    blobs = ThreadRecordingStore(open_blob_store(str(tmp_path / "ds")))
+    path = flow_path("linear")
+    graph = load_graph(path, "LinearFlow")
+    TaskRecords(blobs, "LinearFlow").write("1", "_parameters", "0", 0, TaskRecord("LinearFlow/1/_parameters/0", 0, Ending.OK))
+    executor = RecordingExecutor(blobs._inner, "LinearFlow", die)
+    policies = {n: StepPolicy(retries=retries) for n in graph.nodes}
+    out = io.StringIO()
+    orchestrator = Orchestrator(graph, RunInfo("LinearFlow", "1", path, str(tmp_path / "ds"), "me"), blobs,
+                                {"local": executor}, lambda step: "local", policies, Reporter(out))
+    blobs.calls.clear()
+    return orchestrator, blobs, out
+
+
+def test_the_scheduling_thread_makes_no_store_call(tmp_path):
+    """Reading each task's record, writing the "died" record of an attempt that wrote none (with
+    its parents read for its foreach stack) and its final pointer: all off the loop thread."""
+    from mfc.runner.dag import TaskRequest
+
+    orchestrator, blobs, out = _orchestrator(tmp_path, die={("middle", 0)}, retries=1)
+    main = threading.current_thread().name
+    orchestrator.run([TaskRequest("start", (InputRef("_parameters", "0", 0),))])
+    methods = Counter(method for _, method, _ in blobs.calls)
+    assert methods["get_bytes"] >= 4, methods  # each task's record, and middle's parents
+    assert any(key.endswith("middle/middle/0.json") and method == "put_new" for _, method, key in blobs.calls)
+    on_main = [call for call in blobs.calls if call[0] == main]
+    assert on_main == []
+    recs = TaskRecords(blobs._inner, "LinearFlow")
+    assert recs.read_task("1", "middle", "middle", 0).ending is Ending.DIED
+    assert recs.read_task("1", "end", "end", 0).ending is Ending.OK
+    assert "retrying" in out.getvalue()
+
+
+def test_a_failed_runs_final_pointers_land_before_run_returns(tmp_path):
+    """The final pointer of a failed task is written in the background, but run() returns (and
+    so the run's status is written) only after it is stored."""
+    from mfc.runner.dag import TaskRequest
+
+    orchestrator, blobs, _ = _orchestrator(tmp_path, die={("middle", 0), ("middle", 1)}, retries=1)
+    main = threading.current_thread().name
+    with pytest.raises(RunFailed, match="killed by signal SIGKILL"):
+        orchestrator.run([TaskRequest("start", (InputRef("_parameters", "0", 0),))])
+    finals = [(thread, key) for thread, method, key in blobs.calls if key.endswith("middle/final.json")]
+    assert finals and all(thread != main for thread, _ in finals)
+    assert TaskRecords(blobs._inner, "LinearFlow").final_many("1", [("middle", "middle", None)])[0]["ending"] == "died"
