@@ -124,3 +124,87 @@ def test_a_failed_runs_final_pointers_land_before_run_returns(tmp_path):
     finals = [(thread, key) for thread, method, key in blobs.calls if key.endswith("middle/final.json")]
     assert finals and all(thread != main for thread, _ in finals)
     assert TaskRecords(blobs._inner, "LinearFlow").final_many("1", [("middle", "middle", None)])[0]["ending"] == "died"
+
+
+@pytest.fixture(scope="module")
+def moto():
+    from moto_server import MotoServer
+
+    with MotoServer() as server:
+        yield server
+
+
+def _foreach_children(store, run_id: str, count: int) -> list[InputRef]:
+    """The records and artifacts of ``count`` finished ``body`` tasks of ForeachFlow."""
+    from mfc.stores.artifacts import ArtifactStore
+
+    arts, recs = ArtifactStore(store, "ForeachFlow"), TaskRecords(store, "ForeachFlow")
+    refs = []
+    for i in range(count):
+        letter = f"l{i}"
+        item = arts.save(letter)
+        artifacts = {"item": item.to_json(), "position": arts.save(i).to_json(), "upper": arts.save(letter.upper()).to_json()}
+        stack = [{"step": "start", "var": "letters", "num_splits": count, "index": i, "input": item.sha}]
+        recs.write(run_id, "body", f"body-{i}", 0, TaskRecord(f"ForeachFlow/{run_id}/body/body-{i}", 0, Ending.OK,
+                                                              artifacts=artifacts, foreach_stack=stack))
+        recs.write_final(run_id, "body", f"body-{i}", 0)
+        refs.append(InputRef("body", f"body-{i}"))
+    return refs
+
+
+def test_a_join_of_many_inputs_on_s3_reads_them_in_batches(moto, monkeypatch):
+    """The join reads its parents' pointers and records in two batches and each artifact it
+    asks of its inputs in one more, never one GET per input."""
+    from mfc.flowload import flow_class, import_flow_file
+    from mfc.runner import task as task_module
+    from mfc.runner.taskspec import TaskSpec
+    from mfc.stores.artifacts import ArtifactStore
+    from mfc.stores.s3 import S3BlobStore
+
+    count = 30
+    root = f"s3://{moto.new_bucket()}/ds"
+    store = S3BlobStore(root, client=moto.client())
+    inputs = _foreach_children(store, "7", count)
+    counting = ThreadRecordingStore(store)
+    monkeypatch.setattr(task_module, "open_blob_store", lambda _root: counting)
+    monkeypatch.setattr(task_module, "run_ended", lambda blobs, spec: None)
+    path = flow_path("foreach")
+    cls, graph = flow_class(import_flow_file(path), "ForeachFlow", path), load_graph(path, "ForeachFlow")
+    spec = TaskSpec(flow_file=path, flow_name="ForeachFlow", step="join", run_id="7", task_id="join",
+                    datastore_root=root, inputs=inputs)
+    assert task_module.execute(spec, cls, graph) == 0
+    record = TaskRecords(store, "ForeachFlow").read_task("7", "join", "join", 0)
+    arts = ArtifactStore(store, "ForeachFlow")
+    assert arts.load(record.artifacts["pairs"][0]) == [(i, f"l{i}") for i in range(count)]
+    assert arts.load(record.artifacts["inputs_seen"][0]) == [(i, f"l{i}") for i in range(count)]
+    assert arts.load(record.artifacts["uppers"][0]) == "".join(f"L{i}" for i in range(count))
+    reads = Counter(method for _, method, _ in counting.calls if method.startswith(("get", "open")))
+    # pointers, records; position, item (input shares its sha), upper
+    assert reads["get_many"] == 5, reads
+    assert reads["get_bytes"] + reads["open"] + reads["get_range"] <= 3, reads
+
+
+def test_a_damaged_input_of_a_batched_join_is_named(tmp_path, monkeypatch, capfd):
+    """One input's object is damaged: the batch gives way and the join's failure names that
+    input and artifact, as a one-by-one read would."""
+    from mfc.flowload import flow_class, import_flow_file
+    from mfc.runner import task as task_module
+    from mfc.runner.taskspec import TaskSpec
+    from mfc.stores.artifacts import data_key
+
+    root = str(tmp_path / "ds")
+    store = open_blob_store(root)
+    inputs = _foreach_children(store, "8", 5)
+    position = TaskRecords(store, "ForeachFlow").read_task("8", "body", "body-3", 0).artifacts["position"][0]
+    with open(store.local_path(data_key("ForeachFlow", position)), "r+b") as fh:
+        fh.seek(1)
+        fh.write(b"\x00\x00\x00")
+    monkeypatch.setattr(task_module, "run_ended", lambda blobs, spec: None)
+    path = flow_path("foreach")
+    cls, graph = flow_class(import_flow_file(path), "ForeachFlow", path), load_graph(path, "ForeachFlow")
+    spec = TaskSpec(flow_file=path, flow_name="ForeachFlow", step="join", run_id="8", task_id="join",
+                    datastore_root=root, inputs=inputs)
+    assert task_module.execute(spec, cls, graph) == 1
+    failure = TaskRecords(store, "ForeachFlow").read_task("8", "join", "join", 0).exception
+    assert "ForeachFlow/8/body/body-3" in failure["message"] and "position" in failure["message"], failure
+    capfd.readouterr()
