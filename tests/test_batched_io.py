@@ -208,3 +208,43 @@ def test_a_damaged_input_of_a_batched_join_is_named(tmp_path, monkeypatch, capfd
     failure = TaskRecords(store, "ForeachFlow").read_task("8", "join", "join", 0).exception
     assert "ForeachFlow/8/body/body-3" in failure["message"] and "position" in failure["message"], failure
     capfd.readouterr()
+
+
+def test_resume_clones_records_through_batched_create_only_writes(root):
+    """Every cloned record goes in one create-only batch, then every final pointer in another;
+    a record already in the new run is not overwritten."""
+    from mfc.runner.resume import clone_records, plan_resume
+    from mfc.stores.provider import open_metadata
+    from tests.support import run_flow
+
+    _, origin = run_flow(root, flow_path("foreach"))
+    blobs = open_blob_store(str(root))
+    graph = load_graph(flow_path("foreach"), "ForeachFlow")
+    plan = plan_resume(graph, open_metadata(blobs), TaskRecords(blobs, "ForeachFlow"), "ForeachFlow", origin, None)
+    assert len(plan.clones) == 7  # start, 4 bodies, join, end
+    recording = ThreadRecordingStore(blobs)
+    theirs = TaskRecord("ForeachFlow/99/body/body-2", 0, Ending.OK, artifacts={"mine": []})
+    TaskRecords(blobs, "ForeachFlow").write("99", "body", "body-2", 0, theirs)
+    clone_records(plan, TaskRecords(recording, "ForeachFlow"), "99", "ForeachFlow")
+    writes = [(method, key) for _, method, key in recording.calls if method.startswith("put")]
+    assert [method for method, _ in writes] == ["put_new", "put_new_many", "put_new_many"], writes
+    recs = TaskRecords(blobs, "ForeachFlow")
+    assert recs.read_task("99", "body", "body-2", 0).artifacts == {"mine": []}
+    assert recs.read_task("99", "body", "body-1", 0).origin_run_id == origin
+    found = recs.final_many("99", [(c.step, c.new_id, None) for c in plan.clones])
+    assert all(record is not None for record in found)
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_put_new_many_creates_only_what_is_missing(backend, tmp_path, request):
+    if backend == "s3":
+        from mfc.stores.s3 import S3BlobStore
+
+        moto = request.getfixturevalue("moto")
+        store = S3BlobStore(f"s3://{moto.new_bucket()}/p", client=moto.client())
+    else:
+        store = open_blob_store(str(tmp_path / "ds"))
+    store.put_bytes("F/1/a.json", b"first")
+    created = store.put_new_many({"F/1/a.json": b"second", "F/1/b.json": b"b", "F/1/c.json": b"c"})
+    assert created == {"F/1/b.json", "F/1/c.json"}
+    assert store.get_many(["F/1/a.json", "F/1/b.json"]) == {"F/1/a.json": b"first", "F/1/b.json": b"b"}

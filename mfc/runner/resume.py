@@ -221,11 +221,14 @@ def clone_records(plan: ResumePlan, records: TaskRecords, run_id: str, flow: str
     """Write the cloned task records (and the parameters) into the new run, each under its
     derived task id as attempt 0, the task's final attempt."""
     records.write(run_id, PARAMETERS_STEP, "0", 0, {**plan.parameters, "pathspec": f"{flow}/{run_id}/{PARAMETERS_STEP}/0"})
+    entries = []
     for clone in plan.clones:
         record = TaskRecord.from_dict(clone.record)
         record.attempt = 0
         record.pathspec = f"{flow}/{run_id}/{clone.step}/{clone.new_id}"
         record.origin_run_id = plan.origin_run_id
         record.origin_pathspec = clone.record.get("origin_pathspec") or clone.record["pathspec"]
-        records.write(run_id, clone.step, clone.new_id, 0, record)
-        records.write_final(run_id, clone.step, clone.new_id, 0)
+        entries.append((clone.step, clone.new_id, 0, record))
+    # Every record lands before any pointer names it; both batches are create-only.
+    records.write_many(run_id, entries)
+    records.write_final_many(run_id, [(step, task_id, 0) for step, task_id, _, _ in entries])

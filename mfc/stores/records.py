@@ -81,6 +81,13 @@ class TaskRecords:
             record = TaskRecord.from_dict(record)
         return self.blobs.put_new(self.key(run_id, step, task_id, attempt, "json"), record.to_json())
 
+    def write_many(self, run_id: str, entries: list[tuple[str, str, int, TaskRecord]]) -> list[bool]:
+        """Write several attempts' records ``(step, task_id, attempt, record)`` in one batch,
+        each create-only as :meth:`write`; whether each was written."""
+        keys = [self.key(run_id, step, task_id, attempt, "json") for step, task_id, attempt, _ in entries]
+        created = self.blobs.put_new_many({key: record.to_json() for key, (*_, record) in zip(keys, entries, strict=True)})
+        return [key in created for key in keys]
+
     def read(self, run_id: str, step: str, task_id: str, attempt: int) -> dict[str, Any] | None:
         """An attempt's record, None while there is none; MalformedRecord (naming the file) if it
         does not parse."""
@@ -103,6 +110,13 @@ class TaskRecords:
         """Name ``attempt`` as the one that ended the task (create-only: the first one stays)."""
         data = json.dumps({"attempt": attempt}).encode()
         return self.blobs.put_new(self.final_key(run_id, step, task_id), data)
+
+    def write_final_many(self, run_id: str, tasks: list[tuple[str, str, int]]) -> list[bool]:
+        """:meth:`write_final` for several tasks ``(step, task_id, attempt)`` in one batch."""
+        keys = [self.final_key(run_id, step, task_id) for step, task_id, _ in tasks]
+        created = self.blobs.put_new_many({key: json.dumps({"attempt": attempt}).encode()
+                                           for key, (_, _, attempt) in zip(keys, tasks, strict=True)})
+        return [key in created for key in keys]
 
     def final_many(self, run_id: str, tasks: list[tuple[str, str, int | None]]) -> list[dict[str, Any] | None]:
         """The records of several tasks ``(step, task_id, attempt)`` in two batched reads: the
