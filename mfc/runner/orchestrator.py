@@ -174,7 +174,7 @@ class Orchestrator:
                     time.sleep(min(0.05, max(0.0, self.delayed[0].not_before - time.monotonic())))
                 continue
             try:
-                event: TaskEvent | None = self.events.get(timeout=0.05)
+                event: TaskEvent | Settled | None = self.events.get(timeout=0.05)
             except queue.Empty:
                 event = None
             while event is not None:
@@ -228,7 +228,7 @@ class Orchestrator:
         return self.logs.open(self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream))
 
     # -- results --------------------------------------------------------------------------------
-    def _handle(self, event: TaskEvent) -> None:
+    def _handle(self, event: TaskEvent | Settled) -> None:
         if isinstance(event, TaskStarted):
             self._started(event)
         elif isinstance(event, Settled):
