@@ -248,3 +248,21 @@ def test_put_new_many_creates_only_what_is_missing(backend, tmp_path, request):
     created = store.put_new_many({"F/1/a.json": b"second", "F/1/b.json": b"b", "F/1/c.json": b"c"})
     assert created == {"F/1/b.json", "F/1/c.json"}
     assert store.get_many(["F/1/a.json", "F/1/b.json"]) == {"F/1/a.json": b"first", "F/1/b.json": b"b"}
+
+
+def test_resume_reads_the_origins_records_in_batches(root):
+    """Planning a resume reads each step's final pointers and records in two batches, not one
+    listing and one read per task."""
+    from mfc.runner.resume import plan_resume
+    from mfc.stores.provider import open_metadata
+    from tests.support import run_flow
+
+    _, origin = run_flow(root, flow_path("foreach"))
+    recording = ThreadRecordingStore(open_blob_store(str(root)))
+    graph = load_graph(flow_path("foreach"), "ForeachFlow")
+    plan = plan_resume(graph, open_metadata(recording), TaskRecords(recording, "ForeachFlow"), "ForeachFlow", origin, None)
+    assert sorted(c.task_id for c in plan.clones if c.step == "body") == [f"body-{i}" for i in range(4)]
+    per_task = [key for _, method, key in recording.calls
+                if method in ("list", "get_bytes") and "/body/body-" in key and not key.endswith((".stdout", ".stderr"))]
+    assert per_task == [], per_task
+    assert Counter(method for _, method, _ in recording.calls)["get_many"] >= 8  # 4 steps: pointers, records

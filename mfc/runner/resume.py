@@ -99,12 +99,11 @@ def plan_resume(graph: Any, metadata: MetadataProvider, records: TaskRecords, fl
     for name in records.steps(origin_run_id):
         if name.startswith("_"):
             continue
-        for task_id in records.tasks(origin_run_id, name):
-            try:
-                record = records.latest(origin_run_id, name, task_id)
-            except MalformedRecord as exc:
-                notes.append(f"{exc}: the task reruns")
-                record = None
+        task_ids = records.tasks(origin_run_id, name)
+        for task_id, found in zip(task_ids, records.ended_many(origin_run_id, name, task_ids), strict=True):
+            record = found if isinstance(found, dict) else None
+            if isinstance(found, MalformedRecord):
+                notes.append(f"{found}: the task reruns")
             if record is not None and record.get("status") == "ok":
                 ok_tasks.setdefault(name, []).append(Clone(name, task_id, record))
             else:

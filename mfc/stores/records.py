@@ -140,6 +140,36 @@ class TaskRecords:
             out.append(parse_record(found[key], location(self.blobs, key), TASK_FIELDS) if key in found else None)
         return out
 
+    def ended_many(self, run_id: str, step: str, task_ids: list[str]) -> list[dict[str, Any] | MalformedRecord | None]:
+        """What each task ended with, as :meth:`latest` gives it, in batched reads: the record its
+        final-attempt pointer names (the pointers, then the records, one batch each), else (a
+        task without a pointer: a run from before pointers, an attempt cut short) its latest
+        finished attempt. A damaged pointer or record is returned in its place, not raised."""
+        pointers = self.blobs.get_many([self.final_key(run_id, step, t) for t in task_ids])
+        chosen: dict[str, int] = {}
+        out: dict[str, dict[str, Any] | MalformedRecord | None] = {}
+        for task_id in task_ids:
+            key = self.final_key(run_id, step, task_id)
+            if key in pointers:
+                try:
+                    chosen[task_id] = _pointer(pointers[key], location(self.blobs, key))
+                except MalformedRecord as exc:
+                    out[task_id] = exc
+        keys = {task_id: self.key(run_id, step, task_id, attempt, "json") for task_id, attempt in chosen.items()}
+        found = self.blobs.get_many(list(keys.values()))
+        for task_id in task_ids:
+            if task_id in out:
+                continue
+            try:
+                key = keys.get(task_id)
+                if key is not None and key in found:
+                    out[task_id] = parse_record(found[key], location(self.blobs, key), TASK_FIELDS)
+                else:
+                    out[task_id] = self.latest(run_id, step, task_id)
+            except MalformedRecord as exc:
+                out[task_id] = exc
+        return [out[task_id] for task_id in task_ids]
+
     # -- split lists ----------------------------------------------------------------------------
     def split_key(self, run_id: str, step: str, task_id: str, attempt: int) -> str:
         return self.key(run_id, step, task_id, attempt, "split.json")
