@@ -129,6 +129,15 @@ def test_quick_run_of_the_runs_listing_benchmark() -> None:
     assert "one GET at a time as before" in done.stdout
 
 
+def test_quick_run_of_the_join_benchmark() -> None:
+    done = subprocess.run([sys.executable, str(HERE / "run.py"), "--quick", "--no-metaflow", "--only", "join-s3"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "join of 40 inputs, input reading on moto S3: " in done.stdout
+    assert "join of 20 inputs, S3 10 ms away: " in done.stdout
+    assert "one GET at a time as before" in done.stdout
+
+
 def test_quick_run_of_the_image_benchmark_or_its_reason_to_skip() -> None:
     import os
 

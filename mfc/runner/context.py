@@ -9,6 +9,7 @@ from mfc.exceptions import CorruptArtifact, MfcError
 from mfc.stores.artifacts import ArtifactStore
 
 _MISSING = object()
+PREFETCH_BYTES = 128 * 1024 * 1024  # stored bytes a join reads ahead in one batch
 
 
 class _LazyArtifacts:
@@ -16,12 +17,15 @@ class _LazyArtifacts:
     of the input task whose record lists them, named when one turns out to be damaged."""
 
     def __init__(self, store: ArtifactStore, index: dict[str, list], foreach_stack: list[dict],
-                 source: str | None = None) -> None:
+                 source: str | None = None, batch: JoinBatch | None = None) -> None:
         self.store = store
         self.refs = index
         self.frames = foreach_stack
         self.source = source
         self._cache: dict[str, Any] = {}
+        self._batch = batch
+        if batch is not None:
+            batch.members.append(self)
 
     def load_artifact(self, name: str) -> tuple[bool, Any]:
         ref = self.refs.get(name)
@@ -29,8 +33,18 @@ class _LazyArtifacts:
             return False, None
         return True, self._load_sha(ref[0], name)
 
+    def ref_of(self, name: str) -> tuple[str, int] | None:
+        """The sha and stored size of an artifact (``input``: the foreach item), None if it has none."""
+        if name == "input":
+            return (self.frames[-1]["input"], 0) if self.frames else None
+        ref = self.refs.get(name)
+        return (ref[0], int(ref[1] or 0)) if ref is not None else None
+
     def _load_sha(self, sha: str, name: str) -> Any:
         value = self._cache.get(sha, _MISSING)
+        if value is _MISSING and self._batch is not None:
+            self._batch.fetch(self, name)
+            value = self._cache.get(sha, _MISSING)
         if value is _MISSING:
             try:
                 value = self._cache[sha] = self.store.load(sha)
@@ -48,6 +62,44 @@ class _LazyArtifacts:
 
     def foreach_frames(self) -> list[tuple[int, int, Any]]:
         return [(f["index"], f["num_splits"], self._load_sha(f["input"], "input")) for f in self.frames]
+
+
+class JoinBatch:
+    """Reads an artifact of a join's inputs together: when one input's ``x`` is first asked for,
+    ``x`` of the inputs after it that do not hold it yet comes in the same batched read (up to
+    ``limit`` stored bytes), since a join goes over its inputs (``sum(i.x for i in inputs)``).
+    Every input still unpickles its own copy, and one whose object is missing or damaged is
+    reported when it is asked for, as without the batch."""
+
+    def __init__(self, store: ArtifactStore, limit: int = PREFETCH_BYTES) -> None:
+        self.store = store
+        self.limit = limit
+        self.members: list[_LazyArtifacts] = []
+
+    def fetch(self, asking: _LazyArtifacts, name: str) -> None:
+        start = self.members.index(asking) if asking in self.members else 0
+        chosen: list[tuple[_LazyArtifacts, str]] = []
+        total = 0
+        for member in self.members[start:]:
+            found = member.ref_of(name)
+            if found is None or found[0] in member._cache:
+                continue
+            if chosen and total + found[1] > self.limit:
+                break
+            chosen.append((member, found[0]))
+            total += found[1]
+        if len(chosen) < 2:
+            return  # nothing to batch: the asking input loads its own
+        try:
+            payloads = self.store.load_payloads(list(dict.fromkeys(sha for _, sha in chosen)))
+        except MfcError:
+            return  # each input then loads (and reports) its own
+        for member, sha in chosen:
+            if sha in payloads:
+                try:
+                    member._cache[sha] = self.store.unpickle(sha, payloads[sha])
+                except MfcError:
+                    pass  # reported when that input's artifact is asked for
 
 
 class TaskContext(_LazyArtifacts):
@@ -113,8 +165,8 @@ class InputView:
     ``index`` and ``foreach_stack()`` are its own; every other name is an artifact."""
 
     def __init__(self, store: ArtifactStore, step_name: str, task_id: str, index: dict[str, list],
-                 foreach_stack: list[dict], source: str | None = None) -> None:
-        self.__dict__["_artifacts"] = _LazyArtifacts(store, index, foreach_stack, source)
+                 foreach_stack: list[dict], source: str | None = None, batch: JoinBatch | None = None) -> None:
+        self.__dict__["_artifacts"] = _LazyArtifacts(store, index, foreach_stack, source, batch)
         self.__dict__["_step"] = step_name
         self.__dict__["_label"] = f"{step_name}/{task_id}"
 

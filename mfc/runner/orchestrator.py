@@ -16,15 +16,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from mfc.exceptions import Interrupted, MfcError, RunFailed, Terminated
+from mfc.exceptions import Interrupted, RunFailed, Terminated
 from mfc.graph import FlowGraph
-from mfc.runner.dag import DagTracker, TaskRequest, child_stack
+from mfc.runner.dag import DagTracker, TaskRequest
 from mfc.runner.executor import Executor, Handle, TaskEvent, TaskExit, TaskStarted, queue_times
 from mfc.runner.logtail import LogTailer
 from mfc.runner.policy import StepPolicy
 from mfc.runner.progress import Reporter
+from mfc.runner.settle import Death, Settled, Settler
 from mfc.runner.taskspec import InputRef, TaskSpec
 from mfc.stores import staging
 from mfc.stores.blob import BlobStore
@@ -71,6 +72,15 @@ class _Running:
     timed_out: bool = False
 
 
+@dataclass
+class _Settling:
+    """An exited task whose record is being read off the scheduling thread."""
+
+    running: _Running
+    exit: TaskExit
+    settled: Settled | None = None
+
+
 class Orchestrator:
     """Runs one run's tasks to completion or to the first failure."""
 
@@ -88,12 +98,14 @@ class Orchestrator:
         self.max_workers = max(1, max_workers)
         self.max_num_splits = max_num_splits
         self.dag = DagTracker(graph)
-        self.events: queue.Queue[TaskEvent] = queue.Queue()
+        self.events: queue.Queue[TaskEvent | Settled] = queue.Queue()
         for executor in executors.values():
-            executor.events = self.events
+            executor.events = cast("queue.Queue[TaskEvent]", self.events)  # executors only put TaskEvents
         self.ready: deque[_Pending] = deque()
         self.delayed: list[_Pending] = []
         self.running: dict[str, _Running] = {}
+        self.settling: dict[str, _Settling] = {}  # in the order the tasks exited
+        self.settler = Settler(graph, self.records, self.events)
         self.tailer = LogTailer(self.reporter.log)
         self.logs = blobs.log_writer()
         staging.sweep(blobs.staging_dir())  # what killed tasks and runs left on this root
@@ -136,31 +148,34 @@ class Orchestrator:
                               Terminated.exit_code if terminated else Interrupted.exit_code) from None
         finally:
             try:
-                self._save_logs(self.tailer.close())  # raw logs of tasks that never reported their end go too
-                self.logs.close()  # every stored log is sealed before the run's status is written
+                self.settler.close()  # every record and final pointer is written before the run's status
             finally:
-                self.reporter.close()
+                try:
+                    self._save_logs(self.tailer.close())  # raw logs of tasks that never reported their end go too
+                    self.logs.close()  # every stored log is sealed before the run's status is written
+                finally:
+                    self.reporter.close()
         if self.failure:
             raise RunFailed(self.failure)
 
     def _loop(self) -> None:
-        while self.ready or self.running or self.delayed:
+        while self.ready or self.running or self.delayed or self.settling:
             now = time.monotonic()
             while self.delayed and self.delayed[0].not_before <= now:
                 self.ready.append(heapq.heappop(self.delayed))
             if self.failure is not None:
                 self.ready.clear()
                 self.delayed.clear()
-                if not self.running:
+                if not self.running and not self.settling:
                     return
             while self.ready and len(self.running) < self.max_workers:
                 self._submit(self.ready.popleft())
-            if not self.running and not self.ready:
+            if not self.running and not self.ready and not self.settling:
                 if self.delayed:
                     time.sleep(min(0.05, max(0.0, self.delayed[0].not_before - time.monotonic())))
                 continue
             try:
-                event: TaskEvent | None = self.events.get(timeout=0.05)
+                event: TaskEvent | Settled | None = self.events.get(timeout=0.05)
             except queue.Empty:
                 event = None
             while event is not None:
@@ -214,11 +229,13 @@ class Orchestrator:
         return self.logs.open(self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream))
 
     # -- results --------------------------------------------------------------------------------
-    def _handle(self, event: TaskEvent) -> None:
+    def _handle(self, event: TaskEvent | Settled) -> None:
         if isinstance(event, TaskStarted):
             self._started(event)
+        elif isinstance(event, Settled):
+            self._settled(event)
         else:
-            self._finished(event)
+            self._exited(event)
 
     def _started(self, event: TaskStarted) -> None:
         """The task left its queue: its ``@timeout`` counts from now."""
@@ -232,15 +249,35 @@ class Orchestrator:
         if timeout:
             running.deadline = time.monotonic() - (now - running.started_at) + timeout
 
-    def _finished(self, event: TaskExit) -> None:
+    def _exited(self, event: TaskExit) -> None:
+        """Seal the task's logs and have its record read (or written) off this thread."""
         running = self.running.pop(event.key, None)
         if running is None:
             return
-        spec = running.handle.spec
         self._save_logs([self.tailer.finish(path) for path in (running.handle.stdout, running.handle.stderr)])
-        typed = self.records.read_task(spec.run_id, spec.step, spec.task_id, spec.attempt)
-        if typed is None:
-            typed = self._record_death(running, event)
+        self.settling[event.key] = _Settling(running, event)
+        self.settler.settle(event.key, running.handle.spec, self._death(running, event))
+
+    def _settled(self, event: Settled) -> None:
+        """A record is ready: act on the exited tasks whose records are, in the order they exited."""
+        waiting = self.settling.get(event.key)
+        if waiting is None:
+            return
+        waiting.settled = event
+        while self.settling:
+            key, head = next(iter(self.settling.items()))
+            if head.settled is None:
+                return
+            del self.settling[key]
+            if head.settled.error is not None:
+                raise head.settled.error
+            if head.settled.note:
+                self.reporter.message(head.settled.note)
+            assert head.settled.record is not None
+            self._finished(head.running, head.exit, head.settled.record)
+
+    def _finished(self, running: _Running, event: TaskExit, typed: TaskRecord) -> None:
+        spec = running.handle.spec
         record = typed.to_dict()
         prefix = self._prefix(spec)
         if typed.ending.succeeded:
@@ -275,7 +312,7 @@ class Orchestrator:
         """No other attempt follows this failed one: name it the task's final attempt (a task
         that wrote its own record on its last attempt has done so itself)."""
         if record.died or not spec.is_last_attempt:
-            self.records.write_final(spec.run_id, spec.step, spec.task_id, spec.attempt)
+            self.settler.write_final(spec)
 
     def _succeeded(self, prefix: str, spec: TaskSpec, record: dict[str, Any]) -> None:
         note = " (exception caught by @catch)" if record.get("caught") else ""
@@ -292,9 +329,9 @@ class Orchestrator:
         for request in self.dag.task_done(spec.step, ref, record):
             self.enqueue(request)
 
-    def _record_death(self, running: _Running, event: TaskExit) -> TaskRecord:
-        """Record the end of an attempt that wrote no record, create-only: when the task's own
-        record comes in first after all, that one stands and the refusal is reported."""
+    def _death(self, running: _Running, event: TaskExit) -> Death:
+        """Why the attempt ended as this thread sees it now: the record written for it if the
+        task wrote none (create-only: a record of the task's own that comes first stands)."""
         spec = running.handle.spec
         ending = Ending.DIED
         if event.executor_failure and event.error:
@@ -314,29 +351,7 @@ class Orchestrator:
             reason = "exited before recording a result (did the step call os._exit()?)"
         else:
             reason = f"exited with code {event.code} before recording a result"
-        times = queue_times(running.submitted_at, running.started_at)
-        record = TaskRecord(
-            spec.pathspec, spec.attempt, ending, foreach_stack=self._stack_of(spec), finished_at=round(time.time(), 3),
-            exception={"type": "TaskDied", "message": reason, "where": "", "source": "", "traceback": ""},
-            started_at=times.pop("started_at", None), extra=times,
-        )
-        if self.records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, record):
-            return record
-        theirs = self.records.read_task(spec.run_id, spec.step, spec.task_id, spec.attempt)
-        if theirs is None:  # written and gone again: nothing else to go by
-            return record
-        self.reporter.message(f"task {spec.pathspec} attempt {spec.attempt}: its own record came in before the "
-                              f"run's ({reason}); the task's record stands")
-        return theirs
-
-    def _stack_of(self, spec: TaskSpec) -> list[dict]:
-        try:
-            found = self.records.final_many(spec.run_id, [(r.step, r.task_id, r.attempt) for r in spec.inputs])
-            parents = [(ref, record or {}) for ref, record in zip(spec.inputs, found, strict=True)]
-            return child_stack(self.graph, spec.step, parents, spec.split_index,
-                               lambda split, i: self.records.split_item(split["split"], i))
-        except (KeyError, IndexError, MfcError):
-            return []
+        return Death(reason, ending, round(time.time(), 3), queue_times(running.submitted_at, running.started_at))
 
     def _save_logs(self, finished: Sequence[LogSink | None]) -> None:
         """Seal a finished task's stored logs; a remote store uploads them in the background (one
@@ -368,7 +383,7 @@ class Orchestrator:
         for running in list(self.running.values()):
             running.executor.kill(running.handle, grace=STOP_GRACE_SECONDS)
         deadline = time.monotonic() + STOP_GRACE_SECONDS + 5
-        while self.running and time.monotonic() < deadline:
+        while (self.running or self.settling) and time.monotonic() < deadline:
             try:
                 self._handle(self.events.get(timeout=0.1))
             except queue.Empty:

@@ -100,12 +100,11 @@ def plan_resume(graph: FlowGraph, metadata: MetadataProvider, records: TaskRecor
     for name in records.steps(origin_run_id):
         if name.startswith("_"):
             continue
-        for task_id in records.tasks(origin_run_id, name):
-            try:
-                record = records.latest(origin_run_id, name, task_id)
-            except MalformedRecord as exc:
-                notes.append(f"{exc}: the task reruns")
-                record = None
+        task_ids = records.tasks(origin_run_id, name)
+        for task_id, found in zip(task_ids, records.ended_many(origin_run_id, name, task_ids), strict=True):
+            record = found if isinstance(found, dict) else None
+            if isinstance(found, MalformedRecord):
+                notes.append(f"{found}: the task reruns")
             if record is not None and record.get("status") == "ok":
                 ok_tasks.setdefault(name, []).append(Clone(name, task_id, record))
             else:
@@ -126,12 +125,12 @@ def plan_resume(graph: FlowGraph, metadata: MetadataProvider, records: TaskRecor
     damaged_shas: set[str] = set()
     for name, tasks in ok_tasks.items():
         for clone in tasks:
-            found = damaged.get(f"{flow}/{origin_run_id}/{name}/{clone.task_id}")
-            if not found:
+            damage = damaged.get(f"{flow}/{origin_run_id}/{name}/{clone.task_id}")
+            if not damage:
                 continue
-            damaged_shas.update(exc.sha for exc in found if exc.sha and not isinstance(exc, MissingData))
+            damaged_shas.update(exc.sha for exc in damage if exc.sha and not isinstance(exc, MissingData))
             if name not in damaged_steps:
-                notes.append(f"{found[0]}; step {name} reruns instead of being cloned")
+                notes.append(f"{damage[0]}; step {name} reruns instead of being cloned")
                 damaged_steps.add(name)
     if step is None:
         step = _first_failed_step(graph, (failed | damaged_steps) & set(graph.nodes))
@@ -222,11 +221,14 @@ def clone_records(plan: ResumePlan, records: TaskRecords, run_id: str, flow: str
     """Write the cloned task records (and the parameters) into the new run, each under its
     derived task id as attempt 0, the task's final attempt."""
     records.write(run_id, PARAMETERS_STEP, "0", 0, {**plan.parameters, "pathspec": f"{flow}/{run_id}/{PARAMETERS_STEP}/0"})
+    entries = []
     for clone in plan.clones:
         record = TaskRecord.from_dict(clone.record)
         record.attempt = 0
         record.pathspec = f"{flow}/{run_id}/{clone.step}/{clone.new_id}"
         record.origin_run_id = plan.origin_run_id
         record.origin_pathspec = clone.record.get("origin_pathspec") or clone.record["pathspec"]
-        records.write(run_id, clone.step, clone.new_id, 0, record)
-        records.write_final(run_id, clone.step, clone.new_id, 0)
+        entries.append((clone.step, clone.new_id, 0, record))
+    # Every record lands before any pointer names it; both batches are create-only.
+    records.write_many(run_id, entries)
+    records.write_final_many(run_id, [(step, task_id, 0) for step, task_id, _, _ in entries])

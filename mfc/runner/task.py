@@ -17,7 +17,7 @@ from mfc.decorators import project_info, step_decorators
 from mfc.exceptions import CaughtException, MfcError, TaskKilled, TimeoutException
 from mfc.graph import FlowGraph
 from mfc.parameters import flow_parameters
-from mfc.runner.context import Inputs, InputView, TaskContext
+from mfc.runner.context import Inputs, InputView, JoinBatch, TaskContext
 from mfc.runner.dag import child_stack
 from mfc.runner.executor import queue_times
 from mfc.runner.readcount import counted
@@ -73,8 +73,9 @@ def _prepare(spec: TaskSpec, graph: FlowGraph, records: TaskRecords, store: Arti
     stack = child_stack(graph, spec.step, parents, spec.split_index, lambda split, i: records.split_item(split["split"], i))
     if not node.is_join:
         return dict(parents[0][1]["artifacts"]), stack, None
+    batch = JoinBatch(store)  # an artifact asked of one input is read for the others in the same batch
     inputs = Inputs(InputView(store, ref.step, ref.task_id, rec["artifacts"], rec.get("foreach_stack") or [],
-                              _input_pathspec(spec, ref)) for ref, rec in parents)
+                              _input_pathspec(spec, ref), batch) for ref, rec in parents)
     first = parents[0][1]
     index = {p: first["artifacts"][p] for p in params if p in first["artifacts"]}
     return index, stack, inputs

@@ -120,6 +120,11 @@ class BlobStore(abc.ABC):
         for key, data in items.items():
             self.put_bytes(key, data)
 
+    def put_new_many(self, items: dict[str, bytes]) -> set[str]:
+        """Write several blobs, each only if its key does not exist yet (as :meth:`put_new`);
+        the keys this call created."""
+        return {key for key, data in items.items() if self.put_new(key, data)}
+
     def put_files(self, items: dict[str, str]) -> None:
         """Move several local files (key -> path) into the store, as ``put_file`` does one."""
         for key, path in items.items():

@@ -81,6 +81,13 @@ class TaskRecords:
             record = TaskRecord.from_dict(record)
         return self.blobs.put_new(self.key(run_id, step, task_id, attempt, "json"), record.to_json())
 
+    def write_many(self, run_id: str, entries: list[tuple[str, str, int, TaskRecord]]) -> list[bool]:
+        """Write several attempts' records ``(step, task_id, attempt, record)`` in one batch,
+        each create-only as :meth:`write`; whether each was written."""
+        keys = [self.key(run_id, step, task_id, attempt, "json") for step, task_id, attempt, _ in entries]
+        created = self.blobs.put_new_many({key: record.to_json() for key, (*_, record) in zip(keys, entries, strict=True)})
+        return [key in created for key in keys]
+
     def read(self, run_id: str, step: str, task_id: str, attempt: int) -> dict[str, Any] | None:
         """An attempt's record, None while there is none; MalformedRecord (naming the file) if it
         does not parse."""
@@ -104,6 +111,13 @@ class TaskRecords:
         data = json.dumps({"attempt": attempt}).encode()
         return self.blobs.put_new(self.final_key(run_id, step, task_id), data)
 
+    def write_final_many(self, run_id: str, tasks: list[tuple[str, str, int]]) -> list[bool]:
+        """:meth:`write_final` for several tasks ``(step, task_id, attempt)`` in one batch."""
+        keys = [self.final_key(run_id, step, task_id) for step, task_id, _ in tasks]
+        created = self.blobs.put_new_many({key: json.dumps({"attempt": attempt}).encode()
+                                           for key, (_, _, attempt) in zip(keys, tasks, strict=True)})
+        return [key in created for key in keys]
+
     def final_many(self, run_id: str, tasks: list[tuple[str, str, int | None]]) -> list[dict[str, Any] | None]:
         """The records of several tasks ``(step, task_id, attempt)`` in two batched reads: the
         final-attempt pointers of those given no attempt, then the records. A task without a
@@ -125,6 +139,36 @@ class TaskRecords:
             key = self.key(run_id, step, task_id, attempt, "json")
             out.append(parse_record(found[key], location(self.blobs, key), TASK_FIELDS) if key in found else None)
         return out
+
+    def ended_many(self, run_id: str, step: str, task_ids: list[str]) -> list[dict[str, Any] | MalformedRecord | None]:
+        """What each task ended with, as :meth:`latest` gives it, in batched reads: the record its
+        final-attempt pointer names (the pointers, then the records, one batch each), else (a
+        task without a pointer: a run from before pointers, an attempt cut short) its latest
+        finished attempt. A damaged pointer or record is returned in its place, not raised."""
+        pointers = self.blobs.get_many([self.final_key(run_id, step, t) for t in task_ids])
+        chosen: dict[str, int] = {}
+        out: dict[str, dict[str, Any] | MalformedRecord | None] = {}
+        for task_id in task_ids:
+            key = self.final_key(run_id, step, task_id)
+            if key in pointers:
+                try:
+                    chosen[task_id] = _pointer(pointers[key], location(self.blobs, key))
+                except MalformedRecord as exc:
+                    out[task_id] = exc
+        keys = {task_id: self.key(run_id, step, task_id, attempt, "json") for task_id, attempt in chosen.items()}
+        found = self.blobs.get_many(list(keys.values()))
+        for task_id in task_ids:
+            if task_id in out:
+                continue
+            try:
+                record_key = keys.get(task_id)
+                if record_key is not None and record_key in found:
+                    out[task_id] = parse_record(found[record_key], location(self.blobs, record_key), TASK_FIELDS)
+                else:
+                    out[task_id] = self.latest(run_id, step, task_id)
+            except MalformedRecord as exc:
+                out[task_id] = exc
+        return [out[task_id] for task_id in task_ids]
 
     # -- split lists ----------------------------------------------------------------------------
     def split_key(self, run_id: str, step: str, task_id: str, attempt: int) -> str:

@@ -534,6 +534,12 @@ class S3BlobStore(BlobStore):
 
         self._map(put, items.items())
 
+    def put_new_many(self, items: dict[str, bytes]) -> set[str]:
+        """Create-only writes of several blobs in parallel; the keys this call created."""
+        pairs = list(items.items())
+        created = self._map(lambda item: self.put_new(*item), pairs)
+        return {key for (key, _), made in zip(pairs, created, strict=True) if made}
+
     def put_files(self, items: dict[str, str]) -> None:
         """Upload several files in parallel (each consumed as by put_file)."""
         self._map(lambda item: self.put_file(*item), items.items())
