@@ -334,7 +334,7 @@ class Orchestrator:
             found = self.records.final_many(spec.run_id, [(r.step, r.task_id, r.attempt) for r in spec.inputs])
             parents = [(ref, record or {}) for ref, record in zip(spec.inputs, found, strict=True)]
             return child_stack(self.graph, spec.step, parents, spec.split_index,
-                               lambda split, i: self.records.split_item(split["split"], i))
+                               self.records.foreach_item)
         except (KeyError, IndexError, MfcError):
             return []
 
