@@ -218,3 +218,12 @@ def test_resume_of_an_old_run_clones_its_sha256_refs(old_copy):
     assert new["artifacts"] == old["artifacts"] and len(new["artifacts"]["doubled"][0]) == 64
     assert only(root, FLOW, new_id, "end")["final"] == FINAL
     assert mfc(root, "verify", f"{FLOW}/{new_id}").returncode == 0
+
+
+def test_typed_buffers_the_pickler_hands_over_are_hashed_as_bytes(tmp_path):
+    numpy = pytest.importorskip("numpy")
+    store = ArtifactStore(LocalBlobStore(str(tmp_path)), "F")
+    for value in (numpy.arange(10, dtype="float64"), numpy.arange(6 * 1024 * 1024, dtype="int32").reshape(1024, -1)):
+        ref = store.save(value)
+        assert ref.sha.startswith("b3-") and store.digest(value) == ref.sha
+        assert (ArtifactStore(LocalBlobStore(str(tmp_path)), "F").load(ref.sha) == value).all()

@@ -60,7 +60,7 @@ class _HashingSpool:
         self._limit = limit
 
     def write(self, data: Any) -> int:
-        view = memoryview(data)
+        view = _octets(data)
         self.sha.update(view)
         self.size += view.nbytes
         if self.file is None:
@@ -92,9 +92,16 @@ class _HashOnly:
         self.sha = hasher
 
     def write(self, data: Any) -> int:
-        view = memoryview(data)
+        view = _octets(data)
         self.sha.update(view)
         return view.nbytes
+
+
+def _octets(data: Any) -> memoryview:
+    """``data`` as a flat view of bytes: the pickler hands over typed buffers (a float64 array's
+    memory), which BLAKE3, unlike hashlib, takes only as bytes."""
+    view = memoryview(data)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 def serialize(value: Any) -> bytes:
