@@ -186,9 +186,9 @@ def bench_artifact_store(ctx: Context) -> list[Figure]:
         if label == "load" and ours.get("unchecked_s"):
             plain = median(ours["unchecked_s"])
             figure.details.append(
-                f"mfc: the same read unchecked (pickle.load of the file, no sha256), interleaved: "
+                f"mfc: the same read unchecked (pickle.load of the file, no hash), interleaved: "
                 f"{ours['size'] / MB / plain:.0f} MB/s; checking the content address costs "
-                f"{(median(ours[key]) / plain - 1) * 100:+.0f}% (sha256 on a thread beside the read)")
+                f"{(median(ours[key]) / plain - 1) * 100:+.0f}% (BLAKE3 on a thread beside the read)")
         if theirs:
             figure.details.append(f"metaflow: TaskDataStore.{'save_artifacts' if label == 'save' else 'load'}; "
                                   f"{spread(theirs[key])}")

@@ -78,6 +78,7 @@ class Damage:
         if self.root.startswith("s3://"):
             self.blobs.client.put_object(Bucket=self.blobs.bucket, Key=self.blobs.prefix + key, Body=data)
         else:
+            (Path(self.root) / key).parent.mkdir(parents=True, exist_ok=True)
             (Path(self.root) / key).write_bytes(data)
 
     def delete(self, key: str) -> None:
@@ -110,3 +111,45 @@ def record_key(run_id: str, step: str, task_id: str, flow: str = FLOW, attempt: 
 
 def read_json(root: str, key: str) -> dict[str, Any]:
     return json.loads((Path(root) / key).read_text())
+
+
+def as_sha256(damage: Damage, flow: str, address: str) -> str:
+    """Store a copy of the object at ``address`` under its sha256 (the form of runs from before
+    BLAKE3 addresses), its stored bytes unchanged; returns the sha256 address."""
+    import hashlib
+    import zlib
+
+    stored = damage.raw(data_key(flow, address))
+    payload = zlib.decompress(stored[1:]) if stored[:1] == b"Z" else stored[1:]
+    sha = hashlib.sha256(payload).hexdigest()
+    damage.write(data_key(flow, sha), stored)
+    return sha
+
+
+def make_sha256_run(root: str, flow: str, run_id: str) -> None:
+    """Rewrite a local run as a run from before BLAKE3 addresses: every object its task records
+    name is stored under its sha256 (the b3 copy removed) and the records name that."""
+    damage = Damage(root)
+    seen: dict[str, str] = {}
+
+    def old(address: str) -> str:
+        if address not in seen:
+            seen[address] = as_sha256(damage, flow, address)
+        return seen[address]
+
+    for path in sorted((Path(root) / flow / run_id).glob("*/*/*.json")):
+        record = json.loads(path.read_text())
+        if "artifacts" not in record:
+            continue
+        for ref in record["artifacts"].values():
+            ref[0] = old(ref[0])
+        for frame in record.get("foreach_stack") or []:
+            frame["input"] = old(frame["input"])
+        split = record.get("foreach")
+        if split and "split" in split:
+            items = json.loads(damage.raw(split["split"]))
+            damage.write(split["split"], json.dumps([old(sha) for sha in items], separators=(",", ":")).encode())
+            del split["width"]
+        path.write_text(json.dumps(record))
+    for address in seen:
+        damage.delete(data_key(flow, address))

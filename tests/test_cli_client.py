@@ -95,7 +95,7 @@ def test_dump_json(runs: dict[str, str], capsys) -> None:
     artifacts = task["artifacts"]
     assert artifacts["items"]["value"] == ["item0", "item1", "item2"] and artifacts["items"]["type"] == "list"
     assert "value" not in artifacts["big"] and artifacts["big"]["repr"] == "<bytes, 200.0 KB>"
-    assert artifacts["big"]["size"] > 200 * 1024 and len(artifacts["big"]["sha"]) == 64
+    assert artifacts["big"]["size"] > 200 * 1024 and artifacts["big"]["sha"].startswith("b3-") and len(artifacts["big"]["sha"]) == 67
     code, out, _ = mfc_cli(capsys, "dump", f"ClientFlow/{runs['ok']}/fan", "--json", "--artifact", "item")
     assert sorted(t["artifacts"]["item"]["value"] for t in json.loads(out)) == ["item0", "item1", "item2"]
 

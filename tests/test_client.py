@@ -145,7 +145,7 @@ def test_data_artifact_fields(runs: dict[str, str]) -> None:
     artifact = task["items"]
     assert isinstance(artifact, DataArtifact)
     assert artifact.data == ["item0", "item1"]
-    assert artifact.type == "list" and artifact.size > 0 and len(artifact.sha) == 64
+    assert artifact.type == "list" and artifact.size > 0 and artifact.sha.startswith("b3-") and len(artifact.sha) == 67
     assert artifact.created_at == task.finished_at and isinstance(artifact.created_at, datetime)
     assert artifact.pathspec == f"{task.pathspec}/items"
     assert repr(artifact) == f"DataArtifact('{task.pathspec}/items')"
@@ -302,7 +302,7 @@ def test_code_package_of_a_run(tmp_path: Path) -> None:
     (project / "flow.py").write_text("print('flow')\n")
     package = build_package(project / "flow.py")
     blobs = open_blob_store(str(tmp_path / "ds"))
-    sha = ArtifactStore(blobs, "CodeFlow").save_bytes(package.data)
+    sha = ArtifactStore(blobs, "CodeFlow").save_bytes(package.data, sha256=True)
     assert sha == package.sha256
     run_id = BlobMetadata(blobs).create_run("CodeFlow", {"system_tags": [me()], "code_package": {"sha256": sha}})
     metadata(str(tmp_path / "ds"))

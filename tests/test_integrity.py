@@ -241,7 +241,7 @@ DAMAGING_FLOW = """
             run = os.path.join(root, "DamagingFlow", current.run_id, "start")
             record = json.load(open(os.path.join(run, os.listdir(run)[0], "0.json")))
             sha = record["artifacts"]["value"][0]
-            path = os.path.join(root, "DamagingFlow", "data", sha[:2], sha)
+            path = os.path.join(root, "DamagingFlow", "data", sha.removeprefix("b3-")[:2], sha)
             data = open(path, "rb").read()
             open(path, "wb").write(data.replace(b"M\\x39\\x30", b"M\\x3a\\x30"))
             self.next(self.use)

@@ -110,7 +110,7 @@ def task_html(task: Task) -> str:
     exc = task.exception
     extra = f"<div>exception: {escape(str(exc))}</div>" if exc else ""
     rows = [(a.name, a.type, format_size(a.size), a.sha[:12]) for a in task.artifacts]
-    return _title(f"Task {task.pathspec}", detail) + extra + _table(["artifact", "type", "size", "sha256"], rows)
+    return _title(f"Task {task.pathspec}", detail) + extra + _table(["artifact", "type", "size", "address"], rows)
 
 
 def preview(artifact: DataArtifact, limit: int = PREVIEW_CHARS) -> str:
@@ -132,4 +132,4 @@ def preview(artifact: DataArtifact, limit: int = PREVIEW_CHARS) -> str:
 def artifact_html(artifact: DataArtifact) -> str:
     rows = [(artifact.name, artifact.type, format_size(artifact.size), artifact.sha[:12])]
     value = f"<pre>{escape(preview(artifact))}</pre>"
-    return _title(f"Artifact {artifact.pathspec}") + _table(["artifact", "type", "size", "sha256"], rows) + value
+    return _title(f"Artifact {artifact.pathspec}") + _table(["artifact", "type", "size", "address"], rows) + value

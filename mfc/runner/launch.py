@@ -99,7 +99,7 @@ def snapshot_code(flow_file: str, store: ArtifactStore, config: Config, reporter
                      for s in config["package_suffixes"].split(",") if s.strip())
     package = build_package(flow_file, suffixes=suffixes, max_bytes=config["package_max_mb"] * 1024**2,
                             warn=reporter_warn)
-    store.save_bytes(package.data)
+    store.save_bytes(package.data, sha256=True)
     flow_rel = os.path.relpath(os.path.abspath(flow_file), package.root)
     return {"sha256": package.sha256, "size": str(package.size), "root": str(package.root), "flow_file": flow_rel}
 

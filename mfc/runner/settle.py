@@ -56,7 +56,7 @@ def stack_of(graph: Any, records: TaskRecords, spec: TaskSpec) -> list[dict]:
         found = records.final_many(spec.run_id, [(r.step, r.task_id, r.attempt) for r in spec.inputs])
         parents = [(ref, record or {}) for ref, record in zip(spec.inputs, found, strict=True)]
         return child_stack(graph, spec.step, parents, spec.split_index,
-                           lambda split, i: records.split_item(split["split"], i))
+                           records.foreach_item)
     except (KeyError, IndexError, MfcError):
         return []
 

@@ -70,7 +70,7 @@ def _prepare(spec: TaskSpec, graph: FlowGraph, records: TaskRecords, store: Arti
         if record is None:
             raise MfcError(f"input {spec.run_id}/{ref.step}/{ref.task_id} has no record in {store.blobs.root}")
         parents.append((ref, record))
-    stack = child_stack(graph, spec.step, parents, spec.split_index, lambda split, i: records.split_item(split["split"], i))
+    stack = child_stack(graph, spec.step, parents, spec.split_index, records.foreach_item)
     if not node.is_join:
         return dict(parents[0][1]["artifacts"]), stack, None
     batch = JoinBatch(store)  # an artifact asked of one input is read for the others in the same batch
@@ -117,8 +117,8 @@ def _split(flow: Any, ctx: TaskContext, node: Any, store: ArtifactStore, records
         raise StepFailed(f"step {node.name}: foreach artifact {var!r} is empty; a foreach needs at least one item")
     shas = [store.save(item, f"{var}[{i}]", node.name).sha for i, item in enumerate(items)]
     key = records.split_key(spec.run_id, spec.step, spec.task_id, spec.attempt)
-    records.write_split(key, shas)
-    return {"var": var, "num_splits": len(items), "split": key}
+    width = records.write_split(key, shas)
+    return {"var": var, "num_splits": len(items), "split": key, "width": width}
 
 
 def _persist(flow: Any, ctx: TaskContext, store: ArtifactStore, step: str) -> dict[str, list]:
@@ -130,7 +130,7 @@ def _persist(flow: Any, ctx: TaskContext, store: ArtifactStore, step: str) -> di
         if loaded is not None and loaded[1] is value and name in out:
             # Read from the parent: the parent's reference still holds unless it was mutated,
             # which only re-hashing (not re-writing) can tell for mutable values.
-            if isinstance(value, IMMUTABLE) or store.digest(value) == loaded[0]:
+            if isinstance(value, IMMUTABLE) or store.digest(value, like=loaded[0]) == loaded[0]:
                 continue
         out[name] = store.save(value, name, step).to_json()
     return out

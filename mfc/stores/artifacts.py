@@ -1,6 +1,7 @@
 """Content-addressed artifact store.
 
-An artifact's key is the sha256 of its serialized (cloudpickle) bytes, so equal values are
+An artifact's key is the BLAKE3 of its serialized (cloudpickle) bytes (``b3-<hex>``; older runs'
+artifacts are addressed by their sha256 and still read, see :mod:`mfc.stores.integrity`), so equal values are
 stored once and cloning a task copies nothing. Small blobs are compressed when that pays;
 large ones are streamed to a staging file while they are hashed, never held twice in memory.
 Stored form: one header byte (``R`` raw, ``Z`` zlib) followed by the payload.
@@ -18,7 +19,7 @@ from typing import Any, BinaryIO
 from mfc.exceptions import CorruptArtifact, MfcError, MissingData
 from mfc.stores import staging
 from mfc.stores.blob import BlobNotFound, BlobStore
-from mfc.stores.integrity import RAW, ZLIB, data_key, drain
+from mfc.stores.integrity import B3, RAW, ZLIB, Hasher, address, address_of, data_key, drain, new_hasher
 
 SPOOL_LIMIT = 4 * 1024 * 1024  # beyond this, serialize to a staging file instead of memory
 MIN_COMPRESS = 512  # below this, compression never pays for its header and CPU
@@ -50,7 +51,7 @@ class _HashingSpool:
     spilling to a staging file beyond it."""
 
     def __init__(self, staging_dir: str, limit: int = SPOOL_LIMIT) -> None:
-        self.sha = hashlib.sha256()
+        self.sha = new_hasher()
         self.buffer: bytearray | None = bytearray()
         self.file: BinaryIO | None = None
         self.path: str | None = None
@@ -59,7 +60,7 @@ class _HashingSpool:
         self._limit = limit
 
     def write(self, data: Any) -> int:
-        view = memoryview(data)
+        view = _octets(data)
         self.sha.update(view)
         self.size += view.nbytes
         if self.file is None:
@@ -87,13 +88,20 @@ class _HashingSpool:
 class _HashOnly:
     """A write-only file that only hashes what it receives."""
 
-    def __init__(self) -> None:
-        self.sha = hashlib.sha256()
+    def __init__(self, hasher: Hasher) -> None:
+        self.sha = hasher
 
     def write(self, data: Any) -> int:
-        view = memoryview(data)
+        view = _octets(data)
         self.sha.update(view)
         return view.nbytes
+
+
+def _octets(data: Any) -> memoryview:
+    """``data`` as a flat view of bytes: the pickler hands over typed buffers (a float64 array's
+    memory), which BLAKE3, unlike hashlib, takes only as bytes."""
+    view = memoryview(data)
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 def serialize(value: Any) -> bytes:
@@ -129,7 +137,7 @@ class ArtifactStore:
             spool.discard()
             where = f"step {step}: " if step else ""
             raise ArtifactError(f"{where}artifact {name!r} ({type_name(value)}) cannot be pickled: {exc}") from None
-        sha = spool.sha.hexdigest()
+        sha = address_of(spool.sha)
         ref = ArtifactRef(sha, spool.size, type_name(value))
         key = self.key(sha)
         if spool.file is not None:
@@ -145,21 +153,25 @@ class ArtifactStore:
         self._put_small(key, bytes(spool.buffer))
         return ref
 
-    def digest(self, value: Any) -> str | None:
-        """The key ``value`` would be stored under, computed without writing anything
-        (None if it cannot be pickled)."""
+    def digest(self, value: Any, like: str | None = None) -> str | None:
+        """The key ``value`` would be stored under, computed without writing anything (None if it
+        cannot be pickled); with ``like`` (an address), in that address's algorithm instead, so a
+        value read from an older run's sha256-addressed object compares equal to its address."""
         import cloudpickle
 
-        sink = _HashOnly()
+        old = like is not None and not like.startswith(B3)
+        sink = _HashOnly(hashlib.sha256() if old else new_hasher())
         try:
             cloudpickle.dump(value, sink, protocol=PICKLE_PROTOCOL)
         except Exception:  # noqa: BLE001 - save() reports it properly
             return None
-        return sink.sha.hexdigest()
+        return sink.sha.hexdigest() if old else address_of(sink.sha)
 
-    def save_bytes(self, payload: bytes) -> str:
-        """Store raw bytes (a code package, a file) by their sha256; returns the sha."""
-        sha = hashlib.sha256(payload).hexdigest()
+    def save_bytes(self, payload: bytes, sha256: bool = False) -> str:
+        """Store raw bytes (a file) by their content address (BLAKE3); returns the address.
+        ``sha256=True`` addresses them by their sha256 instead (a code package, whose id is its
+        sha256 by contract)."""
+        sha = hashlib.sha256(payload).hexdigest() if sha256 else address(payload)
         self._put_small(self.key(sha), payload)
         return sha
 

@@ -1,6 +1,6 @@
 """Blob store on a local directory: temp file + rename for atomic writes; compare-and-swap
 writes under an advisory lock (``fcntl.flock``) on a lock file in ``<root>/.locks/``. Reads of
-content-addressed objects are checked against their sha256 as they go (:mod:`mfc.stores.integrity`)."""
+content-addressed objects are checked against their content address as they go (:mod:`mfc.stores.integrity`)."""
 
 from __future__ import annotations
 

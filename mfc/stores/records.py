@@ -5,8 +5,9 @@ Keys: ``<Flow>/<run>/<step>/<task>/<attempt>.json|.stdout|.stderr``. The JSON is
 atomically and create-only (a second writer of the same attempt is refused), so its presence
 marks the attempt as finished. ``<task>/final.json`` (``{"attempt": n}``, create-only) names
 the attempt that ended the task, so a join needs only its parents' task ids. A foreach's
-``<attempt>.split.json`` is its split list: a JSON array of the items' sha256s, every entry the
-same width, so the child for item ``i`` reads only its own entry (and a Step Functions Map
+``<attempt>.split.json`` is its split list: a JSON array of the items' content addresses, every
+entry the same width (the foreach record's ``width``: 64 in runs from before it was recorded),
+so the child for item ``i`` reads only its own entry (and a Step Functions Map
 ``ItemReader`` can read the array as it is).
 """
 
@@ -18,14 +19,14 @@ from typing import Any
 from mfc.exceptions import MalformedRecord
 from mfc.pathspec import is_valid
 from mfc.stores.blob import BlobNotFound, BlobStore
+from mfc.stores.integrity import is_digest
 from mfc.stores.taskrecord import TaskRecord
 from mfc.taskid import sort_key
 
 LOG_STREAMS = ("stdout", "stderr")
 TASK_FIELDS: dict[str, Any] = {"status": str, "artifacts": dict}  # what every attempt record holds
 FINAL = "final.json"
-SHA_WIDTH = 64
-_ENTRY = SHA_WIDTH + 3  # '"<sha>",'
+SHA_WIDTH = 64  # the width of a split list's entries when its foreach record gives none
 
 
 def location(blobs: BlobStore, key: str) -> str:
@@ -174,19 +175,27 @@ class TaskRecords:
     def split_key(self, run_id: str, step: str, task_id: str, attempt: int) -> str:
         return self.key(run_id, step, task_id, attempt, "split.json")
 
-    def write_split(self, key: str, shas: list[str]) -> None:
-        """A foreach's split list: a JSON array of fixed-width sha256 entries."""
-        if any(len(sha) != SHA_WIDTH for sha in shas):
-            raise ValueError("split entries must be sha256 hex digests")
+    def write_split(self, key: str, shas: list[str]) -> int:
+        """A foreach's split list: a JSON array of content addresses, all of one width (which
+        is returned: the foreach record keeps it for :meth:`split_item`)."""
+        width = len(shas[0]) if shas else SHA_WIDTH
+        if any(len(sha) != width or not is_digest(sha) for sha in shas):
+            raise ValueError("split entries must be content addresses of one width")
         self.blobs.put_bytes(key, ("[" + ",".join(f'"{sha}"' for sha in shas) + "]").encode())
+        return width
 
-    def split_item(self, key: str, index: int) -> str:
-        """Entry ``index`` of a split list, read alone (a byte range, not the whole list)."""
-        data = self.blobs.get_range(key, 1 + index * _ENTRY, SHA_WIDTH + 2)
+    def split_item(self, key: str, index: int, width: int = SHA_WIDTH) -> str:
+        """Entry ``index`` of a split list of ``width``-wide entries, read alone (a byte range,
+        not the whole list)."""
+        data = self.blobs.get_range(key, 1 + index * (width + 3), width + 2)  # '"<sha>",'
         text = data.decode("ascii", "replace")
-        if len(text) != SHA_WIDTH + 2 or text[0] != '"' or text[-1] != '"':
+        if len(text) != width + 2 or text[0] != '"' or text[-1] != '"':
             raise MalformedRecord(location(self.blobs, key), f"it has no entry {index}")
         return text[1:-1]
+
+    def foreach_item(self, split: dict[str, Any], index: int) -> str:
+        """Item ``index`` of the split list that a foreach record (``{"split": key, ...}``) names."""
+        return self.split_item(split["split"], index, split_width(split))
 
     def attempts(self, run_id: str, step: str, task_id: str) -> list[int]:
         """Attempt numbers with a record or a log, ascending."""
@@ -222,3 +231,10 @@ class TaskRecords:
 def _pointer(data: bytes, where: str) -> int:
     pointer = parse_record(data, where, {"attempt": int})
     return pointer["attempt"]
+
+
+def split_width(split: dict[str, Any]) -> int:
+    """The entry width of the split list a foreach record names (64: a run from before it was
+    recorded, when every entry was a sha256)."""
+    width = split.get("width")
+    return width if isinstance(width, int) and not isinstance(width, bool) and width > 0 else SHA_WIDTH

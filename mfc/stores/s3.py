@@ -4,7 +4,7 @@ Every call is retried on throttling, 5xx answers and dropped connections (botoco
 retries, then tenacity with jittered exponential backoff around each operation); a missing
 bucket, denied access or missing credentials is one clear :class:`S3Error` at once. Batch
 operations run on a thread pool. Content-addressed objects (``<Flow>/data/xx/<sha>``) are
-checked against their sha256 as they are read, and are known to be immutable: once seen, their
+checked against their content address as they are read, and are known to be immutable: once seen, their
 existence is answered from memory.
 
 Writes are atomic as S3 makes them: an object appears whole or not at all (a multipart upload
@@ -442,7 +442,7 @@ class S3BlobStore(BlobStore):
 
     def _reader(self, key: str) -> S3Reader:
         """A raw stream of one object; the first GET happens here (BlobNotFound if missing).
-        Content-addressed objects are checked by their own sha256 (and may be read as parallel
+        Content-addressed objects are checked by their own address (and may be read as parallel
         ranges), others come in one GET whose checksum botocore verifies."""
         check = content_check(key, self._url(key), BlobCorrupt) if self.verify_data else None
         s3, full = self.client, self._full(key)
