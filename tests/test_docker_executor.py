@@ -107,7 +107,7 @@ def prepare_run(flow_file: Path, root: Path, params: list[str] | None = None) ->
         "artifacts": refs, "foreach_stack": [], "foreach": None,
     })
     package = build_package(flow_file, root=flow_file.parent)
-    sha = store.save_bytes(package.data)
+    sha = store.save_bytes(package.data, sha256=True)  # a code package keeps its sha256 id
     assert sha == package.sha256
     info = RunInfo(name, run_id, str(flow_file), str(root), "tester", code_package={"sha256": sha})
     return flow_cls, graph, info, blobs, step_policies(flow_cls, list(graph.nodes))
