@@ -51,7 +51,6 @@ lint: venv
 	$(PYTHON_BIN)/ruff check mfc tests benchmarks examples
 	$(PYTHON_BIN)/mypy
 
-include .ci/image.mk
-
 # The image targets download wheels with the virtualenv's Python: a fresh clone makes it first.
-wheels image image-gpu: venv
+PYTHON_DEP := $(VENV)/.installed
+include .ci/image.mk

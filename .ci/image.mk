@@ -21,9 +21,11 @@
 #   IMAGE_PYTHON_VERSION  Python of BASE_IMAGE (3.11)
 #   EXTRA_CA_BUNDLE     a CA file to trust inside the image (networks with a TLS proxy)
 #   PYTHON              host Python that downloads wheels (.venv/bin/python)
+#   PYTHON_DEP          a target that makes PYTHON (the top-level Makefile: the virtualenv)
 #   DOCKER              docker CLI (docker)
 
 PYTHON ?= .venv/bin/python
+PYTHON_DEP ?=
 DOCKER ?= docker
 IMAGE_CONTEXT ?= build/image
 IMAGE_ARCH ?= $(shell uname -m)
@@ -61,10 +63,10 @@ base-os: docker-up
 wheels: $(IMAGE_CONTEXT)/deps/py$(IMAGE_PYTHON_VERSION)/requirements.txt $(IMAGE_CONTEXT)/mfc.stamp \
 	$(IMAGE_CONTEXT)/image-install.sh image-ca
 
-$(IMAGE_CONTEXT)/deps/py%/requirements.txt: pyproject.toml .ci/image-wheels.py
+$(IMAGE_CONTEXT)/deps/py%/requirements.txt: pyproject.toml .ci/image-wheels.py | $(PYTHON_DEP)
 	$(PYTHON) .ci/image-wheels.py --python-version $* --arch $(IMAGE_ARCH) --out $(@D)
 
-$(IMAGE_CONTEXT)/mfc.stamp: pyproject.toml $(MFC_SOURCES)
+$(IMAGE_CONTEXT)/mfc.stamp: pyproject.toml $(MFC_SOURCES) | $(PYTHON_DEP)
 	@rm -rf $(IMAGE_CONTEXT)/mfc build/image-src && mkdir -p $(IMAGE_CONTEXT)/mfc build/image-src
 	@tar -c --exclude=__pycache__ --exclude='*.pyc' -f - pyproject.toml mfc $(wildcard README* LICENSE*) \
 		| tar -x -C build/image-src
