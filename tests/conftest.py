@@ -1,8 +1,9 @@
-"""Shared fixtures: a fresh datastore root per test."""
+"""Shared fixtures: a fresh datastore root per test, and a moto S3 server per test module."""
 
 from __future__ import annotations
 
 import pytest
+from moto_server import MotoServer
 
 
 @pytest.fixture
@@ -11,3 +12,10 @@ def root(tmp_path):
     path = tmp_path / "ds"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="module")
+def moto():
+    """A moto server over HTTP for one test module (each test makes its own bucket)."""
+    with MotoServer() as server:
+        yield server

@@ -11,7 +11,6 @@ import shutil
 import blake3
 import pytest
 from integrity_helpers import FINAL, FLOW, INTEGRITY_FLOW, Damage, artifact_key, as_sha256, make_sha256_run
-from moto_server import MotoServer
 from support import assert_no_traceback, describe, mfc, only, run_flow, task_records, write_flow
 
 from mfc.exceptions import CorruptArtifact
@@ -23,12 +22,6 @@ from mfc.stores.s3 import S3BlobStore
 
 MiB = 1024 * 1024
 VALUES = {"int": 12345, "zlib": b"compressible " * 1000, "large": os.urandom(9 * MiB)}
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture(params=["local", "s3"])

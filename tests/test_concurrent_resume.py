@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from moto_server import MotoServer
 from support import clean_env, describe, mfc_executable, run_flow, write_flow
 
 from mfc.stores.artifacts import ArtifactStore
@@ -46,12 +45,6 @@ FLOW = """
         def end(self):
             self.total = sum(self.ys)
 """
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
 
 
 def _resume_both(root: str, flow: str, origin: str, tmp_path: Path, env: dict[str, str]) -> dict[str, str]:

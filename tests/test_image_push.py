@@ -159,12 +159,6 @@ def test_push_errors_say_what_to_do(message: str, local: bool, ecr: bool, expect
 # --- ECR calls against a moto server -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
-
-
 @pytest.fixture
 def ecr_api(moto):
     moto.reset()

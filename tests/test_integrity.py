@@ -13,7 +13,6 @@ import sys
 
 import pytest
 from integrity_helpers import FINAL, FLOW, INTEGRITY_FLOW, Damage, artifact_key, task_id_of
-from moto_server import MotoServer
 from support import assert_no_traceback, describe, mfc, only, run_flow, task_records, write_flow
 
 from mfc.exceptions import CorruptArtifact, MfcError, MissingData
@@ -23,12 +22,6 @@ from mfc.stores.s3 import S3BlobStore
 
 MiB = 1024 * 1024
 DAMAGES = ["flip", "truncate", "empty", "append"]
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture(params=["local", "s3"])

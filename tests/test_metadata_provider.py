@@ -11,7 +11,6 @@ import threading
 from collections import Counter
 
 import pytest
-from moto_server import MotoServer
 from support import assert_no_traceback, describe, flow_path, mfc, run_flow
 
 from mfc.client import Flow, default_namespace, namespace
@@ -28,12 +27,6 @@ from mfc.stores.s3 import S3BlobStore
 
 INFO = {"user": "tester", "tags": ["a"], "system_tags": ["user:tester"], "parameters": {"alpha": 1}}
 VALUES = {"alpha": 1, "text": "hello", "table": {"k": [1, 2, 3]}}
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -14,7 +14,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectionClosedError
 from botocore.retries.standard import ExponentialBackoff
-from moto_server import MotoServer, Proxy
+from moto_server import Proxy
 from support import run_flow
 
 from mfc.stores.artifacts import ArtifactStore, data_key
@@ -33,12 +33,6 @@ def quick_botocore_backoff(monkeypatch):
     here the waits are 50 times shorter (the retry logic itself is unchanged)."""
     monkeypatch.setattr(ExponentialBackoff, "_DEFAULT_BACKOFF_CONFIG",
                         {"throttling_base_scale": 0.02, "non_throttling_base_scale": 0.001})
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
 
 
 class _Raw:

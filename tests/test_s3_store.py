@@ -28,12 +28,6 @@ MiB = 1024 * 1024
 EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
 
 
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
-
-
 @pytest.fixture
 def s3_store(moto):
     store = S3BlobStore(f"s3://{moto.new_bucket()}/some/prefix/", client=moto.client())

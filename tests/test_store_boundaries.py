@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 
 import botocore.exceptions as bex
-import pytest
-from moto_server import REGION, MotoServer
+from moto_server import REGION
 
 from mfc.stores.blob import open_blob_store, open_configured_store
 from mfc.stores.metadata import BlobMetadata
@@ -18,12 +17,6 @@ from mfc.stores.s3 import S3BlobStore
 from mfc.stores.settings import S3Settings
 
 MFC = Path(__file__).resolve().parent.parent / "mfc"
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
 
 
 # -- create-only writes on SSE-KMS buckets --------------------------------------------------------

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-from moto_server import MotoServer
 from support import clean_env, mfc, mfc_executable, write_flow
 
 from mfc.exceptions import MfcError
@@ -140,12 +139,6 @@ def test_a_reader_racing_the_seal_gets_the_whole_log(tmp_path):
 
 
 # -- a flow on S3 ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
-
 
 LIVE_FLOW = '''
 import os

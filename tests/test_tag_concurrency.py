@@ -7,7 +7,6 @@ import subprocess
 import threading
 
 import pytest
-from moto_server import MotoServer
 from support import clean_env, describe, mfc_executable
 
 from mfc.exceptions import MfcError
@@ -17,12 +16,6 @@ from mfc.stores.metadata import BlobMetadata
 from mfc.stores.s3 import S3BlobStore
 
 WRITERS = 16
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture(params=["local", "s3"])
