@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from figures import Figure
-from procs import BenchError, median, spread
+from procs import BenchError
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from moto_server import MotoServer, ProxyProcess  # noqa: E402
-from suite_metadata import _environment  # noqa: E402
+from suite_metadata import batched_against_serial  # noqa: E402
 
 FLOW = "ForeachFlow"
 FLOW_FILE = HERE.parent / "tests" / "flows" / "foreach.py"
@@ -134,30 +133,9 @@ def _compare(root: str, count: int, reps: int) -> tuple[list[float], list[float]
     return sides[0][1], sides[1][1]
 
 
-def _figure(name: str, batched: list[float], serial: list[float]) -> Figure:
-    figure = Figure(name, median(batched), "s", goal=median(serial), metaflow_note="not measured")
-    figure.details.append(f"batched (pointers, records, then each artifact of every input: get_many) "
-                          f"{median(batched):.3f} s ({spread(batched)}); one GET at a time as before "
-                          f"{median(serial):.3f} s ({spread(serial)}): {median(serial) / median(batched):.1f}x faster; "
-                          "interleaved, same bucket")
-    return figure
-
-
 def bench_join_s3(ctx: Any) -> list[Figure]:
     """A 1,000-input join's input reading on moto S3, batched against one GET at a time."""
-    count, slow_count, reps = ctx.n(1000, 40), ctx.n(200, 20), ctx.n(3)
-    with MotoServer() as moto:
-        bucket = moto.new_bucket("bench-join")
-        env = {**moto.env(), "MFC_CONFIG": str(ctx.tmp / "no-config.toml")}
-        root = f"s3://{bucket}/join"
-        with _environment(env):
-            _write_children(root, count)
-            batched, serial = _compare(root, count, reps)
-        figures = [_figure(f"join of {count} inputs, input reading on moto S3", batched, serial)]
-        slow_root = f"s3://{bucket}/slow"
-        with ProxyProcess(moto.port, delay=0.010) as proxy:
-            with _environment({**env, "MFC_S3_ENDPOINT_URL": proxy.endpoint}):
-                _write_children(slow_root, slow_count)
-                batched, serial = _compare(slow_root, slow_count, ctx.n(2, 1))
-        figures.append(_figure(f"join of {slow_count} inputs, S3 10 ms away", batched, serial))
-    return figures
+    return batched_against_serial(ctx, "bench-join", "pointers, records, then each artifact of every input: get_many",
+                                  _write_children, _compare,
+                                  ("join of {} inputs, input reading on moto S3", "join of {} inputs, S3 10 ms away"),
+                                  (ctx.n(1000, 40), ctx.n(200, 20)))

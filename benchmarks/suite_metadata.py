@@ -107,30 +107,40 @@ def _compare(root: str, count: int, reps: int) -> tuple[list[float], list[float]
     return sides[0][1], sides[1][1]
 
 
-def _figure(name: str, batched: list[float], serial: list[float], goal: float | None) -> Figure:
-    figure = Figure(name, median(batched), "s", goal=goal, metaflow_note="not measured")
-    figure.details.append(f"batched (get_many per page of runs) {median(batched):.3f} s ({spread(batched)}); "
+def _figure(name: str, how: str, batched: list[float], serial: list[float]) -> Figure:
+    figure = Figure(name, median(batched), "s", goal=median(serial), metaflow_note="not measured")
+    figure.details.append(f"batched ({how}) {median(batched):.3f} s ({spread(batched)}); "
                           f"one GET at a time as before {median(serial):.3f} s ({spread(serial)}): "
                           f"{median(serial) / median(batched):.1f}x faster; interleaved, same bucket")
     return figure
 
 
-def bench_runs_s3(ctx: Any) -> list[Figure]:
-    """``Flow.runs()`` over 1,000 runs on moto S3, batched against one GET at a time."""
-    count, slow_count, reps = ctx.n(1000, 50), ctx.n(200, 20), ctx.n(3)
+def batched_against_serial(ctx: Any, bucket_name: str, how: str, write: Callable[[str, int], None],
+                           compare: Callable[[str, int, int], tuple[list[float], list[float]]],
+                           names: tuple[str, str], counts: tuple[int, int]) -> list[Figure]:
+    """Two figures for a batched read path against one GET at a time on a moto bucket: ``count``
+    items on localhost, then ``slow_count`` behind a proxy 10 ms away. ``names`` are format
+    strings taking the count."""
+    (count, slow_count), reps = counts, ctx.n(3)
     with MotoServer() as moto:
-        bucket = moto.new_bucket("bench-runs")
+        bucket = moto.new_bucket(bucket_name)
         env = {**moto.env(), "MFC_CONFIG": str(ctx.tmp / "no-config.toml")}
         root = f"s3://{bucket}/many"
         with _environment(env):
-            _write_runs(root, count)
-            batched, serial = _compare(root, count, reps)
-        figures = [_figure(f"Flow.runs() over {count} runs on moto S3", batched, serial, goal=median(serial))]
+            write(root, count)
+            batched, serial = compare(root, count, reps)
+        figures = [_figure(names[0].format(count), how, batched, serial)]
         slow_root = f"s3://{bucket}/slow"
         with ProxyProcess(moto.port, delay=0.010) as proxy:
             with _environment({**env, "MFC_S3_ENDPOINT_URL": proxy.endpoint}):
-                _write_runs(slow_root, slow_count)
-                batched, serial = _compare(slow_root, slow_count, ctx.n(2, 1))
-        figures.append(_figure(f"Flow.runs() over {slow_count} runs, S3 10 ms away", batched, serial,
-                               goal=median(serial)))
+                write(slow_root, slow_count)
+                batched, serial = compare(slow_root, slow_count, ctx.n(2, 1))
+        figures.append(_figure(names[1].format(slow_count), how, batched, serial))
     return figures
+
+
+def bench_runs_s3(ctx: Any) -> list[Figure]:
+    """``Flow.runs()`` over 1,000 runs on moto S3, batched against one GET at a time."""
+    return batched_against_serial(ctx, "bench-runs", "get_many per page of runs", _write_runs, _compare,
+                                  ("Flow.runs() over {} runs on moto S3", "Flow.runs() over {} runs, S3 10 ms away"),
+                                  (ctx.n(1000, 50), ctx.n(200, 20)))
