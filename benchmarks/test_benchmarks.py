@@ -111,28 +111,30 @@ def test_mfc_command_without_console_script(tmp_path: Path) -> None:
     assert done.returncode == 0 and "graph is valid" in done.stdout, done.stderr
 
 
-def test_quick_run_of_the_s3_benchmark() -> None:
-    done = subprocess.run([sys.executable, str(HERE / "run.py"), "--quick", "--no-metaflow", "--only", "s3"],
+def _quick_run(name: str) -> subprocess.CompletedProcess:
+    """``run.py --quick --only NAME`` to completion, which must succeed."""
+    done = subprocess.run([sys.executable, str(HERE / "run.py"), "--quick", "--no-metaflow", "--only", name],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_quick_run_of_the_s3_benchmark() -> None:
+    done = _quick_run("s3")
     assert "S3 200 x 10 KB put+get vs boto3, moto on localhost: " in done.stdout
     assert "S3 100 x 10 KB put+get vs boto3, 10 ms one-way latency: " in done.stdout
     assert "S3 one 20 MB artifact put+get vs boto3: " in done.stdout
 
 
 def test_quick_run_of_the_runs_listing_benchmark() -> None:
-    done = subprocess.run([sys.executable, str(HERE / "run.py"), "--quick", "--no-metaflow", "--only", "runs-s3"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = _quick_run("runs-s3")
     assert "Flow.runs() over 50 runs on moto S3: " in done.stdout
     assert "Flow.runs() over 20 runs, S3 10 ms away: " in done.stdout
     assert "one GET at a time as before" in done.stdout
 
 
 def test_quick_run_of_the_join_benchmark() -> None:
-    done = subprocess.run([sys.executable, str(HERE / "run.py"), "--quick", "--no-metaflow", "--only", "join-s3"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = _quick_run("join-s3")
     assert "join of 40 inputs, input reading on moto S3: " in done.stdout
     assert "join of 20 inputs, S3 10 ms away: " in done.stdout
     assert "one GET at a time as before" in done.stdout
