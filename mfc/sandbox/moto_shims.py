@@ -12,7 +12,8 @@ Two kinds of code live here:
   classes must be patched where the server runs). The gaps covered, one function each:
 
   - SFN service integrations send ASL names (``JobName``) to boto unrenamed and read boto's
-    response names (``jobId``) where ``JobId`` is expected (``_patch_sfn_normalisation``);
+    response names (``jobId``) where ``JobId`` is expected, and an SDK integration's streamed
+    body (``aws-sdk:s3:getObject``) is a stream object, not its text (``_patch_sfn_normalisation``);
   - a distributed Map swallows failed items and succeeds (``_patch_distributed_map_failures``);
   - an inline Map turns ``States.TaskFailed`` into ``States.Runtime`` (``_patch_inline_map_error_names``);
   - Retry on a ``.sync`` task times out at once on the second attempt (``_patch_retry_callback_endpoint``);
@@ -115,6 +116,8 @@ def _response_structure(response: dict[str, Any], shape: Any) -> None:
     for key in list(response):
         member = members.get(_fold(key))
         value = response.pop(key)
+        if hasattr(value, "read"):  # a streamed body (S3 GetObject's Body): AWS hands it over as text
+            value = value.read().decode("utf-8", errors="replace")
         if member is not None:
             _response_value(value, member)
         response[_sfn_case(key)] = value

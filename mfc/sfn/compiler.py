@@ -1,0 +1,307 @@
+"""The Step Functions compiler: a pure function from a flow graph and :class:`SfnSettings` to an
+Amazon States Language definition (a dict). It calls no AWS API and reads no file: the same
+inputs give byte-identical JSON (:func:`definition_json`) on any machine.
+
+Shape:
+
+* the first state (``mfc init``, a Pass) sets the state data every state passes on unchanged:
+  ``{"run": "sfn-<execution name>", "ix": ""}``: the run id, and the foreach indices of the
+  current iteration (``"3"``, ``"3-1"``, empty outside any foreach);
+* each step is a Task on ``batch:submitJob.sync`` running ``python -m mfc.sfn.task`` in the
+  step's image with a few arguments (datastore, code package, step, run, indices, retry count)
+  in its container overrides, so their size does not grow with the flow's;
+* a static split is a Parallel with a branch per target, followed by the join's state;
+* a foreach is a Map over the foreach task's split list (``<task>/split.json`` in the datastore):
+  Distributed (an ``ItemReader`` reads the list from S3, each iteration a child execution) or
+  inline (an ``aws-sdk:s3:getObject`` Task reads it into the state first), followed by the join;
+* every Task, Parallel and Map has ``ResultPath: null``: no payload grows with the fan-out. A join
+  finds its inputs in the datastore from task ids derived from the indices (see
+  :mod:`mfc.taskid`).
+
+``@retry`` becomes a Retry on ``States.TaskFailed`` (exponential backoff, full jitter), after a
+Retry on Batch throttling; ``@catch`` a Catch to a fallback state that records the step as
+caught (for a task killed outright: the task catches its own exceptions); ``@timeout`` the job's
+``AttemptDurationSeconds``; ``--workflow-timeout`` the definition's ``TimeoutSeconds``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mfc.exceptions import MfcError
+from mfc.graph import FlowGraph, StepNode
+from mfc.runner.batch_jobs import MAX_NAME, job_definition, resource_requirements, sanitize_name
+from mfc.sfn.settings import SfnSettings, StepSettings
+
+TASK_MODULE = ("python", "-m", "mfc.sfn.task")
+BATCH_SYNC = "arn:aws:states:::batch:submitJob.sync"
+S3_GET = "arn:aws:states:::s3:getObject"
+SDK_S3_GET = "arn:aws:states:::aws-sdk:s3:getObject"
+INIT_STATE = "mfc init"
+SPLIT_FILE = "split.json"  # a foreach task's split list at a key the Map can name (no attempt in it)
+THROTTLE_ERRORS = ["Batch.AWSBatchException", "Batch.TooManyRequestsException", "Batch.ServerException"]
+# History events one Map iteration may spend before an inline Map is judged too big for one
+# execution (AWS stops an execution at 25,000 events); see :func:`map_mode_for`.
+INLINE_EVENT_BUDGET = 5_000
+EVENTS_PER_TASK = 6  # TaskStateEntered, TaskScheduled, TaskStarted, TaskSubmitted, TaskSucceeded, TaskStateExited
+EVENTS_PER_ITERATION = 2  # MapIterationStarted, MapIterationSucceeded
+EVENTS_PER_FANOUT = 6  # a Map's or Parallel's own entered/started/succeeded/exited events
+JOB_INDEX_ROOM = 24  # characters a job name keeps free for the foreach indices
+
+
+def state_name(step: str, suffix: str = "") -> str:
+    """The name of a step's state (``suffix``: its ``items``, ``foreach``, ``branches`` or
+    ``catch`` state); at most 80 characters, as Step Functions requires."""
+    name = f"{step} {suffix}" if suffix else step
+    if len(name) <= 80:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:71]}-{digest}"
+
+
+def literal(text: str) -> str:
+    """``text`` as a string literal inside an intrinsic function: quoted, with ``'``, ``{``,
+    ``}`` and ``\\`` escaped as the States Language says."""
+    escaped = "".join("\\" + ch if ch in "'{}\\" else ch for ch in text)
+    return f"'{escaped}'"
+
+
+def s3_location(root: str) -> tuple[str, str]:
+    """``(bucket, key prefix ending in / or empty)`` of an ``s3://`` datastore root."""
+    if not root.startswith("s3://"):
+        raise MfcError(f"Step Functions runs need an S3 datastore, not {root}",
+                       hint="set datastore_root to s3://BUCKET/PREFIX (`mfc sandbox up` and MFC_PROFILE=sandbox "
+                            "give one)")
+    bucket, _, prefix = root[len("s3://"):].partition("/")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+class _Compiler:
+    def __init__(self, graph: FlowGraph, settings: SfnSettings) -> None:
+        self.graph = graph
+        self.settings = settings
+        self.bucket, self.prefix = s3_location(settings.datastore_root)
+        missing = [s for s in graph.nodes if s not in settings.steps]
+        if missing:
+            raise MfcError(f"no Step Functions settings for step {missing[0]}")
+        self.modes: dict[str, str] = {}
+
+    # -- the definition ----------------------------------------------------------------------------
+    def definition(self) -> dict[str, Any]:
+        states: dict[str, Any] = {
+            INIT_STATE: {"Type": "Pass", "Next": state_name("start"),
+                         "Parameters": {"run.$": "States.Format('sfn-{}', $$.Execution.Name)", "ix": ""}},
+        }
+        self._sequence("start", None, 0, None, states)
+        definition: dict[str, Any] = {
+            "Comment": f"mfc flow {self.settings.flow_name} (compiled by mfc; do not edit: `mfc sfn create` replaces it)",
+            "StartAt": INIT_STATE,
+            "States": states,
+        }
+        if self.settings.workflow_timeout:
+            definition["TimeoutSeconds"] = int(self.settings.workflow_timeout)
+        return definition
+
+    def _sequence(self, step: str, stop: str | None, depth: int, after: str | None, states: dict[str, Any]) -> str:
+        """Add the states from ``step`` up to ``stop`` (the join closing the enclosing split,
+        excluded) to ``states``; the last goes on to ``after`` (None: it ends its scope).
+        Returns the name of the first."""
+        node = self.graph[step]
+        if node.foreach_var is not None:
+            return self._foreach(node, stop, depth, after, states)
+        if len(node.out_funcs) > 1:
+            return self._split(node, stop, depth, after, states)
+        following = node.out_funcs[0] if node.out_funcs else None
+        next_name = after if following is None or following == stop else self._sequence(following, stop, depth, after, states)
+        return self._task(node, depth, next_name, states)
+
+    def _split(self, node: StepNode, stop: str | None, depth: int, after: str | None, states: dict[str, Any]) -> str:
+        join = self._join_of(node)
+        next_name = after if join == stop else self._sequence(join, stop, depth, after, states)
+        branches = []
+        for target in node.out_funcs:
+            scope: dict[str, Any] = {}
+            first = self._sequence(target, join, depth, None, scope)
+            branches.append({"StartAt": first, "States": scope})
+        parallel = state_name(node.name, "branches")
+        states[parallel] = {"Type": "Parallel", "Branches": branches, "ResultPath": None, **_goto(next_name)}
+        return self._task(node, depth, parallel, states)
+
+    def _foreach(self, node: StepNode, stop: str | None, depth: int, after: str | None, states: dict[str, Any]) -> str:
+        join = self._join_of(node)
+        next_name = after if join == stop else self._sequence(join, stop, depth, after, states)
+        scope: dict[str, Any] = {}
+        first = self._sequence(node.out_funcs[0], join, depth + 1, None, scope)
+        mode = self.modes[node.name] = map_mode_for(self.settings.map_mode(node.name), self.settings.max_num_splits,
+                                                    body_events(scope, self.settings.max_num_splits))
+        ix = "States.Format('{}', $$.Map.Item.Index)" if depth == 0 else "States.Format('{}-{}', $.ix, $$.Map.Item.Index)"
+        map_name = state_name(node.name, "foreach")
+        body: dict[str, Any] = {"StartAt": first, "States": scope}
+        state: dict[str, Any] = {
+            "Type": "Map", "MaxConcurrency": int(self.settings.max_workers),
+            "ItemSelector": {"run.$": "$.run", "ix.$": ix}, "ResultPath": None,
+        }
+        key = self._split_key(node.name, depth)
+        if mode == "distributed":
+            state["ItemReader"] = {"Resource": S3_GET, "ReaderConfig": {"InputType": "JSON"},
+                                   "Parameters": {"Bucket": self.bucket, "Key.$": key}}
+            body["ProcessorConfig"] = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+            state["ToleratedFailurePercentage"] = 0
+            state["Label"] = sanitize_name(node.name)[:40]
+        else:
+            body["ProcessorConfig"] = {"Mode": "INLINE"}
+            state["ItemsPath"] = "$.read.items"
+        state["ItemProcessor"] = body
+        state.update(_goto(next_name))
+        states[map_name] = state
+        entry = map_name
+        if mode == "inline":
+            items = state_name(node.name, "items")
+            states[items] = {
+                "Type": "Task", "Resource": SDK_S3_GET,
+                "Parameters": {"Bucket": self.bucket, "Key.$": key},
+                "ResultSelector": {"items.$": "States.StringToJson($.Body)"},
+                "ResultPath": "$.read", "Next": map_name,
+                "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2}],
+            }
+            entry = items
+        return self._task(node, depth, entry, states)
+
+    def _join_of(self, node: StepNode) -> str:
+        if not node.matching_join:
+            raise MfcError(f"{node.file}:{node.line}: step {node.name} splits but no join closes it, so it cannot "
+                           "be compiled to Step Functions", hint="end each branch of the split in one join step")
+        return node.matching_join
+
+    # -- one step's states -------------------------------------------------------------------------
+    def _task(self, node: StepNode, depth: int, next_name: str | None, states: dict[str, Any]) -> str:
+        step = self.settings.steps[node.name]
+        name = state_name(node.name)
+        state = self._job_state(node, depth, step, self._arguments(node, depth))
+        retry: list[dict[str, Any]] = [{"ErrorEquals": list(THROTTLE_ERRORS), "IntervalSeconds": 2, "MaxAttempts": 8,
+                                        "BackoffRate": 2, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}]
+        if step.retries:
+            retry.append({"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": max(1, int(round(step.retry_delay))),
+                          "MaxAttempts": int(step.retries), "BackoffRate": 2.0, "JitterStrategy": "FULL"})
+        state["Retry"] = retry
+        if step.catch and node.foreach_var is None:
+            fallback = state_name(node.name, "catch")
+            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fallback}]
+            args = [*self._arguments(node, depth), literal("--fallback"), "$.error.Error"]
+            states[fallback] = {**self._job_state(node, depth, step, args), **_goto(next_name),
+                                "Retry": retry[:1]}
+        state.update(_goto(next_name))
+        states[name] = state
+        return name
+
+    def _job_state(self, node: StepNode, depth: int, step: StepSettings, args: list[str]) -> dict[str, Any]:
+        job = step.job
+        definition = job_definition(self.settings.flow_name, job)["jobDefinitionName"]
+        base = sanitize_name(f"{self.settings.flow_name}-{node.name}")[: MAX_NAME - JOB_INDEX_ROOM].rstrip("-_")
+        parameters: dict[str, Any] = {"JobQueue": job.queue, "JobDefinition": definition}
+        if depth:
+            parameters["JobName.$"] = f"States.Format('{{}}-{{}}', {literal(base)}, $.ix)"
+        else:
+            parameters["JobName"] = base
+        environment = {**self.settings.environment, "PYTHONUNBUFFERED": "1",
+                       "MFC_DATASTORE_ROOT": self.settings.datastore_root}
+        parameters["ContainerOverrides"] = {
+            "Command.$": f"States.Array({', '.join(args)})",
+            "Environment": [{"Name": k, "Value": v} for k, v in sorted(environment.items()) if v != ""],
+            "ResourceRequirements": [{"Type": r["type"], "Value": r["value"]}
+                                     for r in resource_requirements(job.cpu, job.memory, job.gpu)],
+        }
+        if job.timeout:
+            parameters["Timeout"] = {"AttemptDurationSeconds": int(job.timeout)}
+        tags = {k: v for k, v in job.tags}
+        tags.update({"mfc:flow": self.settings.flow_name, "mfc:step": node.name,
+                     "mfc:state-machine": self.settings.state_machine_name})
+        parameters["Tags"] = dict(sorted(tags.items()))
+        parameters["PropagateTags"] = True
+        return {"Type": "Task", "Resource": BATCH_SYNC, "Parameters": parameters, "ResultPath": None}
+
+    def _arguments(self, node: StepNode, depth: int) -> list[str]:
+        """The intrinsic-function arguments of the step's command (see :mod:`mfc.sfn.task`)."""
+        s = self.settings
+        fixed = [*TASK_MODULE, "--root", s.datastore_root, "--flow", s.flow_name, "--code", s.code_sha256,
+                 "--file", s.flow_file, "--step", node.name]
+        args = [literal(a) for a in fixed]
+        args += [literal("--run"), "$.run"]
+        if depth:
+            args += [literal("--ix"), "$.ix"]
+        args += [literal("--attempt"), "States.Format('{}', $$.State.RetryCount)"]
+        if node.name == "start":
+            info = json.dumps({"user": s.user, "tags": sorted(s.tags), "state_machine": s.state_machine_name},
+                              separators=(",", ":"), sort_keys=True)
+            args += [literal("--execution"), "$$.Execution.Id", literal("--run-info"), literal(info)]
+        if node.foreach_var is not None:
+            args += [literal("--max-splits"), literal(str(s.max_num_splits))]
+        return args
+
+    def _split_key(self, step: str, depth: int) -> str:
+        task = literal(step) if depth == 0 else f"States.Format('{{}}-{{}}', {literal(step)}, $.ix)"
+        head = literal(f"{self.prefix}{self.settings.flow_name}")
+        return f"States.Format('{{}}/{{}}/{{}}/{{}}/{SPLIT_FILE}', {head}, $.run, {literal(step)}, {task})"
+
+
+def _goto(next_name: str | None) -> dict[str, Any]:
+    return {"Next": next_name} if next_name else {"End": True}
+
+
+def body_events(states: dict[str, Any], width: int) -> int:
+    """History events one pass through ``states`` spends: its Tasks, and what its Parallels and
+    inline Maps (``width`` iterations each) spend inside; a Distributed Map's iterations are
+    child executions with histories of their own."""
+    total = 0
+    for state in states.values():
+        kind = state["Type"]
+        if kind == "Task":
+            total += EVENTS_PER_TASK
+        elif kind == "Parallel":
+            total += EVENTS_PER_FANOUT + sum(body_events(b["States"], width) for b in state["Branches"])
+        elif kind == "Map":
+            total += EVENTS_PER_FANOUT
+            if state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE":
+                total += width * (body_events(state["ItemProcessor"]["States"], width) + EVENTS_PER_ITERATION)
+        else:
+            total += 2
+    return total
+
+
+def map_mode_for(mode: str, width: int, iteration_events: int) -> str:
+    """``inline`` or ``distributed`` for a foreach asked to be ``mode`` (``auto``: inline while
+    ``width`` iterations of ``iteration_events`` each stay within :data:`INLINE_EVENT_BUDGET`)."""
+    if mode in ("inline", "distributed"):
+        return mode
+    return "inline" if width * (iteration_events + EVENTS_PER_ITERATION) <= INLINE_EVENT_BUDGET else "distributed"
+
+
+def compile_definition(graph: FlowGraph, settings: SfnSettings) -> dict[str, Any]:
+    """The state machine definition of ``graph`` (see the module docstring)."""
+    return _Compiler(graph, settings).definition()
+
+
+def compile_with_modes(graph: FlowGraph, settings: SfnSettings) -> tuple[dict[str, Any], dict[str, str]]:
+    """The definition and the Map mode each foreach step got."""
+    compiler = _Compiler(graph, settings)
+    definition = compiler.definition()
+    return definition, dict(compiler.modes)
+
+
+def definition_json(definition: dict[str, Any]) -> str:
+    """The definition as deployed: sorted keys, two-space indents, a final newline."""
+    return json.dumps(definition, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def job_definitions(graph: FlowGraph, settings: SfnSettings) -> list[dict[str, Any]]:
+    """``register_job_definition`` arguments for the jobs the definition names, one per distinct
+    job settings, sorted by name."""
+    bodies = {}
+    for step in graph.nodes:
+        body = job_definition(settings.flow_name, settings.steps[step].job)
+        bodies[body["jobDefinitionName"]] = body
+    return [bodies[name] for name in sorted(bodies)]

@@ -1,0 +1,229 @@
+"""The command every Step Functions state runs in its Batch job: ``python -m mfc.sfn.task``.
+
+It turns the state's few arguments (datastore, code package, step, run id, foreach indices,
+retry count) into the same :class:`TaskSpec` the local orchestrator would build, and runs the
+one task entrypoint (``python -m mfc.runner.task``) on it as a child process, doing for that one
+task what the orchestrator does for a local run:
+
+* the ``start`` state first records the run (:func:`mfc.runner.start.start_run`) under the id
+  derived from the execution, with the parameters of the execution's input (defaults applied and
+  checked as ``mfc run`` checks them), or, for ``mfc sfn resume``, clones the origin's tasks;
+* a task that already ended well in this run (a clone) is not run again;
+* the child's output goes to the job's own output (CloudWatch) and into the task's stored logs;
+* a foreach task's split list is also written where the Map reads it (``<task>/split.json``);
+* a task that fails for good records the run as failed at once; ``end`` records it succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, Any
+
+from mfc.exceptions import MfcError
+from mfc.pathspec import check_part, check_run_id
+from mfc.runner.taskspec import TaskSpec, spec_argument
+from mfc.sfn.compiler import SPLIT_FILE
+from mfc.sfn.lineage import parse_indices, task_inputs
+from mfc.stores.blob import BlobStore, open_blob_store
+from mfc.stores.metadata import BlobMetadata
+from mfc.stores.records import TaskRecords
+from mfc.stores.taskrecord import Ending
+from mfc.taskid import task_id_for
+
+PARAMETERS = "parameters"
+RESUME = "resume"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m mfc.sfn.task", description="Run one task of a Step Functions run.")
+    for name in ("root", "flow", "code", "file", "step", "run"):
+        parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--ix", default="")
+    parser.add_argument("--attempt", type=int, default=0)
+    parser.add_argument("--execution", help="the execution's ARN (start: its input holds the parameters)")
+    parser.add_argument("--run-info", default="{}", help="what the start task records about the run (JSON)")
+    parser.add_argument("--max-splits", type=int, default=None)
+    parser.add_argument("--fallback", default=None, help="the error that ended the killed task (@catch)")
+    return parser.parse_args(argv)
+
+
+class Task:
+    """One state's task: its spec, how to run it, what to record around it."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        check_part(args.flow, "flow")
+        check_part(args.step, "step")
+        check_run_id(args.run)
+        self.args = args
+        self.blobs: BlobStore = open_blob_store(args.root)
+        self.metadata = BlobMetadata(self.blobs)
+        self.records = TaskRecords(self.blobs, args.flow)
+        self.indices = parse_indices(args.ix)
+        self.task_id = task_id_for(args.step, self.indices)
+        self.pathspec = f"{args.flow}/{args.run}/{args.step}/{self.task_id}"
+
+    # -- the code ------------------------------------------------------------------------------------
+    def load(self) -> None:
+        from mfc.flowload import flow_class, import_flow_file
+        from mfc.graph import load_graph
+        from mfc.runner.bootstrap import prepare_code
+
+        probe = self._spec([], None, {}, False)
+        self.flow_file = prepare_code(probe)
+        self.flow_cls = flow_class(import_flow_file(self.flow_file), self.args.flow, self.flow_file)
+        self.graph = load_graph(self.flow_file, self.args.flow)
+        if self.args.step not in self.graph:
+            raise MfcError(f"the code package has no step {self.args.step} in flow {self.args.flow}")
+
+    def _spec(self, inputs: list, split_index: int | None, run: dict[str, Any], last: bool) -> TaskSpec:
+        from mfc.runner.policy import step_policies
+
+        args = self.args
+        policy = step_policies(self.flow_cls, [args.step])[args.step] if hasattr(self, "flow_cls") else None
+        fallback = args.fallback
+        return TaskSpec(
+            flow_file=args.file, flow_name=args.flow, step=args.step, run_id=args.run, task_id=self.task_id,
+            datastore_root=args.root, inputs=inputs, attempt=args.attempt, split_index=split_index,
+            is_last_attempt=last,
+            catch_fallback=f"the task was killed ({fallback})" if fallback is not None else None,
+            fallback_ending=(Ending.TIMED_OUT.value if "Timeout" in (fallback or "") else Ending.DIED.value)
+            if fallback is not None else None,
+            username=str(run.get("user") or ""), tags=list(run.get("tags") or []),
+            origin_run_id=run.get("origin_run_id"),
+            environment=dict(policy.environment) if policy else {}, resources=dict(policy.resources) if policy else {},
+            code_package={"sha256": args.code, "flow_file": args.file}, submitted_at=None,
+        )
+
+    # -- around the task -------------------------------------------------------------------------------
+    def run(self) -> int:
+        self.load()
+        if self.args.execution:
+            from mfc.sfn.runstart import record_run
+
+            record_run(self, self.args.execution, json.loads(self.args.run_info))
+        run = self.metadata.facts(self.args.flow, self.args.run)["run"]
+        if run is None:
+            raise MfcError(f"run {self.args.flow}/{self.args.run} has no record in {self.args.root} (its start "
+                           "state records it)")
+        done = self._ended_well()
+        if done is not None:
+            print(f"{self.pathspec}: already done in this run (cloned from {done.get('origin_run_id') or 'an earlier attempt'})",
+                  flush=True)
+            self._publish_split(done)
+            return 0
+        inputs, split_index = task_inputs(self.graph, self.args.step, self.indices, self._num_splits)
+        from mfc.runner.policy import step_policies
+
+        policy = step_policies(self.flow_cls, [self.args.step])[self.args.step]
+        last = self.args.attempt >= policy.retries or self.args.fallback is not None
+        spec = self._spec(inputs, split_index, run, last)
+        code = self._execute(spec)
+        record = self._final_record() if code == 0 else None
+        if code == 0 and record is not None:
+            return self._succeeded(record)
+        if last and not (policy.catch and self.graph[self.args.step].foreach_var is None):
+            self._fail_run(code)
+        return code or 1
+
+    def _ended_well(self) -> dict[str, Any] | None:
+        [record] = self.records.final_many(self.args.run, [(self.args.step, self.task_id, None)])
+        if record is not None and record.get("status") in (Ending.OK.value, Ending.CAUGHT.value):
+            return record
+        return None
+
+    def _final_record(self) -> dict[str, Any] | None:
+        return self._ended_well()
+
+    def _num_splits(self, step: str, task_id: str) -> int:
+        [record] = self.records.final_many(self.args.run, [(step, task_id, None)])
+        split = (record or {}).get("foreach") or {}
+        if "num_splits" not in split:
+            raise MfcError(f"foreach task {self.args.flow}/{self.args.run}/{step}/{task_id} has no finished record")
+        return int(split["num_splits"])
+
+    def _succeeded(self, record: dict[str, Any]) -> int:
+        split = record.get("foreach")
+        if split and self.args.max_splits is not None and int(split["num_splits"]) > self.args.max_splits:
+            message = (f"step {self.args.step}: foreach over {split['num_splits']} items, more than max_num_splits "
+                       f"({self.args.max_splits}) this state machine was compiled for; raise it "
+                       "(mfc sfn create --max-num-splits N) and deploy again")
+            print(f"error: {message}", file=sys.stderr, flush=True)
+            self.metadata.finish_run(self.args.flow, self.args.run, "failed", {"error": message})
+            return 1
+        self._publish_split(record)
+        if self.args.step == "end":
+            self.metadata.finish_run(self.args.flow, self.args.run, "succeeded")
+        return 0
+
+    def _publish_split(self, record: dict[str, Any]) -> None:
+        """Copy a foreach's split list to the key its Map reads (attempt-free, see the compiler)."""
+        split = record.get("foreach")
+        if not split:
+            return
+        target = f"{self.args.flow}/{self.args.run}/{self.args.step}/{self.task_id}/{SPLIT_FILE}"
+        if "split" in split:
+            data = self.blobs.get_bytes(split["split"])
+        else:  # a record of an older run holds its items inline
+            data = json.dumps(split["items"]).encode()
+        self.blobs.put_bytes(target, data)
+
+    def _fail_run(self, code: int) -> None:
+        found = self.records.latest(self.args.run, self.args.step, self.task_id) or {}
+        exc = found.get("exception") or {}
+        what = f"{exc.get('type')}: {exc.get('message')}" if exc else f"exit code {code}"
+        self.metadata.finish_run(self.args.flow, self.args.run, "failed",
+                                 {"error": f"step {self.args.step} failed (task {self.pathspec}, attempt "
+                                           f"{self.args.attempt}): {what}"})
+
+    def _execute(self, spec: TaskSpec) -> int:
+        """Run the task entrypoint on ``spec``; its output goes here and into the stored logs."""
+        argument = spec_argument(spec)
+        env = {**os.environ, **spec.environment, "PYTHONUNBUFFERED": "1"}
+        writer = self.blobs.log_writer()
+        sinks = {stream: writer.open(self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream))
+                 for stream in ("stdout", "stderr")}
+        started = time.time()
+        child = subprocess.Popen([sys.executable, "-m", "mfc.runner.task", "--spec", argument], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert child.stdout is not None and child.stderr is not None
+        pumps = [threading.Thread(target=_pump, args=(child.stdout, sys.stdout.buffer, sinks["stdout"]), daemon=True),
+                 threading.Thread(target=_pump, args=(child.stderr, sys.stderr.buffer, sinks["stderr"]), daemon=True)]
+        for pump in pumps:
+            pump.start()
+        code = child.wait()
+        for pump in pumps:
+            pump.join()
+        writer.seal(list(sinks.values()))
+        writer.close()
+        if code < 0:
+            print(f"{self.pathspec}: the task process was killed by signal {-code} after {time.time() - started:.1f}s",
+                  file=sys.stderr, flush=True)
+        return code
+
+
+def _pump(source: IO[bytes], echo: IO[bytes], sink: Any) -> None:
+    while True:
+        data = source.read1(65536) if hasattr(source, "read1") else source.read(65536)
+        if not data:
+            return
+        echo.write(data)
+        echo.flush()
+        sink.write(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return Task(parse_args(argv)).run()
+    except MfcError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
