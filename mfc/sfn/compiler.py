@@ -26,6 +26,7 @@ caught (for a task killed outright: the task catches its own exceptions); ``@tim
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -34,7 +35,7 @@ from mfc.graph import FlowGraph, StepNode
 from mfc.runner.batch_jobs import MAX_NAME, job_definition, resource_requirements, sanitize_name
 from mfc.sfn.settings import SfnSettings, StepSettings
 
-TASK_MODULE = ("python", "-m", "mfc.sfn.task")
+TASK_MODULE = ("python", "-u", "-m", "mfc.sfn.task")
 BATCH_SYNC = "arn:aws:states:::batch:submitJob.sync"
 S3_GET = "arn:aws:states:::s3:getObject"
 SDK_S3_GET = "arn:aws:states:::aws-sdk:s3:getObject"
@@ -63,10 +64,14 @@ def state_name(step: str, suffix: str = "") -> str:
 
 
 def literal(text: str) -> str:
-    """``text`` as a string literal inside an intrinsic function: quoted, with ``'``, ``{``,
-    ``}`` and ``\\`` escaped as the States Language says."""
-    escaped = "".join("\\" + ch if ch in "'{}\\" else ch for ch in text)
-    return f"'{escaped}'"
+    """``text`` as a string literal inside an intrinsic function. Characters the States Language
+    would need escaped (``'``, ``{``, ``}``, ``\\``) are refused: emulators and AWS do not agree on
+    the escapes, so values that may hold them (the run's tags) travel base64-encoded instead."""
+    bad = sorted({ch for ch in text if ch in "'{}\\"})
+    if bad:
+        raise MfcError(f"{text[:80]!r} cannot go into a state machine definition: it contains {' '.join(bad)}",
+                       hint="rename it without those characters")
+    return f"'{text}'"
 
 
 def s3_location(root: str) -> tuple[str, str]:
@@ -150,7 +155,6 @@ class _Compiler:
             state["ItemReader"] = {"Resource": S3_GET, "ReaderConfig": {"InputType": "JSON"},
                                    "Parameters": {"Bucket": self.bucket, "Key.$": key}}
             body["ProcessorConfig"] = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
-            state["ToleratedFailurePercentage"] = 0
             state["Label"] = sanitize_name(node.name)[:40]
         else:
             body["ProcessorConfig"] = {"Mode": "INLINE"}
@@ -220,6 +224,7 @@ class _Compiler:
         tags = {k: v for k, v in job.tags}
         tags.update({"mfc:flow": self.settings.flow_name, "mfc:step": node.name,
                      "mfc:state-machine": self.settings.state_machine_name})
+        tags["mfc:run.$"] = "$.run"  # what `mfc sfn terminate` finds a run's jobs by
         parameters["Tags"] = dict(sorted(tags.items()))
         parameters["PropagateTags"] = True
         return {"Type": "Task", "Resource": BATCH_SYNC, "Parameters": parameters, "ResultPath": None}
@@ -237,7 +242,8 @@ class _Compiler:
         if node.name == "start":
             info = json.dumps({"user": s.user, "tags": sorted(s.tags), "state_machine": s.state_machine_name},
                               separators=(",", ":"), sort_keys=True)
-            args += [literal("--execution"), "$$.Execution.Id", literal("--run-info"), literal(info)]
+            encoded = base64.urlsafe_b64encode(info.encode()).decode()
+            args += [literal("--execution"), "$$.Execution.Id", literal("--run-info"), literal(encoded)]
         if node.foreach_var is not None:
             args += [literal("--max-splits"), literal(str(s.max_num_splits))]
         return args

@@ -17,6 +17,7 @@ task what the orchestrator does for a local run:
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import subprocess
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ix", default="")
     parser.add_argument("--attempt", type=int, default=0)
     parser.add_argument("--execution", help="the execution's ARN (start: its input holds the parameters)")
-    parser.add_argument("--run-info", default="{}", help="what the start task records about the run (JSON)")
+    parser.add_argument("--run-info", default="", help="what the start task records about the run (base64url of JSON)")
     parser.add_argument("--max-splits", type=int, default=None)
     parser.add_argument("--fallback", default=None, help="the error that ended the killed task (@catch)")
     return parser.parse_args(argv)
@@ -106,7 +107,8 @@ class Task:
         if self.args.execution:
             from mfc.sfn.runstart import record_run
 
-            record_run(self, self.args.execution, json.loads(self.args.run_info))
+            info = json.loads(base64.urlsafe_b64decode(self.args.run_info.encode()) or b"{}")
+            record_run(self, self.args.execution, info)
         run = self.metadata.facts(self.args.flow, self.args.run)["run"]
         if run is None:
             raise MfcError(f"run {self.args.flow}/{self.args.run} has no record in {self.args.root} (its start "
