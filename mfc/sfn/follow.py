@@ -23,6 +23,7 @@ from mfc.stores.records import TaskRecords
 POLL = 1.0
 POLL_PER_TASK = 0.02  # extra seconds between polls per task being watched
 STREAMS = ("stdout", "stderr")
+SEAL_WAIT = 10.0  # seconds a recorded attempt's logs may take to be sealed before it is reported anyway
 
 
 @dataclass
@@ -30,6 +31,7 @@ class _Watched:
     offsets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
     splitters: dict[str, LineSplitter] = field(default_factory=lambda: {s: LineSplitter() for s in STREAMS})
     finished: bool = False
+    recorded_at: float | None = None
 
 
 class Follower:
@@ -57,7 +59,7 @@ class Follower:
                         continue
                     self._read_logs(key, watched)
                     record = self.records.read(self.run_id, step, task_id, attempt)
-                    if record is None:
+                    if record is None or not self._sealed(key, watched):
                         open_attempts += 1
                         continue
                     self._read_logs(key, watched, final=True)
@@ -66,6 +68,16 @@ class Follower:
                     note = " (the exception was caught)" if record.get("status") == "caught" else ""
                     self.reporter.task_finished(self._prefix(step, task_id), step, ok, note)
         return open_attempts
+
+    def _sealed(self, key: tuple[str, str, int], watched: _Watched) -> bool:
+        """Whether the attempt's logs are stored for good (its state's task seals them after the
+        record is written), or have waited long enough (a job killed before it could seal them)."""
+        step, task_id, attempt = key
+        logs = [self.records.log_key(self.run_id, step, task_id, attempt, s) for s in STREAMS]
+        if len(self.blobs.exists_many(logs)) == len(logs):
+            return True
+        watched.recorded_at = watched.recorded_at or time.monotonic()
+        return time.monotonic() - watched.recorded_at > SEAL_WAIT
 
     def _prefix(self, step: str, task_id: str) -> str:
         return f"{self.run_id}/{step}/{task_id}"
