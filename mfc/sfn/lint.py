@@ -23,10 +23,12 @@ from mfc.sfn import intrinsics
 from mfc.sfn.compiler import (
     BATCH_SYNC,
     EVENTS_PER_ITERATION,
+    MAP_LABEL_LIMIT,
     S3_GET,
     SDK_S3_GET,
     body_events,
     definition_json,
+    map_label,
     state_name,
 )
 from mfc.sfn.settings import STATE_MACHINE_NAME_LIMIT, SfnSettings, state_machine_name
@@ -214,6 +216,27 @@ def _name_findings(settings: SfnSettings, definition: dict[str, Any]) -> list[Fi
                                   "the whole state machine, Parallel branches and Map bodies included",
                          "rename the steps behind those states")
                  for name, count in seen.items() if count > 1]
+    return findings + _label_findings(definition)
+
+
+def _label_findings(definition: dict[str, Any]) -> list[Finding]:
+    """Distributed Map labels: unique in the state machine, at most 40 characters, no spaces or
+    special characters."""
+    labels: dict[str, list[str]] = {}
+    findings = []
+    for placed in walk(definition.get("States", {})):
+        label = placed.state.get("Label") if placed.state.get("Type") == "Map" else None
+        if label is None:
+            continue
+        labels.setdefault(label, []).append(placed.name)
+        if len(label) > MAP_LABEL_LIMIT or not _JOB_NAME.fullmatch(label):
+            findings.append(Finding("error", f"Map state {placed.name!r}: Label {label!r} must be at most "
+                                             f"{MAP_LABEL_LIMIT} letters, digits, - or _",
+                                    f"label it {map_label(label)!r}"))
+    findings += [Finding("error", f"Map states {', '.join(map(repr, names))} share the Label {label!r}; "
+                                  "Distributed Map labels must be unique in the state machine",
+                         "give each Map its own Label (shorter, distinct foreach step names)")
+                 for label, names in labels.items() if len(names) > 1]
     return findings
 
 
