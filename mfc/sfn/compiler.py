@@ -33,6 +33,7 @@ from typing import Any
 from mfc.exceptions import MfcError
 from mfc.graph import FlowGraph, StepNode
 from mfc.runner.batch_jobs import MAX_NAME, job_definition, resource_requirements, sanitize_name
+from mfc.sfn.intrinsics import index_room
 from mfc.sfn.settings import SfnSettings, StepSettings
 
 TASK_MODULE = ("python", "-u", "-m", "mfc.sfn.task")
@@ -48,6 +49,7 @@ INLINE_EVENT_BUDGET = 5_000
 EVENTS_PER_TASK = 6  # TaskStateEntered, TaskScheduled, TaskStarted, TaskSubmitted, TaskSucceeded, TaskStateExited
 EVENTS_PER_ITERATION = 2  # MapIterationStarted, MapIterationSucceeded
 EVENTS_PER_FANOUT = 6  # a Map's or Parallel's own entered/started/succeeded/exited events
+MAP_LABEL_LIMIT = 40
 JOB_INDEX_ROOM = 24  # characters a job name keeps free for the foreach indices
 
 
@@ -61,6 +63,17 @@ def state_name(step: str, suffix: str = "") -> str:
 
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[:71]}-{digest}"
+
+
+def map_label(step: str) -> str:
+    """A Distributed Map's ``Label`` (unique in the state machine, at most 40 characters): the
+    step's name, a longer one cut and ending in a hash of the whole."""
+    name = sanitize_name(step)
+    if len(name) <= MAP_LABEL_LIMIT:
+        return name
+    import hashlib
+
+    return f"{name[:MAP_LABEL_LIMIT - 9]}-{hashlib.sha256(step.encode()).hexdigest()[:8]}"
 
 
 def literal(text: str) -> str:
@@ -155,7 +168,7 @@ class _Compiler:
             state["ItemReader"] = {"Resource": S3_GET, "ReaderConfig": {"InputType": "JSON"},
                                    "Parameters": {"Bucket": self.bucket, "Key.$": key}}
             body["ProcessorConfig"] = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
-            state["Label"] = sanitize_name(node.name)[:40]
+            state["Label"] = map_label(node.name)
         else:
             body["ProcessorConfig"] = {"Mode": "INLINE"}
             state["ItemsPath"] = "$.read.items"
@@ -205,7 +218,8 @@ class _Compiler:
     def _job_state(self, node: StepNode, depth: int, step: StepSettings, args: list[str]) -> dict[str, Any]:
         job = step.job
         definition = job_definition(self.settings.flow_name, job)["jobDefinitionName"]
-        base = sanitize_name(f"{self.settings.flow_name}-{node.name}")[: MAX_NAME - JOB_INDEX_ROOM].rstrip("-_")
+        room = max(JOB_INDEX_ROOM, 1 + index_room(depth, self.settings.max_num_splits))  # "-" + the indices
+        base = sanitize_name(f"{self.settings.flow_name}-{node.name}")[: MAX_NAME - room].rstrip("-_")
         parameters: dict[str, Any] = {"JobQueue": job.queue, "JobDefinition": definition}
         if depth:
             parameters["JobName.$"] = f"States.Format('{{}}-{{}}', {literal(base)}, $.ix)"
