@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import queue
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from mfc.runner.executor import Executor, Handle, TaskEvent, TaskExit, TaskStart
 from mfc.runner.logtail import LogTailer
 from mfc.runner.policy import StepPolicy
 from mfc.runner.progress import Reporter
-from mfc.runner.settle import Death, Settled, Settler
+from mfc.runner.settle import Death, Settled, Settler, exit_reason
 from mfc.runner.taskspec import InputRef, TaskSpec
 from mfc.stores import staging
 from mfc.stores.blob import BlobStore
@@ -344,13 +343,8 @@ class Orchestrator:
             ending = Ending.INTERRUPTED if self.interrupted else Ending.STOPPED
         elif event.error:
             reason = event.error
-        elif event.code < 0:
-            name = signal.Signals(-event.code).name if -event.code in signal.Signals._value2member_map_ else str(-event.code)
-            reason = f"killed by signal {name}" + (" (segmentation fault)" if name == "SIGSEGV" else "")
-        elif event.code == 0:
-            reason = "exited before recording a result (did the step call os._exit()?)"
         else:
-            reason = f"exited with code {event.code} before recording a result"
+            reason = exit_reason(event.code)
         return Death(reason, ending, round(time.time(), 3), queue_times(running.submitted_at, running.started_at))
 
     def _save_logs(self, finished: Sequence[LogSink | None]) -> None:

@@ -11,6 +11,7 @@ write, so they all land before the run's status does.
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,6 +48,16 @@ class Settled:
     record: TaskRecord | None = None
     note: str | None = None
     error: BaseException | None = None
+
+
+def exit_reason(code: int) -> str:
+    """Why a task process that wrote no record ended, from its exit code (-N: signal N)."""
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        return f"killed by signal {name}" + (" (segmentation fault)" if name == "SIGSEGV" else "")
+    if code == 0:
+        return "exited before recording a result (did the step call os._exit()?)"
+    return f"exited with code {code} before recording a result"
 
 
 def stack_of(graph: Any, records: TaskRecords, spec: TaskSpec) -> list[dict]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -92,7 +93,7 @@ class Task:
             flow_file=args.file, flow_name=args.flow, step=args.step, run_id=args.run, task_id=self.task_id,
             datastore_root=args.root, inputs=inputs, attempt=args.attempt, split_index=split_index,
             is_last_attempt=last,
-            catch_fallback=f"the task was killed ({fallback})" if fallback is not None else None,
+            catch_fallback=f"its job was killed ({fallback})" if fallback is not None else None,
             fallback_ending=(Ending.TIMED_OUT.value if "Timeout" in (fallback or "") else Ending.DIED.value)
             if fallback is not None else None,
             username=str(run.get("user") or ""), tags=list(run.get("tags") or []),
@@ -123,24 +124,46 @@ class Task:
         from mfc.runner.policy import step_policies
 
         policy = step_policies(self.flow_cls, [self.args.step])[self.args.step]
-        last = self.args.attempt >= policy.retries or self.args.fallback is not None
-        spec = self._spec(inputs, split_index, run, last)
-        code = self._execute(spec)
-        record = self._final_record() if code == 0 else None
-        if code == 0 and record is not None:
+        catches = policy.catch and self.graph[self.args.step].foreach_var is None
+        if self.args.fallback is not None:  # the job of the last attempt was killed outright
+            spec = self._spec(inputs, split_index, run, True)
+            spec.attempt = max(self.records.attempts(self.args.run, self.args.step, self.task_id), default=-1) + 1
+            code = self._execute(spec)
+        else:
+            last = self.args.attempt >= policy.retries
+            spec = self._spec(inputs, split_index, run, last)
+            code = self._execute(spec)
+            reason = self._settle(spec, code, final=not (last and catches))
+            if reason is not None and last and catches:  # as locally: the @catch fallback runs at once
+                fallback = dataclasses.replace(spec, attempt=spec.attempt + 1, catch_fallback=reason,
+                                               fallback_ending=Ending.DIED.value, is_last_attempt=True)
+                code = self._execute(fallback)
+        record = self._ended_well() if code == 0 else None
+        if record is not None:
             return self._succeeded(record)
-        if last and not (policy.catch and self.graph[self.args.step].foreach_var is None):
+        if spec.is_last_attempt and not catches:
             self._fail_run(code)
         return code or 1
+
+    def _settle(self, spec: TaskSpec, code: int, final: bool) -> str | None:
+        """Record an attempt whose process wrote no record (killed, or gone before recording), as
+        the orchestrator does, naming it the task's final attempt (``final``, on its last attempt
+        without a @catch fallback to follow); returns why it ended, None when it recorded itself."""
+        from mfc.runner.settle import Death, exit_reason, settle_record
+
+        if self.records.read_task(spec.run_id, spec.step, spec.task_id, spec.attempt) is not None:
+            return None
+        reason = exit_reason(code)
+        settle_record(self.graph, self.records, spec, Death(reason, Ending.DIED, round(time.time(), 3), {}))
+        if spec.is_last_attempt and final:
+            self.records.write_final(spec.run_id, spec.step, spec.task_id, spec.attempt)
+        return reason
 
     def _ended_well(self) -> dict[str, Any] | None:
         [record] = self.records.final_many(self.args.run, [(self.args.step, self.task_id, None)])
         if record is not None and record.get("status") in (Ending.OK.value, Ending.CAUGHT.value):
             return record
         return None
-
-    def _final_record(self) -> dict[str, Any] | None:
-        return self._ended_well()
 
     def _num_splits(self, step: str, task_id: str) -> int:
         [record] = self.records.final_many(self.args.run, [(step, task_id, None)])
