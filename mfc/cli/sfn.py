@@ -125,11 +125,10 @@ def lint_command(flow: str, as_json: bool, **values: Any) -> None:
 def create_command(flow: str, dry_run: bool, **values: Any) -> None:
     """Deploy FLOW: build and push its image if needed, upload its code, create or update its state machine."""
     from mfc.exceptions import MfcError
-    from mfc.sfn.deploy import check_schedulable, create
+    from mfc.sfn.deploy import create
     from mfc.sfn.lint import format_findings, lint
 
     deployment, config = _prepare(flow, values, build=not dry_run)
-    check_schedulable(deployment.flow_cls, deployment.graph)
     findings = lint(deployment.graph, deployment.settings, deployment.definition, deployment.modes)
     errors = [f for f in findings if f.level == "error"]
     if errors:

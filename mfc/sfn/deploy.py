@@ -97,6 +97,7 @@ def prepare(flow_file: str, flow_cls: type, graph: FlowGraph, config: Any, optio
 
     s3_location(str(config.datastore_root))  # an S3 datastore, or one clear line
     check_compilable(graph)
+    check_schedulable(flow_cls, graph)
     package, code = package_code(flow_file, config)
     image, gpu_image = _images(flow_file, flow_cls.__name__, graph, flow_cls, config, build)
     settings = sfn_settings(flow_cls, graph, config, code, image, gpu_image, options)
@@ -105,9 +106,7 @@ def prepare(flow_file: str, flow_cls: type, graph: FlowGraph, config: Any, optio
 
 
 def check_compilable(graph: FlowGraph) -> None:
-    """MfcError naming the step, file and line of a graph feature Step Functions cannot run;
-    and, with ``@schedule``, of a required parameter without a default (no one is there to give
-    it)."""
+    """MfcError naming the step, file and line of a graph feature Step Functions cannot run."""
     for node in graph:
         if node.opens_split and not node.matching_join:
             raise MfcError(f"{node.file}:{node.line}: step {node.name} splits but no join closes it, so it "
