@@ -149,10 +149,12 @@ def create_command(flow: str, dry_run: bool, **values: Any) -> None:
 @sfn.command("trigger", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("flow")
 @click.option("--wait", is_flag=True, help="Follow the run here until it ends (exit code as mfc run's).")
+@click.option("-q", "--quiet", is_flag=True, help="With --wait: print only the result.")
 @click.option("--run-id-file", type=click.Path(dir_okay=False), default=None, help="Write the run id to this file.")
 @click.option("--name", default=None, help="The deployed state machine's name, when not the flow's.")
 @click.pass_context
-def trigger_command(ctx: click.Context, flow: str, wait: bool, run_id_file: str | None, name: str | None) -> None:
+def trigger_command(ctx: click.Context, flow: str, wait: bool, quiet: bool, run_id_file: str | None,
+                    name: str | None) -> None:
     """Start a run of the deployed FLOW; its parameters follow as --name value."""
     from mfc.runner.launch import check_run_id_file, write_run_id_file
     from mfc.sfn.executions import execution_input, start
@@ -163,18 +165,19 @@ def trigger_command(ctx: click.Context, flow: str, wait: bool, run_id_file: str 
     arn, run_id = start(config, machine["stateMachineArn"], text)
     if run_id_file:
         write_run_id_file(run_id_file, run_id)
-    click.echo(f"Run {cls.__name__}/{run_id} started: execution {arn}")
+    if not quiet:
+        click.echo(f"Run {cls.__name__}/{run_id} started: execution {arn}")
     if wait:
-        _wait(config, cls.__name__, run_id, arn, graph)
+        _wait(config, cls.__name__, run_id, arn, graph, quiet)
 
 
-def _wait(config: Any, flow_name: str, run_id: str, arn: str, graph: Any) -> None:
+def _wait(config: Any, flow_name: str, run_id: str, arn: str, graph: Any, quiet: bool = False) -> None:
     from mfc.exceptions import RunFailed
     from mfc.runner.progress import make_reporter
     from mfc.sfn.follow import follow
     from mfc.stores.blob import open_configured_store
 
-    reporter = make_reporter(bool(config["quiet"]))
+    reporter = make_reporter(quiet)
     try:
         described = follow(config, open_configured_store(config), flow_name, run_id, arn, reporter, list(graph.nodes))
     finally:
@@ -286,8 +289,9 @@ def delete_command(flow: str, name: str | None) -> None:
 @click.argument("run_id", callback=valid_id)
 @click.argument("step", required=False)
 @click.option("--wait", is_flag=True, help="Follow the new run here until it ends.")
+@click.option("-q", "--quiet", is_flag=True, help="With --wait: print only the result.")
 @click.option("--name", default=None, help="The deployed state machine's name, when not the flow's.")
-def resume_command(flow: str, run_id: str, step: str | None, wait: bool, name: str | None) -> None:
+def resume_command(flow: str, run_id: str, step: str | None, wait: bool, quiet: bool, name: str | None) -> None:
     """Start a new run of the deployed FLOW that clones RUN's successful tasks and reruns from its
     failed step (or STEP)."""
     from mfc.exceptions import MfcError
@@ -305,4 +309,4 @@ def resume_command(flow: str, run_id: str, step: str | None, wait: bool, name: s
     arn, new_run = start(config, machine["stateMachineArn"], text)
     click.echo(f"Run {cls.__name__}/{new_run} started, resuming {run_id} from step {plan.resume_step}: execution {arn}")
     if wait:
-        _wait(config, cls.__name__, new_run, arn, graph)
+        _wait(config, cls.__name__, new_run, arn, graph, quiet)

@@ -20,7 +20,7 @@ from mfc.sfn.executions import ENDED, describe
 from mfc.stores.blob import BlobStore
 from mfc.stores.records import TaskRecords
 
-POLL = 1.0
+POLL = 0.5
 POLL_PER_TASK = 0.02  # extra seconds between polls per task being watched
 STREAMS = ("stdout", "stderr")
 SEAL_WAIT = 10.0  # seconds a recorded attempt's logs may take to be sealed before it is reported anyway

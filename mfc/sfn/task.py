@@ -2,7 +2,7 @@
 
 It turns the state's few arguments (datastore, code package, step, run id, foreach indices,
 retry count) into the same :class:`TaskSpec` the local orchestrator would build, and runs the
-one task entrypoint (``python -m mfc.runner.task``) on it as a child process, doing for that one
+one task entrypoint (:func:`mfc.runner.task.execute`) on it in a forked child, doing for that one
 task what the orchestrator does for a local run:
 
 * the ``start`` state first records the run (:func:`mfc.runner.start.start_run`) under the id
@@ -10,6 +10,8 @@ task what the orchestrator does for a local run:
   checked as ``mfc run`` checks them), or, for ``mfc sfn resume``, clones the origin's tasks;
 * a task that already ended well in this run (a clone) is not run again;
 * the child's output goes to the job's own output (CloudWatch) and into the task's stored logs;
+* a child that dies without a record is recorded as the orchestrator records it, and on the last
+  attempt of a ``@catch`` step its fallback runs at once, as locally;
 * a foreach task's split list is also written where the Map reads it (``<task>/split.json``);
 * a task that fails for good records the run as failed at once; ``end`` records it succeeded.
 """
@@ -21,7 +23,6 @@ import base64
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -29,7 +30,7 @@ from typing import IO, Any
 
 from mfc.exceptions import MfcError
 from mfc.pathspec import check_part, check_run_id
-from mfc.runner.taskspec import TaskSpec, spec_argument
+from mfc.runner.taskspec import TaskSpec
 from mfc.sfn.compiler import SPLIT_FILE
 from mfc.sfn.lineage import parse_indices, task_inputs
 from mfc.stores.blob import BlobStore, open_blob_store
@@ -90,7 +91,7 @@ class Task:
         policy = step_policies(self.flow_cls, [args.step])[args.step] if hasattr(self, "flow_cls") else None
         fallback = args.fallback
         return TaskSpec(
-            flow_file=args.file, flow_name=args.flow, step=args.step, run_id=args.run, task_id=self.task_id,
+            flow_file=getattr(self, "flow_file", args.file), flow_name=args.flow, step=args.step, run_id=args.run, task_id=self.task_id,
             datastore_root=args.root, inputs=inputs, attempt=args.attempt, split_index=split_index,
             is_last_attempt=last,
             catch_fallback=f"its job was killed ({fallback})" if fallback is not None else None,
@@ -207,21 +208,46 @@ class Task:
                                            f"{self.args.attempt}): {what}"})
 
     def _execute(self, spec: TaskSpec) -> int:
-        """Run the task entrypoint on ``spec``; its output goes here and into the stored logs."""
-        argument = spec_argument(spec)
-        env = {**os.environ, **spec.environment, "PYTHONUNBUFFERED": "1"}
+        """Run the task entrypoint on ``spec`` in a forked child (the code is loaded already: no
+        second interpreter); its output goes to this job's output and into the stored logs.
+        Returns its exit code (-N: killed by signal N)."""
+        pipes = {stream: os.pipe() for stream in ("stdout", "stderr")}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: the step runs here, its output into the pipes
+            code = 1
+            try:
+                for fd, (read, write) in zip((1, 2), pipes.values(), strict=True):
+                    os.dup2(write, fd)
+                    os.close(read)
+                    os.close(write)
+                os.environ.update(spec.environment)
+                from mfc.runner.task import execute
+
+                code = execute(spec, self.flow_cls, self.graph)
+            except BaseException:  # noqa: BLE001 - reported like any task failure, then the child ends
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
         writer = self.blobs.log_writer()
         sinks = {stream: writer.open(self.records.log_key(spec.run_id, spec.step, spec.task_id, spec.attempt, stream))
-                 for stream in ("stdout", "stderr")}
+                 for stream in pipes}
+        pumps = []
+        for stream, (read, write) in pipes.items():
+            os.close(write)
+            echo = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+            pumps.append(threading.Thread(target=_pump, args=(os.fdopen(read, "rb", buffering=0), echo, sinks[stream]),
+                                          daemon=True))
         started = time.time()
-        child = subprocess.Popen([sys.executable, "-m", "mfc.runner.task", "--spec", argument], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert child.stdout is not None and child.stderr is not None
-        pumps = [threading.Thread(target=_pump, args=(child.stdout, sys.stdout.buffer, sinks["stdout"]), daemon=True),
-                 threading.Thread(target=_pump, args=(child.stderr, sys.stderr.buffer, sinks["stderr"]), daemon=True)]
         for pump in pumps:
             pump.start()
-        code = child.wait()
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
         for pump in pumps:
             pump.join()
         writer.seal(list(sinks.values()))
@@ -234,7 +260,7 @@ class Task:
 
 def _pump(source: IO[bytes], echo: IO[bytes], sink: Any) -> None:
     while True:
-        data = source.read1(65536) if hasattr(source, "read1") else source.read(65536)
+        data = source.read(65536)
         if not data:
             return
         echo.write(data)
