@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 from moto_server import REGION
-from support import clean_env, describe, mfc
+from support import clean_env, describe, flow_path, mfc
 
 from mfc.client import Run, default_namespace, namespace
 from mfc.client import metadata as client_metadata
@@ -348,3 +348,25 @@ def test_unreachable_step_functions_reads_running_quickly_and_records_nothing(sf
 def test_the_region_comes_from_the_execution_arn():
     where = status._where("arn:aws:states:eu-west-1:1:execution:M:e", Config({"aws_region": REGION}))
     assert where[0] == "eu-west-1"
+
+
+def test_a_local_resume_takes_an_aborted_execution_as_ended_and_a_running_one_as_running(sfn_runs, executed, tmp_path):
+    from mfc.runner.start import start_run
+    from mfc.stores.artifacts import ArtifactStore
+
+    root, env, arns = sfn_runs
+    blobs = _store(executed, root)
+    meta = BlobMetadata(blobs)
+    for outcome in ("aborted", "running"):  # as the start state records them
+        start_run(meta, ArtifactStore(blobs, "LinearFlow"), {"user": "prod", "tags": [], "system_tags": ["user:prod"],
+                                                             "driver": {"kind": "sfn", "execution": arns[outcome]}},
+                  {}, run_id=f"sfn-{outcome}")
+    linear = flow_path("linear")
+    busy = mfc(None, "resume", linear, "--origin-run-id", "sfn-running", "-q", env=env)
+    assert busy.returncode != 0 and "run LinearFlow/sfn-running is still running" in busy.stderr, describe(busy)
+    ids = tmp_path / "rid"
+    proc = mfc(None, "resume", linear, "--origin-run-id", "sfn-aborted", "--run-id-file", str(ids), "-q", env=env,
+               timeout=120)
+    assert proc.returncode == 0, describe(proc)
+    assert meta.run("LinearFlow", ids.read_text().strip())["status"] == "succeeded"
+    assert meta.state("LinearFlow", "sfn-aborted").status == "failed"  # recorded by the resume that asked
