@@ -35,7 +35,7 @@ def _open_run(pathspec: str, datastore_root: str | None, max_parts: int = 4,
     if len(parts) > max_parts:
         raise MfcError(f"pathspec {pathspec!r}: tags belong to runs; use Flow/run_id")
     config = load_config(datastore_root, access=access)
-    datastore = Datastore(config.datastore_root, config["metadata"])
+    datastore = Datastore(config.datastore_root, config)
     return Run(f"{parts[0]}/{parts[1]}", False, _datastore=datastore), parts
 
 

@@ -298,12 +298,14 @@ def resume_command(flow: str, run_id: str, step: str | None, wait: bool, quiet: 
     from mfc.runner.resume import plan_resume
     from mfc.sfn.executions import execution_input, start
     from mfc.stores.blob import open_configured_store
-    from mfc.stores.metadata import BlobMetadata
+    from mfc.stores.provider import open_metadata
 
     config, cls, graph, machine = _machine(flow, name=name)
     if step is not None and step not in graph:
         raise MfcError(f"resume step {step!r}: no such step (steps: {', '.join(graph.nodes)})")
-    metadata = BlobMetadata(open_configured_store(config))
+    # with the execution asked: an origin that timed out or was aborted reads failed (and is
+    # recorded so, so the new execution's start state, which does not ask, reads it failed too)
+    metadata = open_metadata(open_configured_store(config), config)
     plan = plan_resume(graph, metadata, metadata.records(cls.__name__), cls.__name__, run_id, step)  # checks it here
     text = execution_input(cls, [], str(config["user"] or ""), resume={"origin_run_id": run_id, "step": plan.resume_step})
     arn, new_run = start(config, machine["stateMachineArn"], text)

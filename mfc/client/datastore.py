@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mfc.config import Config
     from mfc.stores.provider import MetadataProvider
     from mfc.stores.records import TaskRecords
 
@@ -21,17 +22,20 @@ _cache: dict[tuple[str, str], Datastore] = {}
 class Datastore:
     """The stores under one datastore root, made on first use and shared by client objects.
 
-    ``metadata`` names the metadata provider (default: the ``metadata`` setting); a provider
-    object may be given instead."""
+    ``metadata`` names the metadata provider, or is the config whose ``metadata`` setting does
+    (default: the environment's, :class:`mfc.config.Config`); a provider object may be given
+    instead. Through a config, a Step Functions run's status is asked of its execution in the
+    account that config reaches (:func:`mfc.stores.provider.open_metadata`)."""
 
-    def __init__(self, root: str, metadata: str | MetadataProvider | None = None) -> None:
+    def __init__(self, root: str, metadata: str | Config | MetadataProvider | None = None) -> None:
+        from mfc.config import Config
         from mfc.stores.blob import open_blob_store
-        from mfc.stores.provider import open_metadata
+        from mfc.stores.provider import MetadataProvider, open_metadata
 
         self.blobs = open_blob_store(root)
         self.root = self.blobs.root
-        self.metadata: MetadataProvider = (metadata if metadata is not None and not isinstance(metadata, str)
-                                           else open_metadata(self.blobs, metadata or resolve_metadata()))
+        self.metadata: MetadataProvider = (metadata if isinstance(metadata, MetadataProvider)
+                                           else open_metadata(self.blobs, metadata or Config()))
         self._artifacts: dict[str, Any] = {}
 
     def records(self, flow: str) -> TaskRecords:
@@ -57,14 +61,6 @@ def resolve_root() -> str:
     return Config().datastore_root
 
 
-def resolve_metadata() -> str:
-    """The metadata provider the client reads through now (the ``metadata`` setting)."""
-    from mfc.config import Config
-
-    kind: str = Config()["metadata"]
-    return kind
-
-
 def open_datastore(root: str | None = None) -> Datastore:
     """The (cached) stores of ``root``, default :func:`resolve_root`, read through the metadata
     provider the ``metadata`` setting names."""
@@ -75,7 +71,7 @@ def open_datastore(root: str | None = None) -> Datastore:
     kind: str = config["metadata"]
     found = _cache.get((root, kind))
     if found is None:
-        found = _cache[(root, kind)] = Datastore(root, kind)
+        found = _cache[(root, kind)] = Datastore(root, config)
     return found
 
 

@@ -7,6 +7,11 @@ when the run ends), ``_tags.json`` (user tags, rewritten by tag changes with com
 writes), ``_lease.json`` (the heartbeat of the process driving the run, see
 :mod:`mfc.stores.lease`). A run's status comes from :func:`mfc.stores.runstatus.run_state`, here
 and only here. Listings read each page of runs' records in one batch (``get_many``).
+
+A run a Step Functions execution drives has no lease: without a final status, its status is the
+execution's, asked through ``execution_probe`` (installed by :func:`mfc.stores.provider.open_metadata`
+for readers; a task never asks). A reader that finds the execution ended records the final
+status itself (create-only, where the store lets it write), so later readers need not ask.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from mfc.exceptions import MalformedRecord, MfcError
 from mfc.pathspec import check_run_id, is_valid
 from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.lease import probe
-from mfc.stores.provider import MetadataProvider, RunExists, RunRead
+from mfc.stores.provider import ExecutionProbe, MetadataProvider, RunExists, RunRead
 from mfc.stores.records import TaskRecords, location, parse_record, read_record
-from mfc.stores.runstatus import FINAL_STATUSES, LEGACY_GRACE_SECONDS, RunState, run_state
+from mfc.stores.runstatus import FINAL_STATUSES, LEGACY_GRACE_SECONDS, SFN_DRIVER, RunState, run_state
 
 _UNREAD: Any = object()
 
@@ -52,8 +57,9 @@ def _tag_list(data: bytes, where: str) -> list[str]:
 class BlobMetadata(MetadataProvider):
     """The local metadata provider: JSON documents next to the data, in the datastore itself."""
 
-    def __init__(self, blobs: BlobStore) -> None:
+    def __init__(self, blobs: BlobStore, execution_probe: ExecutionProbe | None = None) -> None:
         super().__init__(blobs)
+        self.execution_probe = execution_probe
         self._records: dict[str, TaskRecords] = {}
 
     def _key(self, flow: str, run_id: str, name: str) -> str:
@@ -135,17 +141,40 @@ class BlobMetadata(MetadataProvider):
             record = self._read(self._key(flow, run_id, "run")) or {}
         if final is not None and final.get("status") in FINAL_STATUSES:
             return run_state(final, None, None, record.get("created_at") or 0.0, time.time(), None)
+        driver = record.get("driver")
+        if isinstance(driver, dict) and driver.get("kind") == SFN_DRIVER:
+            return self._execution_state(flow, run_id, record, driver)
         if lease is _UNREAD:
             try:
                 lease = self._read(self._key(flow, run_id, "lease"))
             except MalformedRecord:  # a damaged heartbeat: fall back to the run record's driver
                 lease = None
-        driver = record.get("driver")
         seen = lease or driver
         created_at, now = record.get("created_at") or 0.0, time.time()
         old = seen is None and now - created_at > LEGACY_GRACE_SECONDS  # only then do its tasks matter
         return run_state(final, lease, driver, created_at, now, probe(seen) if seen else None,
                          self._last_activity(flow, run_id) if old else None)
+
+    def _execution_state(self, flow: str, run_id: str, record: dict[str, Any], driver: dict[str, Any]) -> RunState:
+        """A Step Functions run without a final status: its execution's, asked (when a probe is
+        installed) and, once ended, recorded as the run's final status."""
+        execution = self.execution_probe(driver) if self.execution_probe is not None else None
+        state = run_state(None, None, driver, record.get("created_at") or 0.0, time.time(), None, execution=execution)
+        if state.ended:
+            self._record_end(flow, run_id, state, execution or {})
+        return state
+
+    def _record_end(self, flow: str, run_id: str, state: RunState, execution: dict[str, Any]) -> None:
+        """Write the final status a reader derived from the run's ended execution, unless a task
+        wrote one meanwhile. A store this reader may not write keeps asking instead."""
+        final: dict[str, Any] = {"status": state.status, "finished_at": state.ended_at,
+                                 "execution_status": execution.get("status")}
+        if state.reason:
+            final["error"] = state.reason
+        try:
+            self.blobs.put_new(self._key(flow, run_id, "status"), json.dumps(final, default=str).encode())
+        except Exception:  # noqa: BLE001 - a read-only store or credentials: the status stands all the same
+            pass
 
     def _last_activity(self, flow: str, run_id: str) -> float | None:
         """The newest task record time of a run (only asked of runs recorded without a lease)."""
@@ -199,7 +228,7 @@ class BlobMetadata(MetadataProvider):
         state = self.state(flow, run_id, record, status, lease)
         record["status"] = state.status
         record["finished_at"] = state.ended_at
-        record["result"] = status or ({"status": "crashed", "error": state.reason} if state.status == "crashed" else {})
+        record["result"] = status or ({"status": state.status, "error": state.reason} if state.reason else {})
         tags = self._parse(self._key(flow, run_id, "tags"), found)
         if tags is not None:
             record["tags"] = tags["tags"]

@@ -4,12 +4,14 @@ A provider keeps runs (create, read, list, finish), their tags, status and lease
 out the task records of a flow (steps, tasks and attempts are listed and read through it). The
 local provider (:class:`mfc.stores.metadata.BlobMetadata`) keeps JSON records next to the data
 in the datastore; a service provider implements the same methods. Which one is used is the
-``metadata`` setting (:mod:`mfc.config`), resolved by :func:`open_metadata`.
+``metadata`` setting (:mod:`mfc.config`), resolved by :func:`open_metadata`, which also lets
+readers ask Step Functions about the runs its executions drive (:mod:`mfc.sfn.status`).
 """
 
 from __future__ import annotations
 
 import abc
+import functools
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,12 +31,20 @@ RunRead = dict[str, Any] | MalformedRecord | None
 # Provider name (the ``metadata`` setting) -> "module:class" of its implementation.
 PROVIDERS = {"local": "mfc.stores.metadata:BlobMetadata"}
 
+# What a reader is told of the Step Functions execution that drives a run: the run record's
+# ``driver`` -> the ``execution`` fact of :func:`mfc.stores.runstatus.run_state`, None when it cannot ask.
+ExecutionProbe = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
 FIRST_PAGE, LAST_PAGE = 8, 256  # runs read per batch by read_runs: few first (latest_run), doubling
 
 
 class MetadataProvider(abc.ABC):
     """Runs, their status, tags and leases, and the task records of their steps. A provider is
     made from the datastore's blob store, which keeps the artifacts, task records and logs."""
+
+    # Asks Step Functions how a run's execution stands when the run has no final status (readers
+    # only: a task must not call Step Functions for its run's status). None: not asked.
+    execution_probe: ExecutionProbe | None = None
 
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
@@ -155,7 +165,17 @@ def provider_class(kind: str, source: str = "") -> type[MetadataProvider]:
 
 def open_metadata(blobs: BlobStore, config: Config | str | None = None) -> MetadataProvider:
     """The metadata provider of a datastore: the one the ``metadata`` setting of ``config`` names
-    (or the name given; default ``local``)."""
+    (or the name given; default ``local``). Given a resolved config (a reader's), it asks Step
+    Functions, in the account and endpoint that config reaches, about a run an execution drives
+    that has no final status; mfc.sfn and boto3 load only when such a run is read."""
     if config is None or isinstance(config, str):
         return provider_class(config or "local")(blobs)
-    return provider_class(config["metadata"], config.sources.get("metadata", ""))(blobs)
+    provider = provider_class(config["metadata"], config.sources.get("metadata", ""))(blobs)
+    provider.execution_probe = functools.partial(_ask_execution, config)
+    return provider
+
+
+def _ask_execution(config: Config, driver: dict[str, Any]) -> dict[str, Any] | None:
+    from mfc.sfn.status import execution_status
+
+    return execution_status(driver, config)

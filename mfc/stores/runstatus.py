@@ -10,6 +10,12 @@ Facts, in order of weight:
    heartbeat is late, say while the machine is swamped), gone or its pid reused means
    ``crashed`` at once. Seen from elsewhere, the lease is ``running`` until ``expires_at``
    (its writer's clock), ``crashed`` after.
+   A run driven by a Step Functions execution (driver kind ``sfn``) has no lease: the
+   execution's own status decides (``execution``, asked of Step Functions by the reader).
+   Ended without a final record (aborted, timed out, or failed where no task could record
+   it): ``failed``, naming the execution's status and error; succeeded (the end task's write
+   lost): ``succeeded``; still running, or not askable (no credentials, unreachable):
+   ``running``.
 3. A run recorded by an mfc without leases (no ``driver``, no ``_lease.json``): ``running``
    while something happened in it (its creation, a task record) in the last
    ``LEGACY_GRACE_SECONDS``, ``crashed`` after that: such a run cannot be proven alive, and one
@@ -29,11 +35,15 @@ from mfc.stores.lease import ProcessFact
 FINAL_STATUSES = ("succeeded", "failed", "interrupted")
 STATUSES = ("running", *FINAL_STATUSES, "crashed")
 LEGACY_GRACE_SECONDS = 3600.0
+SFN_DRIVER = "sfn"  # the driver kind of a run a Step Functions execution drives (mfc.sfn.runstart)
+EXECUTION_FAILURES = ("FAILED", "TIMED_OUT", "ABORTED")
+CAUSE_CHARS = 300  # of an execution's cause in a reason (a Batch job's cause is a whole JSON document)
 
 
 @dataclass(frozen=True)
 class RunState:
-    """What a reader should say about a run: its status, when it ended and (crashed) why."""
+    """What a reader should say about a run: its status, when it ended and (crashed, or failed
+    with no final record) why."""
 
     status: str
     ended_at: float | None = None
@@ -51,13 +61,18 @@ def when(timestamp: float) -> str:
 
 def run_state(final: dict[str, Any] | None, lease: dict[str, Any] | None, driver: dict[str, Any] | None,
               created_at: float, now: float, process: ProcessFact | None,
-              last_activity: float | None = None) -> RunState:
+              last_activity: float | None = None, execution: dict[str, Any] | None = None) -> RunState:
     """The status of a run from its final status record, its newest heartbeat, the run record's
     ``driver`` and ``created_at``, the reader's clock, what the reader saw of the driving
-    process (``probe``: alive, gone, reused, or None when it cannot look) and, for runs without
-    a lease only, the time of the latest task record."""
+    process (``probe``: alive, gone, reused, or None when it cannot look), for runs without
+    a lease only, the time of the latest task record, and, for a run a Step Functions
+    execution drives, what the reader was told of that execution (``{"status": "RUNNING" |
+    "SUCCEEDED" | "FAILED" | "TIMED_OUT" | "ABORTED", "stopped_at": epoch or None, "error",
+    "cause"}``, or None when it could not ask)."""
     if final is not None and final.get("status") in FINAL_STATUSES:
         return RunState(final["status"], final.get("finished_at"))
+    if driver and driver.get("kind") == SFN_DRIVER:
+        return _execution_state(execution, now)
     heartbeat = lease if lease is not None else _first_heartbeat(driver, created_at)
     if heartbeat is None:
         return _legacy(created_at, now, last_activity)
@@ -75,6 +90,24 @@ def run_state(final: dict[str, Any] | None, lease: dict[str, Any] | None, driver
         return RunState("crashed", last, f"its lease expired at {when(float(expires))}: the process driving it "
                                          f"({who}) sent no heartbeat since {when(last)}")
     return RunState("running")
+
+
+def _execution_state(execution: dict[str, Any] | None, now: float) -> RunState:
+    """A Step Functions run without a final record: as its execution stands. An execution that
+    does not say when it stopped ended by the reader's clock at the latest."""
+    if execution is None:
+        return RunState("running")
+    status, stopped = execution.get("status"), execution.get("stopped_at")
+    ended = float(stopped) if isinstance(stopped, (int, float)) else now
+    if status == "SUCCEEDED":
+        return RunState("succeeded", ended)
+    if status not in EXECUTION_FAILURES:
+        return RunState("running")
+    what = ": ".join(" ".join(str(execution[k]).split()) for k in ("error", "cause") if execution.get(k))
+    if len(what) > CAUSE_CHARS:
+        what = what[:CAUSE_CHARS - 3] + "..."
+    at = f" at {when(float(stopped))}" if isinstance(stopped, (int, float)) else ""
+    return RunState("failed", ended, f"its Step Functions execution ended {status}{at}" + (f": {what}" if what else ""))
 
 
 def _first_heartbeat(driver: dict[str, Any] | None, created_at: float) -> dict[str, Any] | None:
