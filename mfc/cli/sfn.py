@@ -37,9 +37,6 @@ def deploy_options(func: Any) -> Any:
     return func
 
 
-DEPLOY_KEYS = ("map_modes", "workflow_timeout", "tags", "name")
-
-
 def _prepare(flow: str, values: dict[str, Any], build: bool) -> Any:
     from mfc.decorators import check_decorator_specs
     from mfc.graph import load_graph
@@ -48,8 +45,8 @@ def _prepare(flow: str, values: dict[str, Any], build: bool) -> Any:
     from mfc.tags import check_tags
 
     values = dict(values)
-    options = DeployOptions(**{k: (list(values.pop(k)) if k in ("map_modes", "tags") else values.pop(k))
-                               for k in DEPLOY_KEYS})
+    options = DeployOptions(map_modes=list(values.pop("map_modes")), tags=list(values.pop("tags")),
+                            workflow_timeout=values.pop("workflow_timeout"), name=values.pop("name"))
     check_tags(options.tags)
     path, name, cls = resolve_flow(flow)
     graph = load_graph(path, name)
