@@ -143,3 +143,25 @@ def test_the_compiled_state_task_is_importable_without_aws():
     proc = subprocess.run([sys.executable, "-m", "mfc.sfn.task", "--help"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, timeout=30)
     assert proc.returncode == 0 and "--execution" in proc.stdout
+
+
+def test_an_include_file_parameter_is_refused_naming_its_line(offline, tmp_path):
+    path = write_flow(tmp_path, '''
+from mfc import FlowSpec, IncludeFile, step
+
+
+class IncFlow(FlowSpec):
+    data = IncludeFile("data", default="data.txt")
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+''')
+    proc = mfc(None, "sfn", "compile", path, env=offline)
+    assert proc.returncode != 0
+    assert f"{path}:{line_of(path, 'IncludeFile(')}: IncludeFile parameter 'data'" in proc.stderr
+    assert_no_traceback(proc.stderr)

@@ -97,6 +97,7 @@ def prepare(flow_file: str, flow_cls: type, graph: FlowGraph, config: Any, optio
 
     s3_location(str(config.datastore_root))  # an S3 datastore, or one clear line
     check_compilable(graph)
+    check_parameters(flow_cls, graph)
     check_schedulable(flow_cls, graph)
     package, code = package_code(flow_file, config)
     image, gpu_image = _images(flow_file, flow_cls.__name__, graph, flow_cls, config, build)
@@ -111,6 +112,20 @@ def check_compilable(graph: FlowGraph) -> None:
         if node.opens_split and not node.matching_join:
             raise MfcError(f"{node.file}:{node.line}: step {node.name} splits but no join closes it, so it "
                            "cannot be compiled to Step Functions", hint="end each branch in one join step")
+
+
+def check_parameters(flow_cls: type, graph: FlowGraph) -> None:
+    """MfcError for a parameter Step Functions runs cannot take yet: an ``IncludeFile`` names a
+    file on the machine that starts the run, which the state machine's jobs cannot read."""
+    from mfc.parameters import flow_parameters
+
+    for attr, param in flow_parameters(flow_cls).items():
+        if param.IS_INCLUDE_FILE:
+            spec = next((p for p in graph.parameters if p.attr == attr), None)
+            where = f"{graph.file}:{spec.line}: " if spec else ""
+            raise MfcError(f"{where}IncludeFile parameter {param.name!r}: Step Functions runs cannot read a file "
+                           "from the machine that starts them (not supported yet)",
+                           hint="read the file in a step from S3, or pass its text as a Parameter")
 
 
 def check_schedulable(flow_cls: type, graph: FlowGraph) -> None:
