@@ -11,6 +11,7 @@ largest (see :mod:`mfc.sfn.intrinsics`).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -202,9 +203,9 @@ def _name_findings(settings: SfnSettings, definition: dict[str, Any]) -> list[Fi
     if len(name) > STATE_MACHINE_NAME_LIMIT or not _MACHINE_NAME.fullmatch(name):
         why = (f"is {len(name)} characters, over Step Functions' {STATE_MACHINE_NAME_LIMIT}"
                if len(name) > STATE_MACHINE_NAME_LIMIT else "has characters Step Functions refuses")
+        hashed = ", which keeps the head and ends in a hash of the whole" if len(name) > STATE_MACHINE_NAME_LIMIT else ""
         findings.append(Finding("error", f"state machine name {name!r} {why}",
-                                f"deploy it as {state_machine_name(name)!r} (--name), which keeps the head and "
-                                "ends in a hash of the whole"))
+                                f"deploy it as {state_machine_name(name)!r} (--name){hashed}"))
     seen: dict[str, int] = {}
     for placed in walk(definition.get("States", {})):
         seen[placed.name] = seen.get(placed.name, 0) + 1
@@ -334,13 +335,30 @@ def _history_findings(settings: SfnSettings, definition: dict[str, Any], modes: 
                   and state_name(step, "foreach") in maps and maps[state_name(step, "foreach")].execution == execution]
         where = "an execution" if execution is None else f"each child execution of {execution!r}"
         fits = _widest_fitting(scope)
-        fix = " or ".join([f"--map-mode {step}=distributed" for step in inline]
-                          + [f"lower max_num_splits to {fits:,} (--max-num-splits)" if fits else
-                             "split the flow: even one item per foreach is too many events"])
+        fix = " or ".join([*_distributed_fixes(scope, inline, width),
+                           f"--max-num-splits {fits}" if fits else "split the flow: even one item per foreach is "
+                                                                   "too many events"])
         findings.append(Finding("error", f"{where} may need about {events:,} history events with {width:,}-way "
                                          f"foreaches, over Step Functions' {HISTORY_LIMIT:,}: it would be stopped",
                                 fix))
     return findings
+
+
+def _distributed_fixes(scope: dict[str, Any], inline: list[str], width: int) -> list[str]:
+    """The ``--map-mode`` choices that bring ``scope`` within the history limit: each inline
+    foreach whose Map alone, made Distributed, does it, else all of them together."""
+    def fits(steps: list[str]) -> bool:
+        switched = copy.deepcopy(scope)
+        names = {state_name(step, "foreach") for step in steps}
+        for placed in walk(switched):
+            if placed.name in names:
+                placed.state["ItemProcessor"]["ProcessorConfig"] = {"Mode": "DISTRIBUTED"}
+        return EXECUTION_EVENTS + body_events(switched, width) <= HISTORY_LIMIT
+
+    single = [f"--map-mode {step}=distributed" for step in inline if fits([step])]
+    if single or not inline or not fits(inline):
+        return single
+    return [" ".join(f"--map-mode {step}=distributed" for step in inline)]
 
 
 def _widest_fitting(scope: dict[str, Any]) -> int:
