@@ -368,6 +368,19 @@ def test_history_fix_when_only_all_maps_together_suffice(tmp_path: Path) -> None
     assert error.fix == "--map-mode join_first=distributed or --map-mode start=distributed or --max-num-splits 1559"
 
 
+def test_inline_map_concurrency_above_40() -> None:
+    findings = findings_of(FLOWS / "foreach.py", MFC_MAX_WORKERS="64")
+    [warning] = [f for f in findings if f.level == "warning"]
+    assert warning.what == ("foreach start: an inline Map runs at most 40 iterations at a time, not the 64 of "
+                            "max_workers")
+    assert warning.fix == "--map-mode start=distributed to run more at once"
+    assert [f for f in findings_of(FLOWS / "foreach.py", MFC_MAX_WORKERS="40") if f.level == "warning"] == []
+    assert [f for f in findings_of(FLOWS / "foreach.py", MFC_MAX_WORKERS="64", MFC_MAX_NUM_SPLITS="40")
+            if f.level == "warning"] == []  # never more than 40 items
+    distributed = findings_of(FLOWS / "foreach.py", DeployOptions(map_modes=["distributed"]), MFC_MAX_WORKERS="64")
+    assert [f for f in distributed if f.level == "warning"] == []
+
+
 # -- @timeout ---------------------------------------------------------------------------------------------------
 def test_timeout_under_batchs_minimum(tmp_path: Path) -> None:
     path = write_flow(tmp_path, "short", """\

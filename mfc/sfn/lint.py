@@ -4,7 +4,8 @@ definition, found before anything is deployed, each finding saying what to chang
 :func:`lint` is pure (graph, settings, definition, Map modes, and optionally the actions a role
 allows): the limits are AWS's documented quotas (definition 1 MiB, names 80 characters, container
 overrides 8 KiB, 25,000 history events per execution, execution input 256 KiB, Batch job names
-128 characters of letters, digits, ``-`` and ``_``, Batch's 60 s minimum attempt duration).
+128 characters of letters, digits, ``-`` and ``_``, Distributed Map labels 40, Batch's 60 s
+minimum attempt duration, an inline Map's 40 iterations at a time).
 Sizes that depend on run-time values (run id, foreach indices, retry count) are judged at their
 largest (see :mod:`mfc.sfn.intrinsics`).
 """
@@ -40,6 +41,7 @@ OVERRIDES_LIMIT = 8_192  # bytes of a Batch job's container overrides
 HISTORY_LIMIT = 25_000  # events in one execution's history
 EXECUTION_EVENTS = 2  # ExecutionStarted, ExecutionSucceeded
 EXECUTION_INPUT_LIMIT = 262_144  # bytes of an execution's input
+INLINE_CONCURRENCY = 40  # iterations an inline Map runs at once, whatever its MaxConcurrency
 LEVELS = ("error", "warning", "info")
 STATE_MACHINE_ROLE, JOB_ROLE = "state_machine", "job"
 ROLE_LABELS = {STATE_MACHINE_ROLE: "the state machine role (sfn_role)", JOB_ROLE: "the Batch job role (batch_job_role)"}
@@ -321,6 +323,12 @@ def _history_findings(settings: SfnSettings, definition: dict[str, Any], modes: 
             what = (f"foreach {step}: inline Map ({how}): up to {width:,} items (max_num_splits) x about {per_item:,} "
                     f"history events = {width * per_item:,} in the execution running it")
         findings.append(Finding("info", what, f"--map-mode {step}=inline|distributed and --max-num-splits N change it"))
+        concurrency = int(placed.state.get("MaxConcurrency") or 0)
+        if mode == "inline" and (concurrency == 0 or concurrency > INLINE_CONCURRENCY) and width > INLINE_CONCURRENCY:
+            findings.append(Finding("warning", f"foreach {step}: an inline Map runs at most {INLINE_CONCURRENCY} "
+                                               f"iterations at a time, not the {concurrency or 'unlimited'} of "
+                                               "max_workers",
+                                    f"--map-mode {step}=distributed to run more at once"))
     executions = {None: states, **{name: (p.state.get("ItemProcessor") or {}).get("States", {})
                                    for name, p in maps.items() if _distributed(p.state)}}
     for execution, scope in executions.items():
