@@ -214,11 +214,12 @@ def _name_findings(settings: SfnSettings, definition: dict[str, Any]) -> list[Fi
         if len(placed.name) > STATE_NAME_LIMIT:
             findings.append(Finding("error", f"state {placed.name[:40]!r}... is {len(placed.name)} characters, over "
                                              f"Step Functions' {STATE_NAME_LIMIT}",
-                                    f"name it {state_name(placed.name)!r} (a shorter step name)"))
-    findings += [Finding("error", f"state name {name!r} is used {count} times; state names must be unique across "
+                                    f"shorten the step's name, or compile it with mfc (which names it "
+                                    f"{state_name(placed.name)!r})"))
+    findings += [Finding("error", f"state name {state!r} is used {count} times; state names must be unique across "
                                   "the whole state machine, Parallel branches and Map bodies included",
                          "rename the steps behind those states")
-                 for name, count in seen.items() if count > 1]
+                 for state, count in seen.items() if count > 1]
     return findings + _label_findings(definition)
 
 
