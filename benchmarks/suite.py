@@ -20,6 +20,7 @@ from suite_inspect import bench_client, bench_resume, bench_verify
 from suite_join import bench_join_s3
 from suite_liveness import bench_lease
 from suite_metadata import bench_runs_s3
+from suite_sfn import SFN_BENCHMARKS
 
 HERE = Path(__file__).resolve().parent
 
@@ -354,4 +355,5 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "lease": bench_lease,
     "verify": bench_verify,
     **CLOUD_BENCHMARKS,
+    **SFN_BENCHMARKS,
 }

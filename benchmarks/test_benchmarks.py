@@ -151,3 +151,9 @@ def test_quick_run_of_the_image_benchmark_or_its_reason_to_skip() -> None:
         assert "make docker-up" in done.stdout or "make image" in done.stdout
     else:
         assert "image build, nothing changed: " in done.stdout and "the image is reused" in done.stdout
+
+
+def test_quick_run_of_the_sfn_compile_benchmark() -> None:
+    done = _quick_run("sfn-compile")
+    assert "sfn compile 20-step linear flow: " in done.stdout and "sfn compile 100-way foreach flow: " in done.stdout
+    assert "21 states" in done.stdout and "(start: inline)" in done.stdout

@@ -107,12 +107,40 @@ def test_golden_file_holds_the_reference_features() -> None:
     right = found["right"].state
     assert right["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "right catch"}]
     assert right["Parameters"]["Timeout"] == {"AttemptDurationSeconds": 90}
-    assert "'--fallback', $.error.Error" in found["right catch"].state["Parameters"]["ContainerOverrides"]["Command.$"]
+    fallback = found["right catch"].state["Parameters"]["ContainerOverrides"]["Command.$"]
+    assert "'--attempt', '1', '--fallback', $.error.Error)" in fallback
     square = found["square"].state["Parameters"]
     assert square["ContainerOverrides"]["ResourceRequirements"] == [{"Type": "VCPU", "Value": "2"},
                                                                     {"Type": "MEMORY", "Value": "8192"}]
     assert square["JobDefinition"] != found["start"].state["Parameters"]["JobDefinition"]
     assert '\\"tags\\":[\\"team:ml\\",\\"tier:prod\\"]' in json.dumps(found["start"].state)
+
+
+def test_catch_fallback_is_the_attempt_after_the_last_retry(tmp_path: Path) -> None:
+    # a fallback state's own RetryCount starts at 0: as its attempt it reused the first
+    # attempt's number, where a local run gives the fallback the attempt after the last retry
+    path = write_flow(tmp_path, "caught", """\
+        class CaughtFlow(FlowSpec):
+            @step
+            def start(self):
+                self.next(self.work)
+
+            @catch(var="err")
+            @retry(times=2, minutes_between_retries=0)
+            @step
+            def work(self):
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+        """)
+    found = states(compiled(path)[2])
+    command = found["work"].state["Parameters"]["ContainerOverrides"]["Command.$"]
+    assert "'--attempt', States.Format('{}', $$.State.RetryCount))" in command
+    assert found["work"].state["Retry"][1]["MaxAttempts"] == 2
+    fallback = found["work catch"].state["Parameters"]["ContainerOverrides"]["Command.$"]
+    assert "'--attempt', '3', '--fallback', $.error.Error)" in fallback and "RetryCount" not in fallback
 
 
 # -- the same inputs, the same bytes -------------------------------------------------------------------

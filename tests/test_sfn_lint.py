@@ -293,7 +293,7 @@ def test_inline_map_too_wide_for_the_history() -> None:
     assert error.what.startswith("an execution may need about 40,034 history events with 5,000-way foreaches")
     assert "over Step Functions' 25,000" in error.what
     # 34 events outside the Map, 8 per item: 3,120 items fit
-    assert error.fix == "--map-mode start=distributed or lower max_num_splits to 3,120 (--max-num-splits)"
+    assert error.fix == "--map-mode start=distributed or --max-num-splits 3120"
     [info] = [f for f in findings if f.what.startswith("foreach start:")]
     assert "inline Map (--map-mode inline): up to 5,000 items" in info.what and "= 40,000" in info.what
     fitting = findings_of(FLOWS / "foreach.py", DeployOptions(map_modes=["inline"]), MFC_MAX_NUM_SPLITS="3120")
@@ -315,8 +315,70 @@ def test_child_execution_too_big_for_its_history() -> None:
     findings = findings_of(FLOWS / "nested_foreach.py", options, MFC_MAX_NUM_SPLITS="5000")
     [error] = errors(findings, "history events")
     assert error.what.startswith("each child execution of 'start foreach' may need about ")
-    assert error.fix.startswith("--map-mode outer_body=distributed or lower max_num_splits to ")
+    assert error.fix.startswith("--map-mode outer_body=distributed or --max-num-splits ")
     assert errors(findings_of(FLOWS / "nested_foreach.py", MFC_MAX_NUM_SPLITS="5000")) == []
+
+
+def test_history_fix_names_the_map_modes_that_suffice() -> None:
+    # both foreaches inline at 200 items: the outer one holds 200 x 200 inner iterations
+    findings = findings_of(FLOWS / "nested_foreach.py", DeployOptions(map_modes=["inline"]), MFC_MAX_NUM_SPLITS="200")
+    [error] = errors(findings, "history events")
+    assert error.fix == "--map-mode outer_body=distributed or --map-mode start=distributed or --max-num-splits 54"
+    # at 40 items the same two inline Maps fit
+    assert errors(findings_of(FLOWS / "nested_foreach.py", DeployOptions(map_modes=["inline"]),
+                              MFC_MAX_NUM_SPLITS="40"), "history events") == []
+
+
+def test_history_fix_when_only_all_maps_together_suffice(tmp_path: Path) -> None:
+    path = write_flow(tmp_path, "twice", """\
+        class TwiceFlow(FlowSpec):
+            @step
+            def start(self):
+                self.items = [1]
+                self.next(self.first, foreach="items")
+
+            @step
+            def first(self):
+                self.next(self.join_first)
+
+            @step
+            def join_first(self, inputs):
+                self.items = [1]
+                self.next(self.second, foreach="items")
+
+            @step
+            def second(self):
+                self.next(self.join_second)
+
+            @step
+            def join_second(self, inputs):
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+        """)
+    # 52 events besides the two Maps, 8 per item in each: at 3,119 items neither Map made
+    # distributed alone brings the execution within 25,000 events, both together do
+    findings = findings_of(path, DeployOptions(map_modes=["inline"]), MFC_MAX_NUM_SPLITS="3119")
+    [error] = errors(findings, "history events")
+    assert error.fix == "--map-mode join_first=distributed --map-mode start=distributed or --max-num-splits 1559"
+    [error] = errors(findings_of(path, DeployOptions(map_modes=["inline"]), MFC_MAX_NUM_SPLITS="3118"),
+                     "history events")
+    assert error.fix == "--map-mode join_first=distributed or --map-mode start=distributed or --max-num-splits 1559"
+
+
+def test_inline_map_concurrency_above_40() -> None:
+    findings = findings_of(FLOWS / "foreach.py", MFC_MAX_WORKERS="64")
+    [warning] = [f for f in findings if f.level == "warning"]
+    assert warning.what == ("foreach start: an inline Map runs at most 40 iterations at a time, not the 64 of "
+                            "max_workers")
+    assert warning.fix == "--map-mode start=distributed to run more at once"
+    assert [f for f in findings_of(FLOWS / "foreach.py", MFC_MAX_WORKERS="40") if f.level == "warning"] == []
+    assert [f for f in findings_of(FLOWS / "foreach.py", MFC_MAX_WORKERS="64", MFC_MAX_NUM_SPLITS="40")
+            if f.level == "warning"] == []  # never more than 40 items
+    distributed = findings_of(FLOWS / "foreach.py", DeployOptions(map_modes=["distributed"]), MFC_MAX_WORKERS="64")
+    assert [f for f in distributed if f.level == "warning"] == []
 
 
 # -- @timeout ---------------------------------------------------------------------------------------------------

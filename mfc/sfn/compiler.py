@@ -50,6 +50,7 @@ EVENTS_PER_TASK = 6  # TaskStateEntered, TaskScheduled, TaskStarted, TaskSubmitt
 EVENTS_PER_ITERATION = 2  # MapIterationStarted, MapIterationSucceeded
 EVENTS_PER_FANOUT = 6  # a Map's or Parallel's own entered/started/succeeded/exited events
 MAP_LABEL_LIMIT = 40
+RETRY_ATTEMPT = "States.Format('{}', $$.State.RetryCount)"  # a state's attempt: how often it was retried
 JOB_INDEX_ROOM = 24  # characters a job name keeps free for the foreach indices
 
 
@@ -208,7 +209,10 @@ class _Compiler:
         if step.catch and node.foreach_var is None:
             fallback = state_name(node.name, "catch")
             state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fallback}]
-            args = [*self._arguments(node, depth), literal("--fallback"), "$.error.Error"]
+            # the fallback is the attempt after the last retry, as in a local run (its own
+            # RetryCount starts again at 0, which would reuse the first attempt's records)
+            args = [*self._arguments(node, depth, literal(str(int(step.retries) + 1))), literal("--fallback"),
+                    "$.error.Error"]
             states[fallback] = {**self._job_state(node, depth, step, args), **_goto(next_name),
                                 "Retry": retry[:1]}
         state.update(_goto(next_name))
@@ -243,8 +247,9 @@ class _Compiler:
         parameters["PropagateTags"] = True
         return {"Type": "Task", "Resource": BATCH_SYNC, "Parameters": parameters, "ResultPath": None}
 
-    def _arguments(self, node: StepNode, depth: int) -> list[str]:
-        """The intrinsic-function arguments of the step's command (see :mod:`mfc.sfn.task`)."""
+    def _arguments(self, node: StepNode, depth: int, attempt: str = RETRY_ATTEMPT) -> list[str]:
+        """The intrinsic-function arguments of the step's command (see :mod:`mfc.sfn.task`);
+        ``attempt``: the expression of its attempt number."""
         s = self.settings
         fixed = [*TASK_MODULE, "--root", s.datastore_root, "--flow", s.flow_name, "--code", s.code_sha256,
                  "--file", s.flow_file, "--step", node.name]
@@ -252,7 +257,7 @@ class _Compiler:
         args += [literal("--run"), "$.run"]
         if depth:
             args += [literal("--ix"), "$.ix"]
-        args += [literal("--attempt"), "States.Format('{}', $$.State.RetryCount)"]
+        args += [literal("--attempt"), attempt]
         if node.name == "start":
             info = json.dumps({"user": s.user, "tags": sorted(s.tags), "state_machine": s.state_machine_name},
                               separators=(",", ":"), sort_keys=True)

@@ -4,13 +4,15 @@ definition, found before anything is deployed, each finding saying what to chang
 :func:`lint` is pure (graph, settings, definition, Map modes, and optionally the actions a role
 allows): the limits are AWS's documented quotas (definition 1 MiB, names 80 characters, container
 overrides 8 KiB, 25,000 history events per execution, execution input 256 KiB, Batch job names
-128 characters of letters, digits, ``-`` and ``_``, Batch's 60 s minimum attempt duration).
+128 characters of letters, digits, ``-`` and ``_``, Distributed Map labels 40, Batch's 60 s
+minimum attempt duration, an inline Map's 40 iterations at a time).
 Sizes that depend on run-time values (run id, foreach indices, retry count) are judged at their
 largest (see :mod:`mfc.sfn.intrinsics`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,6 +41,7 @@ OVERRIDES_LIMIT = 8_192  # bytes of a Batch job's container overrides
 HISTORY_LIMIT = 25_000  # events in one execution's history
 EXECUTION_EVENTS = 2  # ExecutionStarted, ExecutionSucceeded
 EXECUTION_INPUT_LIMIT = 262_144  # bytes of an execution's input
+INLINE_CONCURRENCY = 40  # iterations an inline Map runs at once, whatever its MaxConcurrency
 LEVELS = ("error", "warning", "info")
 STATE_MACHINE_ROLE, JOB_ROLE = "state_machine", "job"
 ROLE_LABELS = {STATE_MACHINE_ROLE: "the state machine role (sfn_role)", JOB_ROLE: "the Batch job role (batch_job_role)"}
@@ -202,20 +205,21 @@ def _name_findings(settings: SfnSettings, definition: dict[str, Any]) -> list[Fi
     if len(name) > STATE_MACHINE_NAME_LIMIT or not _MACHINE_NAME.fullmatch(name):
         why = (f"is {len(name)} characters, over Step Functions' {STATE_MACHINE_NAME_LIMIT}"
                if len(name) > STATE_MACHINE_NAME_LIMIT else "has characters Step Functions refuses")
+        hashed = ", which keeps the head and ends in a hash of the whole" if len(name) > STATE_MACHINE_NAME_LIMIT else ""
         findings.append(Finding("error", f"state machine name {name!r} {why}",
-                                f"deploy it as {state_machine_name(name)!r} (--name), which keeps the head and "
-                                "ends in a hash of the whole"))
+                                f"deploy it as {state_machine_name(name)!r} (--name){hashed}"))
     seen: dict[str, int] = {}
     for placed in walk(definition.get("States", {})):
         seen[placed.name] = seen.get(placed.name, 0) + 1
         if len(placed.name) > STATE_NAME_LIMIT:
             findings.append(Finding("error", f"state {placed.name[:40]!r}... is {len(placed.name)} characters, over "
                                              f"Step Functions' {STATE_NAME_LIMIT}",
-                                    f"name it {state_name(placed.name)!r} (a shorter step name)"))
-    findings += [Finding("error", f"state name {name!r} is used {count} times; state names must be unique across "
+                                    f"shorten the step's name, or compile it with mfc (which names it "
+                                    f"{state_name(placed.name)!r})"))
+    findings += [Finding("error", f"state name {state!r} is used {count} times; state names must be unique across "
                                   "the whole state machine, Parallel branches and Map bodies included",
                          "rename the steps behind those states")
-                 for name, count in seen.items() if count > 1]
+                 for state, count in seen.items() if count > 1]
     return findings + _label_findings(definition)
 
 
@@ -320,6 +324,12 @@ def _history_findings(settings: SfnSettings, definition: dict[str, Any], modes: 
             what = (f"foreach {step}: inline Map ({how}): up to {width:,} items (max_num_splits) x about {per_item:,} "
                     f"history events = {width * per_item:,} in the execution running it")
         findings.append(Finding("info", what, f"--map-mode {step}=inline|distributed and --max-num-splits N change it"))
+        concurrency = int(placed.state.get("MaxConcurrency") or 0)
+        if mode == "inline" and (concurrency == 0 or concurrency > INLINE_CONCURRENCY) and width > INLINE_CONCURRENCY:
+            findings.append(Finding("warning", f"foreach {step}: an inline Map runs at most {INLINE_CONCURRENCY} "
+                                               f"iterations at a time, not the {concurrency or 'unlimited'} of "
+                                               "max_workers",
+                                    f"--map-mode {step}=distributed to run more at once"))
     executions = {None: states, **{name: (p.state.get("ItemProcessor") or {}).get("States", {})
                                    for name, p in maps.items() if _distributed(p.state)}}
     for execution, scope in executions.items():
@@ -334,13 +344,30 @@ def _history_findings(settings: SfnSettings, definition: dict[str, Any], modes: 
                   and state_name(step, "foreach") in maps and maps[state_name(step, "foreach")].execution == execution]
         where = "an execution" if execution is None else f"each child execution of {execution!r}"
         fits = _widest_fitting(scope)
-        fix = " or ".join([f"--map-mode {step}=distributed" for step in inline]
-                          + [f"lower max_num_splits to {fits:,} (--max-num-splits)" if fits else
-                             "split the flow: even one item per foreach is too many events"])
+        fix = " or ".join([*_distributed_fixes(scope, inline, width),
+                           f"--max-num-splits {fits}" if fits else "split the flow: even one item per foreach is "
+                                                                   "too many events"])
         findings.append(Finding("error", f"{where} may need about {events:,} history events with {width:,}-way "
                                          f"foreaches, over Step Functions' {HISTORY_LIMIT:,}: it would be stopped",
                                 fix))
     return findings
+
+
+def _distributed_fixes(scope: dict[str, Any], inline: list[str], width: int) -> list[str]:
+    """The ``--map-mode`` choices that bring ``scope`` within the history limit: each inline
+    foreach whose Map alone, made Distributed, does it, else all of them together."""
+    def fits(steps: list[str]) -> bool:
+        switched = copy.deepcopy(scope)
+        names = {state_name(step, "foreach") for step in steps}
+        for placed in walk(switched):
+            if placed.name in names:
+                placed.state["ItemProcessor"]["ProcessorConfig"] = {"Mode": "DISTRIBUTED"}
+        return EXECUTION_EVENTS + body_events(switched, width) <= HISTORY_LIMIT
+
+    single = [f"--map-mode {step}=distributed" for step in inline if fits([step])]
+    if single or not inline or not fits(inline):
+        return single
+    return [" ".join(f"--map-mode {step}=distributed" for step in inline)]
 
 
 def _widest_fitting(scope: dict[str, Any]) -> int:
