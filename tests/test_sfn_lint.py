@@ -3,6 +3,7 @@ where a flow can cause the finding, and edited by hand where no valid flow can."
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import json
@@ -211,7 +212,7 @@ def test_container_overrides_over_8_kib() -> None:
     [error] = errors(findings, "container overrides")
     assert error.what.startswith("state 'start': its container overrides can reach ")
     assert "over AWS Batch's 8,192 (8 KiB)" in error.what and "fewer or shorter --tag values" in error.fix
-    assert errors(findings_of(REFERENCE, DeployOptions(tags=tags[:100])), "container overrides") == []
+    assert errors(findings_of(REFERENCE, DeployOptions(tags=tags[:70])), "container overrides") == []
 
 
 def test_container_overrides_of_every_compiled_state_are_small() -> None:
@@ -494,8 +495,8 @@ def test_intrinsics_read_back_what_the_compiler_writes() -> None:
     parsed = intrinsics.parse(command)
     assert isinstance(parsed, intrinsics.Call) and parsed.name == "States.Array"
     values = intrinsics.longest(parsed, 0, settings.max_num_splits)
-    assert values[:3] == ["python", "-m", "mfc.sfn.task"]
-    info = json.loads(values[values.index("--run-info") + 1])
+    assert values[:4] == ["python", "-u", "-m", "mfc.sfn.task"]
+    info = json.loads(base64.urlsafe_b64decode(values[values.index("--run-info") + 1]))
     assert info == {"state_machine": "SfnReferenceFlow", "tags": [], "user": "tester"}
     assert intrinsics.shown(intrinsics.parse("States.Format('{}-{}', 'a\\{b', $.ix)")) == "a{b-<$.ix>"
     for bad in ("States.Array('a'", "'unterminated", "States.Array('a') extra"):

@@ -261,8 +261,10 @@ def overrides_size(state: dict[str, Any], depth: int, max_num_splits: int) -> tu
     if expression is not None:
         overrides["Command"] = intrinsics.longest(intrinsics.parse(str(expression)), depth, max_num_splits)
     command = overrides.get("Command") or []
-    compact = {"separators": (",", ":"), "ensure_ascii": False}
-    return len(json.dumps(overrides, **compact).encode()), len(json.dumps(command, **compact).encode())
+    def size(value: Any) -> int:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+    return size(overrides), size(command)
 
 
 def _override_findings(settings: SfnSettings, definition: dict[str, Any]) -> list[Finding]:
@@ -330,8 +332,9 @@ def _history_findings(settings: SfnSettings, definition: dict[str, Any], modes: 
                                                f"iterations at a time, not the {concurrency or 'unlimited'} of "
                                                "max_workers",
                                     f"--map-mode {step}=distributed to run more at once"))
-    executions = {None: states, **{name: (p.state.get("ItemProcessor") or {}).get("States", {})
-                                   for name, p in maps.items() if _distributed(p.state)}}
+    executions: dict[str | None, dict[str, Any]] = {None: states}
+    executions.update({name: (p.state.get("ItemProcessor") or {}).get("States", {})
+                       for name, p in maps.items() if _distributed(p.state)})
     for execution, scope in executions.items():
         events = EXECUTION_EVENTS + body_events(scope, width)
         if events <= HISTORY_LIMIT:
