@@ -165,3 +165,22 @@ class IncFlow(FlowSpec):
     assert proc.returncode != 0
     assert f"{path}:{line_of(path, 'IncludeFile(')}: IncludeFile parameter 'data'" in proc.stderr
     assert_no_traceback(proc.stderr)
+
+
+def test_project_names_the_machine_and_the_workflow_timeout_bounds_it(offline, tmp_path):
+    source = (FLOWS / "linear.py").read_text().replace("class ", '@project(name="fraud")\nclass ', 1)
+    path = write_flow(tmp_path, source.replace("from mfc import ", "from mfc import project, ", 1))
+    proc = mfc(None, "sfn", "compile", path, "--workflow-timeout", "3600", env={**offline, "MFC_USER": "ana"})
+    assert proc.returncode == 0, describe(proc)
+    definition = json.loads(proc.stdout)
+    assert definition["TimeoutSeconds"] == 3600
+    tags = definition["States"]["start"]["Parameters"]["Tags"]
+    assert tags["mfc:state-machine"] == "fraud.user.ana.LinearFlow" and tags["mfc:flow"] == "LinearFlow"
+
+
+def test_missing_credentials_are_one_line_before_anything_is_created(offline, tmp_path):
+    env = {k: v for k, v in offline.items() if k != "MFC_AWS_ENDPOINT_URL"}
+    env.update(MFC_SFN_ROLE="arn:aws:iam::123456789012:role/r", AWS_EC2_METADATA_DISABLED="true")
+    proc = mfc(None, "sfn", "create", str(FLOWS / "linear.py"), env=env, timeout=60)
+    assert proc.returncode != 0 and "no AWS credentials" in proc.stderr, describe(proc)
+    assert_no_traceback(proc.stderr)

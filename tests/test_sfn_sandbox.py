@@ -126,9 +126,13 @@ def test_a_fifty_way_foreach_through_a_distributed_map(deploy):
 
 
 def test_parameters_take_defaults_and_overrides_checked_like_mfc_run(deploy):
-    deployed = deploy("params")
+    deployed = deploy("params", "--tag", "team:ml")
     _, defaults = trigger(deployed)
     assert_same_as_local(deployed, "ParamsFlow", defaults)
+    assert run_info(sfn_root(), "ParamsFlow", defaults)["tags"] == ["team:ml"]  # every run of the machine
+    tagged = mfc(None, "tag", "add", f"ParamsFlow/{defaults}", "checked", env=deployed.env)
+    assert tagged.returncode == 0, describe(tagged)
+    assert run_info(sfn_root(), "ParamsFlow", defaults)["tags"] == ["checked", "team:ml"]
     _, given = trigger(deployed, "--count", "7", "--text", "hi there", "--flag", "--config", '{"b": 2}')
     assert_same_as_local(deployed, "ParamsFlow", given, "--count", "7", "--text", "hi there", "--flag",
                          "--config", '{"b": 2}')
@@ -230,9 +234,11 @@ def test_unknown_queue_role_and_unreachable_aws_fail_before_anything_is_created(
         (["--queue", "nope"], {}, "job queue 'nope' does not exist"),
         ([], {"MFC_SFN_ROLE": "arn:aws:iam::123456789012:role/missing"}, "sfn_role arn:aws:iam::123456789012:role/missing: no such IAM role"),
         ([], {"MFC_AWS_ENDPOINT_URL": "http://127.0.0.1:9", "MFC_S3_ENDPOINT_URL": "http://127.0.0.1:9"}, "cannot reach"),
+        (None, {"DOCKER_HOST": "tcp://127.0.0.1:9"}, "Docker"),  # no image given, no engine to build one
     ]
     for args, extra, message in cases:
-        proc = mfc(None, "sfn", "create", str(path), "--image", "mfc-base:0.1.0", *args, env={**env, **extra})
+        image = ["--image", "mfc-base:0.1.0"] if args is not None else []
+        proc = mfc(None, "sfn", "create", str(path), *image, *(args or []), env={**env, **extra}, timeout=120)
         assert proc.returncode != 0 and message in proc.stderr, describe(proc)
         assert_no_traceback(proc.stderr)
     from mfc.sandbox.resources import client

@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("root", "flow", "code", "file", "step", "run"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--ix", default="")
-    parser.add_argument("--attempt", type=int, default=0)
+    parser.add_argument("--attempt", type=int, default=0,
+                        help="the state's retry count (informational: attempts are numbered from the records)")
     parser.add_argument("--execution", help="the execution's ARN (start: its input holds the parameters)")
     parser.add_argument("--run-info", default="", help="what the start task records about the run (base64url of JSON)")
     parser.add_argument("--max-splits", type=int, default=None)
@@ -126,13 +127,17 @@ class Task:
 
         policy = step_policies(self.flow_cls, [self.args.step])[self.args.step]
         catches = policy.catch and self.graph[self.args.step].foreach_var is None
+        # The attempt number comes from the attempts recorded (each leaves a record or a log), not
+        # from the state's RetryCount, which also counts Batch throttling retries.
+        attempt = max(self.records.attempts(self.args.run, self.args.step, self.task_id), default=-1) + 1
         if self.args.fallback is not None:  # the job of the last attempt was killed outright
             spec = self._spec(inputs, split_index, run, True)
-            spec.attempt = max(self.records.attempts(self.args.run, self.args.step, self.task_id), default=-1) + 1
+            spec.attempt = attempt
             code = self._execute(spec)
         else:
-            last = self.args.attempt >= policy.retries
+            last = attempt >= policy.retries
             spec = self._spec(inputs, split_index, run, last)
+            spec.attempt = attempt
             code = self._execute(spec)
             reason = self._settle(spec, code, final=not (last and catches))
             if reason is not None and last and catches:  # as locally: the @catch fallback runs at once
@@ -143,7 +148,7 @@ class Task:
         if record is not None:
             return self._succeeded(record)
         if spec.is_last_attempt and not catches:
-            self._fail_run(code)
+            self._fail_run(code, spec)
         return code or 1
 
     def _settle(self, spec: TaskSpec, code: int, final: bool) -> str | None:
@@ -199,13 +204,13 @@ class Task:
             data = json.dumps(split["items"]).encode()
         self.blobs.put_bytes(target, data)
 
-    def _fail_run(self, code: int) -> None:
-        found = self.records.latest(self.args.run, self.args.step, self.task_id) or {}
+    def _fail_run(self, code: int, spec: TaskSpec) -> None:
+        found = self.records.read(self.args.run, self.args.step, self.task_id, spec.attempt) or {}
         exc = found.get("exception") or {}
         what = f"{exc.get('type')}: {exc.get('message')}" if exc else f"exit code {code}"
         self.metadata.finish_run(self.args.flow, self.args.run, "failed",
                                  {"error": f"step {self.args.step} failed (task {self.pathspec}, attempt "
-                                           f"{self.args.attempt}): {what}"})
+                                           f"{spec.attempt}): {what}"})
 
     def _execute(self, spec: TaskSpec) -> int:
         """Run the task entrypoint on ``spec`` in a forked child (the code is loaded already: no
