@@ -16,6 +16,7 @@ from mfc.sfn.compiler import compile_with_modes
 from mfc.sfn.lint import Placed, walk
 from mfc.sfn.settings import SfnSettings
 
+SHARED_FLOWS = Path(__file__).parent / "flows"  # the flows every other test runs too
 FLOWS = Path(__file__).parent / "flows_sfn"
 REFERENCE = FLOWS / "branch_foreach.py"
 CODE = {"sha256": "c0de" * 16, "flow_file": "branch_foreach.py"}

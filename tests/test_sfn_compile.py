@@ -15,7 +15,17 @@ from typing import Any
 
 import pytest
 from graph_helpers import line_of
-from sfn_helpers import CODE, FLOWS, REFERENCE, compiled, linear_flow, settings_for, states, write_flow
+from sfn_helpers import (
+    CODE,
+    FLOWS,
+    REFERENCE,
+    SHARED_FLOWS,
+    compiled,
+    linear_flow,
+    settings_for,
+    states,
+    write_flow,
+)
 
 from mfc.exceptions import MfcError
 from mfc.packager import build_package
@@ -193,7 +203,7 @@ def _job_states(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_linear_is_a_chain_of_batch_tasks() -> None:
-    _, _, definition, modes = compiled(FLOWS / "linear.py")
+    _, _, definition, modes = compiled(SHARED_FLOWS / "linear.py")
     assert_well_formed(definition)
     top = definition["States"]
     assert definition["StartAt"] == INIT_STATE and top[INIT_STATE]["Type"] == "Pass"
@@ -202,7 +212,7 @@ def test_linear_is_a_chain_of_batch_tasks() -> None:
     assert top["end"]["End"] is True and set(top) == {INIT_STATE, "start", "middle", "end"} and modes == {}
     for name in ("start", "middle", "end"):
         parameters = top[name]["Parameters"]
-        assert top[name]["Resource"] == BATCH_SYNC and parameters["JobName"] == f"SfnLinearFlow-{name}"
+        assert top[name]["Resource"] == BATCH_SYNC and parameters["JobName"] == f"LinearFlow-{name}"
         assert f"'--step', '{name}'" in parameters["ContainerOverrides"]["Command.$"]
     assert "--execution" in top["start"]["Parameters"]["ContainerOverrides"]["Command.$"]
     assert "--execution" not in top["middle"]["Parameters"]["ContainerOverrides"]["Command.$"]
@@ -244,7 +254,7 @@ def test_foreach_is_an_inline_map_over_the_split_list() -> None:
 
 
 def test_nested_foreach_is_a_map_inside_a_map_with_joined_indices() -> None:
-    _, _, definition, modes = compiled(FLOWS / "nested_foreach.py", MFC_MAX_NUM_SPLITS="10")
+    _, _, definition, modes = compiled(SHARED_FLOWS / "nested_foreach.py", MFC_MAX_NUM_SPLITS="10")
     assert_well_formed(definition)
     assert modes == {"start": "inline", "outer_body": "inline"}
     outer = definition["States"]["start foreach"]["ItemProcessor"]["States"]
@@ -303,7 +313,7 @@ def test_map_mode_flag_forces_distributed() -> None:
 
 def test_map_mode_per_step_on_a_nested_foreach() -> None:
     options = DeployOptions(map_modes=["distributed", "outer_body=inline"])
-    _, _, definition, modes = compiled(FLOWS / "nested_foreach.py", options)
+    _, _, definition, modes = compiled(SHARED_FLOWS / "nested_foreach.py", options)
     assert modes == {"start": "distributed", "outer_body": "inline"}
     _assert_distributed(definition["States"]["start foreach"], "start")
     outer = definition["States"]["start foreach"]["ItemProcessor"]["States"]
@@ -327,14 +337,14 @@ def test_max_num_splits_picks_the_map_mode(splits: int, mode: str) -> None:
 
 def test_nested_foreach_auto_mode_judges_the_whole_iteration() -> None:
     # the inner foreach is small enough inline; the outer one's iterations each hold it, so not
-    _, _, definition, modes = compiled(FLOWS / "nested_foreach.py", MFC_MAX_NUM_SPLITS="100")
+    _, _, definition, modes = compiled(SHARED_FLOWS / "nested_foreach.py", MFC_MAX_NUM_SPLITS="100")
     assert modes == {"start": "distributed", "outer_body": "inline"}
     inner = definition["States"]["start foreach"]["ItemProcessor"]["States"]["outer_body foreach"]
     assert inner["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE"
 
 
 def test_max_workers_is_each_maps_concurrency() -> None:
-    _, _, definition, _ = compiled(FLOWS / "nested_foreach.py", MFC_MAX_WORKERS="3")
+    _, _, definition, _ = compiled(SHARED_FLOWS / "nested_foreach.py", MFC_MAX_WORKERS="3")
     maps = [p.state for p in states(definition).values() if p.state["Type"] == "Map"]
     assert len(maps) == 2 and all(m["MaxConcurrency"] == 3 for m in maps)
 
@@ -385,4 +395,4 @@ def test_split_without_a_join_names_the_file_and_line(tmp_path: Path) -> None:
 
 def test_a_local_datastore_cannot_back_a_state_machine() -> None:
     with pytest.raises(MfcError, match="Step Functions runs need an S3 datastore"):
-        compiled(FLOWS / "linear.py", MFC_DATASTORE_ROOT="/tmp/local-datastore")
+        compiled(SHARED_FLOWS / "linear.py", MFC_DATASTORE_ROOT="/tmp/local-datastore")

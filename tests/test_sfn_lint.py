@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 from graph_helpers import line_of
-from sfn_helpers import FLOWS, REFERENCE, compiled, linear_flow, settings_for, states, write_flow
+from sfn_helpers import (
+    FLOWS,
+    REFERENCE,
+    SHARED_FLOWS,
+    compiled,
+    linear_flow,
+    settings_for,
+    states,
+    write_flow,
+)
 
 from mfc.exceptions import MfcError
 from mfc.sfn import intrinsics
@@ -216,7 +225,7 @@ def test_container_overrides_over_8_kib() -> None:
 
 
 def test_container_overrides_of_every_compiled_state_are_small() -> None:
-    graph, settings, definition, _ = compiled(FLOWS / "nested_foreach.py", MFC_MAX_NUM_SPLITS="100000")
+    graph, settings, definition, _ = compiled(SHARED_FLOWS / "nested_foreach.py", MFC_MAX_NUM_SPLITS="100000")
     for placed in states(definition).values():
         if "ContainerOverrides" in placed.state.get("Parameters", {}):
             assert overrides_size(placed.state, placed.depth, settings.max_num_splits)[0] < 2048, placed.name
@@ -313,20 +322,20 @@ def test_auto_mode_keeps_a_wide_foreach_within_the_history() -> None:
 
 def test_child_execution_too_big_for_its_history() -> None:
     options = DeployOptions(map_modes=["start=distributed", "outer_body=inline"])
-    findings = findings_of(FLOWS / "nested_foreach.py", options, MFC_MAX_NUM_SPLITS="5000")
+    findings = findings_of(SHARED_FLOWS / "nested_foreach.py", options, MFC_MAX_NUM_SPLITS="5000")
     [error] = errors(findings, "history events")
     assert error.what.startswith("each child execution of 'start foreach' may need about ")
     assert error.fix.startswith("--map-mode outer_body=distributed or --max-num-splits ")
-    assert errors(findings_of(FLOWS / "nested_foreach.py", MFC_MAX_NUM_SPLITS="5000")) == []
+    assert errors(findings_of(SHARED_FLOWS / "nested_foreach.py", MFC_MAX_NUM_SPLITS="5000")) == []
 
 
 def test_history_fix_names_the_map_modes_that_suffice() -> None:
     # both foreaches inline at 200 items: the outer one holds 200 x 200 inner iterations
-    findings = findings_of(FLOWS / "nested_foreach.py", DeployOptions(map_modes=["inline"]), MFC_MAX_NUM_SPLITS="200")
+    findings = findings_of(SHARED_FLOWS / "nested_foreach.py", DeployOptions(map_modes=["inline"]), MFC_MAX_NUM_SPLITS="200")
     [error] = errors(findings, "history events")
     assert error.fix == "--map-mode outer_body=distributed or --map-mode start=distributed or --max-num-splits 54"
     # at 40 items the same two inline Maps fit
-    assert errors(findings_of(FLOWS / "nested_foreach.py", DeployOptions(map_modes=["inline"]),
+    assert errors(findings_of(SHARED_FLOWS / "nested_foreach.py", DeployOptions(map_modes=["inline"]),
                               MFC_MAX_NUM_SPLITS="40"), "history events") == []
 
 
@@ -412,7 +421,7 @@ JOB_ACTIONS = ["s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject
 
 
 def test_required_actions_follow_what_the_definition_uses() -> None:
-    linear = compiled(FLOWS / "linear.py")[2]
+    linear = compiled(SHARED_FLOWS / "linear.py")[2]
     assert required_actions(linear) == {"state_machine": BATCH_ACTIONS, "job": JOB_ACTIONS}
     inline = compiled(FLOWS / "foreach.py")[2]
     assert required_actions(inline)["state_machine"] == sorted([*BATCH_ACTIONS, "s3:GetObject"])
@@ -433,7 +442,7 @@ def test_missing_actions_of_the_role_are_errors() -> None:
 
 
 def test_job_role_actions_are_checked_when_given() -> None:
-    findings = findings_of(FLOWS / "linear.py", role_policy={"job": ["s3:*"]})
+    findings = findings_of(SHARED_FLOWS / "linear.py", role_policy={"job": ["s3:*"]})
     [error] = errors(findings)
     assert error.what.startswith("the Batch job role (batch_job_role) does not allow states:DescribeExecution")
 
@@ -451,7 +460,7 @@ def test_action_patterns_and_policy_documents() -> None:
 
 
 def test_without_a_policy_the_needed_actions_are_notes() -> None:
-    notes = [f.what for f in findings_of(FLOWS / "linear.py") if f.level == "info" and "must allow" in f.what]
+    notes = [f.what for f in findings_of(SHARED_FLOWS / "linear.py") if f.level == "info" and "must allow" in f.what]
     assert notes == [f"the state machine role (sfn_role) must allow {', '.join(BATCH_ACTIONS)}",
                      f"the Batch job role (batch_job_role) must allow {', '.join(JOB_ACTIONS)}"]
 
