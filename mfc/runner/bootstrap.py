@@ -15,6 +15,7 @@ import re
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 from mfc.exceptions import MfcError
 from mfc.runner.taskspec import TaskSpec
@@ -32,9 +33,10 @@ def code_cache_dir() -> str:
     return os.path.join(base, "mfc", "code")
 
 
-def prepare_code(spec: TaskSpec) -> str:
+def prepare_code(spec: TaskSpec, blobs: Any = None) -> str:
     """Return the path of the flow file to import for this task (inside the unpacked package,
-    whose root also goes on ``sys.path``, so the project's own modules come from it too)."""
+    whose root also goes on ``sys.path``, so the project's own modules come from it too).
+    ``blobs``: the datastore's blob store, when the caller has one open (no second S3 client)."""
     if spec.code_package is None:
         return spec.flow_file
     sha = str(spec.code_package.get("sha256", ""))
@@ -42,7 +44,7 @@ def prepare_code(spec: TaskSpec) -> str:
         raise MfcError(f"task {spec.pathspec}: code package id {sha[:80]!r} is not a sha256")
     target = os.path.join(code_cache_dir(), sha)
     if not os.path.isfile(os.path.join(target, MARKER)):
-        _unpack(spec, sha, target)
+        _unpack(spec, sha, target, blobs)
     with open(os.path.join(target, MARKER)) as fh:
         relative = spec.code_package.get("flow_file") or fh.read().strip() or os.path.basename(spec.flow_file)
     flow_file = os.path.normpath(os.path.join(target, relative))
@@ -53,14 +55,14 @@ def prepare_code(spec: TaskSpec) -> str:
     return flow_file
 
 
-def _unpack(spec: TaskSpec, sha: str, target: str) -> None:
+def _unpack(spec: TaskSpec, sha: str, target: str, blobs: Any = None) -> None:
     """Fetch, check and unpack the package into ``target``, atomically (see the module docstring)."""
     from mfc.exceptions import CorruptArtifact
     from mfc.packager import unpack_package
     from mfc.stores.artifacts import ArtifactStore
     from mfc.stores.blob import open_blob_store
 
-    store = ArtifactStore(open_blob_store(spec.datastore_root), spec.flow_name)
+    store = ArtifactStore(blobs if blobs is not None else open_blob_store(spec.datastore_root), spec.flow_name)
     try:
         package = store.load_bytes(sha)
     except CorruptArtifact as exc:

@@ -79,7 +79,7 @@ class Task:
         from mfc.runner.bootstrap import prepare_code
 
         probe = self._spec([], None, {}, False)
-        self.flow_file = prepare_code(probe)
+        self.flow_file = prepare_code(probe, self.blobs)
         self.flow_cls = flow_class(import_flow_file(self.flow_file), self.args.flow, self.flow_file)
         self.graph = load_graph(self.flow_file, self.args.flow)
         if self.args.step not in self.graph:
