@@ -78,3 +78,12 @@ def images(sandbox):
     yield pushed
     for ref in (pushed["cpu"], pushed["gpu"]):
         subprocess.run(["docker", "rmi", ref], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def deploy(sandbox, images, tmp_path_factory):
+    """``deploy(flow, *create_args)``: a flow deployed to Step Functions in the sandbox (see
+    tests/sfn_support.py)."""
+    from sfn_support import deployer
+
+    return deployer(sandbox, images["cpu"], tmp_path_factory)

@@ -9,13 +9,13 @@ artifacts. Everything goes through the CLI a user types (``mfc sfn create``, ``t
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sfn_support import sfn_root, trigger
 from support import (
     FLOWS,
     artifacts,
@@ -28,36 +28,7 @@ from support import (
     task_records,
 )
 
-SFN_FLOWS = Path(__file__).parent / "flows_sfn"
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def deploy(sandbox, images, tmp_path_factory):
-    """``deploy(flow, *create_args)``: the flow copied into its own project and deployed with the
-    base image; returns a handle to trigger it and compare it with a local run."""
-    env = {"MFC_CONFIG": str(sandbox.config), "MFC_PROFILE": "sandbox"}
-
-    def _deploy(flow: str, *args: str, image: str | None = images["cpu"]) -> SimpleNamespace:
-        where = tmp_path_factory.mktemp(flow)
-        source = FLOWS / f"{flow}.py" if (FLOWS / f"{flow}.py").exists() else SFN_FLOWS / f"{flow}.py"
-        path = where / source.name
-        shutil.copy(source, path)
-        extra = ["--image", image] if image else []
-        proc = mfc(None, "sfn", "create", str(path), *extra, *args, env=env, cwd=where, timeout=300)
-        assert proc.returncode == 0, describe(proc)
-        return SimpleNamespace(path=path, where=where, env=env, create=proc, image=image)
-
-    return _deploy
-
-
-def trigger(deployed: SimpleNamespace, *params: str, expect: int = 0, timeout: float = 300) -> tuple[Any, str]:
-    """``mfc sfn trigger FLOW --wait PARAMS``; returns (process, run id)."""
-    id_file = deployed.where / f"run-id-{time.monotonic_ns()}"
-    proc = mfc(None, "sfn", "trigger", str(deployed.path), "--wait", "--run-id-file", str(id_file), *params,
-               env=deployed.env, cwd=deployed.where, timeout=timeout)
-    assert proc.returncode == expect, describe(proc)
-    return proc, id_file.read_text().strip()
 
 
 def local_run(deployed: SimpleNamespace, *params: str) -> tuple[Path, str]:
@@ -66,10 +37,6 @@ def local_run(deployed: SimpleNamespace, *params: str) -> tuple[Path, str]:
     proc = mfc(root, "run", str(deployed.path), "--run-id-file", str(id_file), "-q", *params, cwd=deployed.where)
     assert proc.returncode == 0, describe(proc)
     return root, id_file.read_text().strip()
-
-
-def sfn_root() -> str:
-    return "s3://mfc-sandbox/mfc"
 
 
 def assert_same_as_local(deployed: SimpleNamespace, flow: str, run_id: str, *params: str) -> None:
