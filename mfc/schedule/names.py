@@ -26,4 +26,4 @@ def rule_name(state_machine_name: str, kind: str, suffix: str = "") -> str:
     if len(name) <= NAME_LIMIT and name == full:
         return name
     digest = hashlib.sha256(full.encode()).hexdigest()[:10]
-    return f"{name[:NAME_LIMIT - 11]}-{digest}"
+    return f"{name[:NAME_LIMIT - len(digest) - 1]}-{digest}"
