@@ -15,7 +15,13 @@ from sfn_helpers import write_flow
 from mfc.exceptions import MfcError
 from mfc.flowload import flow_class, import_flow_file
 from mfc.schedule.expressions import (
-    DAILY, HOURLY, WEEKLY, ScheduleError, check_timezone, parse_schedule, schedule_from_decorator,
+    DAILY,
+    HOURLY,
+    WEEKLY,
+    ScheduleError,
+    check_timezone,
+    parse_schedule,
+    schedule_from_decorator,
 )
 from mfc.schedule.inputs import default_parameters
 from mfc.schedule.names import EVENT_BUS, NAME_LIMIT, rule_name

@@ -3,7 +3,8 @@ Scheduler schedule when it has a timezone), show, disable, enable or delete it."
 
 from __future__ import annotations
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 import click
