@@ -212,3 +212,57 @@ def test_an_undeployed_flow_or_a_missing_role_creates_nothing(aws, tmp_path):
     assert proc.stderr.startswith("error: no IAM role for EventBridge to start the state machine as (set events_role"), \
         proc.stderr
     assert _nothing_for(events, scheduler, "LonelyFlow")
+
+
+OFFLINE = {"MFC_DATASTORE_ROOT": "s3://bucket/prefix", "MFC_BATCH_QUEUE": "q", "MFC_IMAGE": "img:1",
+           "MFC_SFN_ROLE": SFN_ROLE, "MFC_EVENTS_ROLE": ROLE,
+           # nothing to reach: an AWS call would fail with "cannot reach"
+           "MFC_AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_CONFIG_FILE": "/nonexistent",
+           "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+
+
+@pytest.mark.parametrize("decorator,env,message", [
+    ('@schedule(cron="0 3 * * *")', {}, "@schedule: cron expression '0 3 * * *': has 5 fields, expected 6"),
+    ('@schedule(cron="0 3 * * ? *", timezone="Europe/Nowhere")', {}, "@schedule: unknown timezone 'Europe/Nowhere'"),
+    ("@schedule(daily=True)", {"MFC_EVENTS_ROLE": ""}, "no IAM role for EventBridge to start the state machine as"),
+])
+def test_sfn_create_refuses_a_bad_schedule_before_anything_is_deployed(tmp_path, decorator, env, message):
+    flow = _flow(tmp_path, "CreateFlow", decorator)
+    proc = mfc(None, "sfn", "create", str(flow), env={**OFFLINE, **env})
+    assert proc.returncode == 2, describe(proc)
+    assert message in proc.stderr and "cannot reach" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    if "@schedule" in message:  # the decorator's own line
+        assert proc.stderr.startswith(f"error: {flow}:4: @schedule: "), proc.stderr
+
+
+def test_sfn_create_applies_the_flows_schedule(moto, tmp_path):
+    from mfc.config import Config
+    from mfc.flowload import flow_class, import_flow_file
+    from mfc.graph import load_graph
+    from mfc.schedule.deploy import apply_flow_schedule
+
+    flow = _flow(tmp_path, "AppliedFlow", '@schedule(weekly=True, timezone="Europe/Berlin")')
+    cls = flow_class(import_flow_file(str(flow)), "AppliedFlow", str(flow))
+    config = Config(env={**moto.env(), "MFC_AWS_ENDPOINT_URL": moto.endpoint, "MFC_EVENTS_ROLE": ROLE})
+    sfn, scheduler = moto.client("stepfunctions"), moto.client("scheduler")
+    arn = _deploy(sfn, "AppliedFlow")
+    applied = apply_flow_schedule(config, cls, load_graph(str(flow)), arn, "AppliedFlow")
+    assert applied is not None and (applied.kind, applied.expression, applied.timezone) == (
+        "schedule", "cron(0 0 ? * SUN *)", "Europe/Berlin")
+    found = scheduler.get_schedule(Name="AppliedFlow-schedule", GroupName="default")
+    assert found["Target"]["Arn"] == arn and found["Target"]["RoleArn"] == ROLE
+    assert json.loads(found["Target"]["Input"]) == {"parameters": {"alpha": "0.5", "greeting": "hi"}}
+    plain = _flow(tmp_path, "PlainFlow")
+    plain_cls = flow_class(import_flow_file(str(plain)), "PlainFlow", str(plain))
+    assert apply_flow_schedule(config, plain_cls, load_graph(str(plain)), arn, "PlainFlow") is None
+
+
+def test_sfn_delete_deletes_the_schedule_too(aws, tmp_path):
+    run, events, scheduler, sfn = aws
+    flow = _flow(tmp_path, "GoneFlow")
+    _deploy(sfn, "GoneFlow")
+    _ok(run("schedule", str(flow), "--cron", "0 3 * * ? *", "--timezone", "Europe/Berlin"))
+    out = _ok(run("sfn", "delete", str(flow)))
+    assert "Deleted schedule GoneFlow-schedule." in out and "Deleted state machine GoneFlow" in out
+    assert _nothing_for(events, scheduler, "GoneFlow")

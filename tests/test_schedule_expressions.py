@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -49,6 +51,8 @@ CRON_TABLE = [
     ("cron(0 0 ? * SUN *)", "0 0 * * 0", ["2026-03-29 00:00", "2026-04-05 00:00"]),
     ("cron(0 10 ? * 6#3 *)", "0 10 * * 5#3", ["2026-04-17 10:00", "2026-05-15 10:00"]),  # third Friday
     ("cron(0 0 ? * 6L *)", "0 0 * * L5", ["2026-04-24 00:00", "2026-05-29 00:00"]),  # last Friday
+    ("cron(0 0 ? * FRIL *)", "0 0 * * L5", ["2026-04-24 00:00", "2026-05-29 00:00"]),
+    ("cron(0 0 ? * MON/2 *)", "0 0 * * 1-6/2", ["2026-03-30 00:00", "2026-04-01 00:00", "2026-04-03 00:00"]),
     ("cron(0 0 ? * L *)", "0 0 * * 6", ["2026-04-04 00:00", "2026-04-11 00:00"]),  # last day of the week
     ("cron(0 0 L * ? *)", "0 0 L * *", ["2026-03-31 00:00", "2026-04-30 00:00"]),
     ("cron(0 9 15W * ? *)", "0 9 15W * *", ["2026-04-15 09:00", "2026-05-15 09:00", "2026-06-15 09:00"]),
@@ -272,3 +276,12 @@ def test_a_required_parameter_without_default_is_refused_with_its_line(tmp_path)
         default_parameters(cls, "ana", why="ParamsFlow is started on a schedule")
     assert str(caught.value).startswith(f"{path}:{line}: parameter 'size' is required and has no default, but "
                                         "ParamsFlow is started on a schedule: a scheduled run has no one to give it")
+
+
+def test_loading_the_schedule_package_keeps_the_schedule_decorator():
+    # mfc.schedule is both a package and, as `from mfc import schedule`, the @schedule decorator.
+    code = ("import mfc.schedule.deploy, mfc.schedule.expressions\n"
+            "from mfc import schedule\n"
+            "assert callable(schedule) and schedule.__name__ == 'schedule', schedule\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

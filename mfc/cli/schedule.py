@@ -18,7 +18,7 @@ def wanted_schedule(flow_cls: type, cron: str | None, rate: str | None,
                     zone: str | None) -> tuple[str, str | None]:
     """(canonical expression, timezone) from ``--cron``/``--rate``/``--timezone``, else from the
     flow's ``@schedule`` (``--timezone`` overrides its timezone); MfcError when there is neither."""
-    from mfc.schedule.expressions import check_timezone, parse_schedule, schedule_from_decorator
+    from mfc.schedule.expressions import check_timezone, parse_schedule
 
     if zone is not None:
         zone = check_timezone(zone)
@@ -30,14 +30,15 @@ def wanted_schedule(flow_cls: type, cron: str | None, rate: str | None,
             flag = "--cron" if cron is not None else "--rate"
             raise MfcError(f"{flag} {text!r} is a {schedule.kind} expression; give it with --{schedule.kind}")
         return schedule.expression, zone
-    decorator = (getattr(flow_cls, "_flow_decorators", None) or {}).get("schedule")
-    if decorator is None:
+    from mfc.schedule.deploy import flow_schedule
+
+    if not (getattr(flow_cls, "_flow_decorators", None) or {}).get("schedule"):
         raise MfcError(f"{flow_cls.__name__} has no @schedule: give --cron EXPR or --rate EXPR")
-    expression, own_zone = schedule_from_decorator(decorator.attributes, decorator.where)
-    if expression is None:
-        raise MfcError(f"{decorator.where}@schedule of {flow_cls.__name__} sets no schedule (hourly, daily, weekly "
-                       "and cron are all off): give --cron EXPR or --rate EXPR")
-    return expression, zone or own_zone
+    found = flow_schedule(flow_cls)
+    if found is None:
+        raise MfcError(f"@schedule of {flow_cls.__name__} sets no schedule (hourly, daily, weekly and cron are all "
+                       "off): give --cron EXPR or --rate EXPR")
+    return found[0], zone or found[1]
 
 
 def fire_lines(expression: str, zone: str | None, now: datetime, count: int = FIRES_SHOWN) -> list[str]:
@@ -56,7 +57,8 @@ def fire_lines(expression: str, zone: str | None, now: datetime, count: int = FI
     return lines
 
 
-def _describe(found: Any) -> str:
+def describe(found: Any) -> str:
+    """A deployed schedule in one line: expression, zone, state, what it is."""
     kind = "EventBridge rule" if found.kind == "rule" else "EventBridge Scheduler schedule"
     zone = f" in {found.timezone}" if found.timezone else " (UTC)"
     return f"{found.expression}{zone}, {'enabled' if found.enabled else 'DISABLED'} ({kind} {found.name})"
@@ -99,7 +101,7 @@ def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | 
         if found is None:
             raise MfcError(f"{cls.__name__} has no schedule (state machine {machine_name})",
                            hint="add one: mfc schedule FLOW --cron EXPR | --rate EXPR")
-        click.echo(f"{cls.__name__}: {_describe(found)}")
+        click.echo(f"{cls.__name__}: {describe(found)}")
         click.echo(f"  target {found.target_arn} as {found.role_arn}, input {found.input}")
         note = " (a rate counts from when the schedule was made; shown from now)" if found.expression.startswith("rate(") else ""
         click.echo(f"next {FIRES_SHOWN} fire times{note}:")
@@ -110,7 +112,7 @@ def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | 
         found = deploy.set_state(config, machine_name, enabled=action == "enable")
         if found is None:
             raise MfcError(f"{cls.__name__} has no schedule to {action} (state machine {machine_name})")
-        click.echo(f"{cls.__name__}: {_describe(found)}")
+        click.echo(f"{cls.__name__}: {describe(found)}")
         return
     if action == "delete":
         deleted = deploy.delete_schedule(config, machine_name)
@@ -122,6 +124,6 @@ def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | 
                                     why=f"{cls.__name__} is started on a schedule")
     found = deploy.apply_schedule(config, machine["stateMachineArn"], machine_name, expression, wanted_zone,
                                   execution_input(parameters))
-    click.echo(f"{cls.__name__}: {_describe(found)}")
+    click.echo(f"{cls.__name__}: {describe(found)}")
     for line in fire_lines(found.expression, found.timezone, datetime.now(dt_timezone.utc), count=1):
         click.echo(f"  next fire:{line[1:]}")

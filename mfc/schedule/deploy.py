@@ -66,6 +66,32 @@ def events_role(config: Any) -> str:
     return str(role)
 
 
+def flow_schedule(flow_cls: type) -> tuple[str, str | None] | None:
+    """The flow's ``@schedule`` as (canonical expression, timezone); None without one (or when
+    it sets none). ScheduleError (naming the decorator's line) for a bad cron or timezone."""
+    from mfc.schedule.expressions import schedule_from_decorator
+
+    decorator = (getattr(flow_cls, "_flow_decorators", None) or {}).get("schedule")
+    if decorator is None:
+        return None
+    expression, zone = schedule_from_decorator(decorator.attributes, decorator.where)
+    return (expression, zone) if expression is not None else None
+
+
+def apply_flow_schedule(config: Any, flow_cls: type, graph: Any, state_machine_arn: str,
+                        state_machine_name: str) -> DeployedSchedule | None:
+    """Apply the flow's ``@schedule`` (``mfc sfn create``), its input the parameters' defaults;
+    None (and nothing changed) when the flow has none."""
+    from mfc.schedule.inputs import default_parameters, execution_input
+
+    wanted = flow_schedule(flow_cls)
+    if wanted is None:
+        return None
+    parameters = default_parameters(flow_cls, str(config["user"] or ""), graph)
+    return apply_schedule(config, state_machine_arn, state_machine_name, wanted[0], wanted[1],
+                          execution_input(parameters))
+
+
 def apply_schedule(config: Any, state_machine_arn: str, state_machine_name: str, expression: str,
                    timezone: str | None, input_json: str) -> DeployedSchedule:
     """Create or update the flow's schedule (see the module docstring); returns what is deployed."""

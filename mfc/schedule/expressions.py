@@ -40,7 +40,7 @@ class _Field:
     low: int
     high: int
     names: tuple[str, ...] = ()  # names of low..high, in order
-    extras: tuple[str, ...] = ()  # what else it takes: "?", "L", "W", "#", "/"
+    extras: tuple[str, ...] = ()  # what else it takes: "?", "L", "W", "#"
 
     def accepts(self) -> str:
         values = f"{self.low}-{self.high}" + (f" or {self.names[0]}-{self.names[-1]}" if self.names else "")
@@ -164,7 +164,8 @@ def _translate_dow(item: str) -> str:
 
 
 def _shift(day: str) -> str:
-    return day if not day.isdigit() else str(int(day) - 1)
+    """A checked day of the week (1-7 or SUN-SAT) as croniter's number (0-6 from Sunday)."""
+    return str(int(day) - 1) if day.isdigit() else str(DAYS.index(day))
 
 
 def _years(text: str) -> list[int]:
