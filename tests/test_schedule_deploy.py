@@ -169,6 +169,7 @@ BAD = [
     (("--cron", "rate(1 hour)"), "error: --cron 'rate(1 hour)' is a rate expression; give it with --rate"),
     (("--cron", "0 3 * * ? *", "--rate", "1 hour"), "error: give --cron or --rate, not both"),
     (("--show", "--cron", "0 3 * * ? *"), "error: --show takes no --cron, --rate or --timezone"),
+    (("--show", "--delete"), "error: give one of --show, --disable, --enable, --delete, not --show and --delete"),
     ((), "error: BadFlow has no @schedule: give --cron EXPR or --rate EXPR"),
     (("--show",), "error: BadFlow has no schedule (state machine BadFlow) (add one: mfc schedule FLOW"),
     (("--disable",), "error: BadFlow has no schedule to disable"),

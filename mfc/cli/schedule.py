@@ -72,18 +72,22 @@ def describe(found: Any) -> str:
 @click.option("--rate", default=None, metavar="EXPR", help="Every N minutes, hours or days: 'rate(1 hour)' or '1 hour'.")
 @click.option("--timezone", "zone", default=None, metavar="TZ",
               help="IANA timezone the cron is read in (e.g. Europe/Berlin): an EventBridge Scheduler schedule.")
-@click.option("--show", "action", flag_value="show", help="Print the schedule and its next five fire times.")
-@click.option("--disable", "action", flag_value="disable", help="Stop the schedule from starting runs.")
-@click.option("--enable", "action", flag_value="enable", help="Let a disabled schedule start runs again.")
-@click.option("--delete", "action", flag_value="delete", help="Delete the schedule.")
+@click.option("--show", is_flag=True, help="Print the schedule and its next five fire times.")
+@click.option("--disable", is_flag=True, help="Stop the schedule from starting runs.")
+@click.option("--enable", is_flag=True, help="Let a disabled schedule start runs again.")
+@click.option("--delete", is_flag=True, help="Delete the schedule.")
 @click.option("--name", default=None, help="The deployed state machine's name, when not the flow's.")
-def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | None, action: str | None,
-                     name: str | None) -> None:
+def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | None, name: str | None,
+                     **actions: bool) -> None:
     """Run the deployed FLOW on a schedule: --cron or --rate (default: its @schedule), with
     --timezone an EventBridge Scheduler schedule; or --show, --disable, --enable, --delete it."""
     from mfc.cli.sfn import _machine
     from mfc.schedule import deploy
 
+    chosen = [a for a in ("show", "disable", "enable", "delete") if actions[a]]
+    if len(chosen) > 1:
+        raise click.UsageError(f"give one of --show, --disable, --enable, --delete, not {' and '.join('--' + a for a in chosen)}")
+    action = chosen[0] if chosen else None
     if cron is not None and rate is not None:
         raise click.UsageError("give --cron or --rate, not both")
     if action is not None and (cron is not None or rate is not None or zone is not None):
