@@ -267,3 +267,20 @@ def test_sfn_delete_deletes_the_schedule_too(aws, tmp_path):
     out = _ok(run("sfn", "delete", str(flow)))
     assert "Deleted schedule GoneFlow-schedule." in out and "Deleted state machine GoneFlow" in out
     assert _nothing_for(events, scheduler, "GoneFlow")
+
+
+def test_a_target_eventbridge_refuses_is_an_error(monkeypatch):
+    from mfc.exceptions import MfcError
+    from mfc.schedule import deploy
+
+    class Events:  # put_targets reports a refused target in its answer, raising nothing
+        def put_rule(self, **_: object) -> dict:
+            return {}
+
+        def put_targets(self, **_: object) -> dict:
+            return {"FailedEntryCount": 1, "FailedEntries": [
+                {"TargetId": "state-machine", "ErrorCode": "ValidationException", "ErrorMessage": "bad role"}]}
+
+    monkeypatch.setattr(deploy, "_client", lambda service, config: Events())
+    with pytest.raises(MfcError, match="did not set the target of rule F-schedule: ValidationException: bad role"):
+        deploy.apply_schedule({"events_role": ROLE, "aws_endpoint_url": None}, "arn:sm", "F", "rate(1 hour)", None, "{}")

@@ -102,8 +102,12 @@ def apply_schedule(config: Any, state_machine_arn: str, state_machine_name: str,
         with _calling(config, "Amazon EventBridge"):
             events.put_rule(Name=name, ScheduleExpression=expression, State="ENABLED",
                             Description=f"mfc: runs {state_machine_name} on {expression}")
-            events.put_targets(Rule=name, Targets=[{"Id": TARGET_ID, "Arn": state_machine_arn, "RoleArn": role,
-                                                    "Input": input_json}])
+            answer = events.put_targets(Rule=name, Targets=[{"Id": TARGET_ID, "Arn": state_machine_arn,
+                                                             "RoleArn": role, "Input": input_json}])
+        failed = answer.get("FailedEntries") or []
+        if answer.get("FailedEntryCount") or failed:
+            why = "; ".join(f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}" for e in failed) or "no reason given"
+            raise MfcError(f"Amazon EventBridge did not set the target of rule {name}: {why}")
         _delete_scheduler_schedule(config, name)
     else:
         scheduler = _client("scheduler", config)
