@@ -132,6 +132,11 @@ def create_command(flow: str, dry_run: bool, **values: Any) -> None:
         click.echo(format_findings(errors), err=True)
         raise MfcError(f"{deployment.settings.flow_name} does not pass `mfc sfn lint` ({len(errors)} error"
                        f"{'s' if len(errors) > 1 else ''}); nothing was deployed")
+    from mfc.schedule.deploy import events_role, flow_schedule
+
+    scheduled = flow_schedule(deployment.flow_cls)  # a bad @schedule, or no role for it: nothing is deployed
+    if scheduled and not dry_run:
+        events_role(config)
     result = create(deployment, config, dry_run=dry_run)
     name = deployment.settings.state_machine_name
     if dry_run:
@@ -141,6 +146,21 @@ def create_command(flow: str, dry_run: bool, **values: Any) -> None:
                    f"{result.arn}")
     for line in result.changes or (["no changes"] if not result.created else []):
         click.echo(f"  {line}")
+    if scheduled:
+        _apply_schedule(deployment, config, result.arn, name, scheduled, dry_run)
+
+
+def _apply_schedule(deployment: Any, config: Any, arn: str, name: str, scheduled: tuple[str, str | None],
+                    dry_run: bool) -> None:
+    from mfc.cli.schedule import describe
+    from mfc.schedule.deploy import apply_flow_schedule
+
+    if dry_run:
+        click.echo(f"  schedule: would run on {scheduled[0]}" + (f" in {scheduled[1]}" if scheduled[1] else " (UTC)"))
+        return
+    applied = apply_flow_schedule(config, deployment.flow_cls, deployment.graph, arn, name)
+    if applied is not None:
+        click.echo(f"  schedule: {describe(applied)}")
 
 
 @sfn.command("trigger", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -273,9 +293,17 @@ def _queues(definition: dict[str, Any]) -> list[str]:
 @click.argument("flow")
 @click.option("--name", default=None, help="The deployed state machine's name, when not the flow's.")
 def delete_command(flow: str, name: str | None) -> None:
-    """Delete the deployed state machine of FLOW (its runs stay in the datastore)."""
+    """Delete the deployed state machine of FLOW and its schedule (its runs stay in the datastore)."""
     config, cls, _, machine = _machine(flow, name=name)
+    from mfc.exceptions import MfcError, warn
+    from mfc.schedule.deploy import delete_schedule
     from mfc.sfn.deploy import sfn_client
+
+    try:  # first: a schedule should not outlive its target; but one who cannot reach EventBridge may delete
+        for what in delete_schedule(config, machine["name"]):
+            click.echo(f"Deleted {what}.")
+    except MfcError as exc:
+        warn(f"the schedule of {machine['name']} (if any) was not deleted: {exc}")
 
     sfn_client(config).delete_state_machine(stateMachineArn=machine["stateMachineArn"])
     click.echo(f"Deleted state machine {machine['name']} ({machine['stateMachineArn']}).")

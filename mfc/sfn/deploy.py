@@ -128,18 +128,19 @@ def check_parameters(flow_cls: type, graph: FlowGraph) -> None:
                            hint="read the file in a step from S3, or pass its text as a Parameter")
 
 
-def check_schedulable(flow_cls: type, graph: FlowGraph) -> None:
-    """With ``@schedule``, every parameter needs a default: a scheduled execution has no one to give it."""
+def check_schedulable(flow_cls: type, graph: FlowGraph, why: str | None = None) -> None:
+    """With ``@schedule`` (or ``why``: what else starts it unattended, e.g. "it is scheduled"),
+    every parameter needs a default: a scheduled execution has no one to give it."""
     from mfc.parameters import flow_parameters
 
-    if not any(d.name == "schedule" for d in graph.flow_decorators):
+    if why is None and not any(d.name == "schedule" for d in graph.flow_decorators):
         return
     for attr, param in flow_parameters(flow_cls).items():
         if param.required and param.default is None:
             spec = next((p for p in graph.parameters if p.attr == attr), None)
             where = f"{graph.file}:{spec.line}: " if spec else ""
-            raise MfcError(f"{where}parameter {param.name!r} is required and has no default, but {graph.name} has "
-                           "@schedule: a scheduled run has no one to give it",
+            raise MfcError(f"{where}parameter {param.name!r} is required and has no default, but "
+                           f"{why or graph.name + ' has @schedule'}: a scheduled run has no one to give it",
                            hint=f"give {param.name} a default, or drop required=True")
 
 
