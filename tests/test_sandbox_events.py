@@ -201,6 +201,24 @@ def test_a_scheduler_schedule_fires_in_its_timezone(box):
     assert len(box.executions(machine)) == 1
 
 
+def test_a_scheduler_schedule_fires_only_between_its_start_and_end_dates(box):
+    machine, ended = box.machine(), box.machine()
+    now = dt.datetime.fromisoformat(box.advance(0)["now"])
+    scheduler = box.client("scheduler")
+    common = {"ScheduleExpression": "rate(1 minute)", "FlexibleTimeWindow": {"Mode": "OFF"}}
+    scheduler.create_schedule(Name=f"later-{uuid.uuid4().hex[:8]}", StartDate=now + dt.timedelta(minutes=3),
+                              Target={"Arn": machine, "RoleArn": box.values["events_role"]}, **common)
+    scheduler.create_schedule(Name=f"ended-{uuid.uuid4().hex[:8]}", EndDate=now + dt.timedelta(seconds=30),
+                              Target={"Arn": ended, "RoleArn": box.values["events_role"]}, **common)
+    box.advance(61)
+    box.advance(61)
+    time.sleep(1)
+    assert box.executions(machine) == [] and box.executions(ended) == []
+    box.advance(61)  # past its start date
+    assert len(box.wait_count(machine, 1)) == 1
+    assert box.executions(ended) == []
+
+
 def test_a_published_event_starts_its_machine_with_the_transformed_input(box):
     events = box.client("events")
     machine, disabled_machine = box.machine(), box.machine()

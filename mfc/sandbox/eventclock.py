@@ -11,7 +11,7 @@ which wires it into moto) and uses moto's backends directly.
   Step Functions execution ends ("Step Functions Execution Status Change").
 * The clock: every second :func:`tick` evaluates every ENABLED rule with a ``ScheduleExpression``
   and a state machine target, and every ENABLED Scheduler schedule (in its
-  ``ScheduleExpressionTimezone``), and fires each fire time that passed since the last tick, once.
+  ``ScheduleExpressionTimezone``, between its ``StartDate`` and ``EndDate``), and fires each fire time that passed since the last tick, once.
   A schedule seen for the first time fires first at its next fire time, never at once. The clock
   reads the wall clock plus an offset that :func:`configure` moves (tests advance it over HTTP:
   ``POST /moto-api/config {"mfc": {"advance": 61}}``; see :func:`mfc.sandbox.control.advance_clock`).
@@ -231,6 +231,12 @@ class Timer:
     expression: str
     timezone: str | None
     fire: Callable[[dt.datetime], None]
+    start: dt.datetime | None = None  # a Scheduler schedule's StartDate: no fire before it
+    end: dt.datetime | None = None  # its EndDate: none after it
+
+    def active(self, at: dt.datetime) -> bool:
+        """Whether a fire time ``at`` lies within the schedule's start and end dates."""
+        return (self.start is None or at >= self.start) and (self.end is None or at <= self.end)
 
 
 @lru_cache(maxsize=256)
@@ -283,6 +289,19 @@ def _rule_timers(others: Others) -> Iterator[Timer]:
                             rule.scheduled_expression, None, fire)
 
 
+def _moment(value: Any) -> dt.datetime | None:
+    """A Scheduler StartDate/EndDate as moto keeps it (epoch seconds, or ISO text) in UTC."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+    if isinstance(value, str) and value:
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
 def _scheduler_timers() -> Iterator[Timer]:
     from moto.scheduler.models import scheduler_backends
 
@@ -299,7 +318,8 @@ def _scheduler_timers() -> Iterator[Timer]:
                                     f"schedule {schedule.name} at {at.isoformat()}")
 
                 yield Timer(("schedule", schedule.arn, schedule.schedule_expression, zone), schedule.arn,
-                            schedule.schedule_expression, zone, fire)
+                            schedule.schedule_expression, zone, fire,
+                            _moment(schedule.start_date), _moment(schedule.end_date))
 
 
 def timers() -> list[Timer]:
@@ -329,6 +349,7 @@ def tick(at: dt.datetime | None = None) -> int:
                     _log(f"{timer.arn}: {timer.expression!r} cannot be evaluated: {exc}")
                 _due[timer.key] = None
                 continue
+            fired = [t for t in fired if timer.active(t)]
             for fire_time in fired:
                 timer.fire(fire_time)
             fired_count += len(fired)
