@@ -206,7 +206,7 @@ def test_a_scheduler_schedule_fires_only_between_its_start_and_end_dates(box):
     now = dt.datetime.fromisoformat(box.advance(0)["now"])
     scheduler = box.client("scheduler")
     common = {"ScheduleExpression": "rate(1 minute)", "FlexibleTimeWindow": {"Mode": "OFF"}}
-    scheduler.create_schedule(Name=f"later-{uuid.uuid4().hex[:8]}", StartDate=now + dt.timedelta(minutes=3),
+    scheduler.create_schedule(Name=f"later-{uuid.uuid4().hex[:8]}", StartDate=now + dt.timedelta(seconds=150),
                               Target={"Arn": machine, "RoleArn": box.values["events_role"]}, **common)
     scheduler.create_schedule(Name=f"ended-{uuid.uuid4().hex[:8]}", EndDate=now + dt.timedelta(seconds=30),
                               Target={"Arn": ended, "RoleArn": box.values["events_role"]}, **common)

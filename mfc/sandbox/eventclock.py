@@ -339,7 +339,8 @@ def tick(at: dt.datetime | None = None) -> int:
             seen.add(timer.key)
             try:
                 if timer.key not in _due:  # new (or re-enabled, or changed): first fire is the next one
-                    _due[timer.key] = next_after(timer.expression, timer.timezone, at)
+                    # Whole seconds: a rate's fire times are then shown (and fire) on the second.
+                    _due[timer.key] = next_after(timer.expression, timer.timezone, at.replace(microsecond=0))
                     continue
                 fired, _due[timer.key] = advance_due(
                     _due[timer.key], at, lambda t, timer=timer: next_after(timer.expression, timer.timezone, t))
