@@ -45,11 +45,30 @@ def render_status(result: dict[str, Any]) -> str:
         lines += ["", _table(rows)]
     elif result.get("resources_error"):
         lines += ["", f"resources: {result['resources_error']}"]
+    lines += render_schedules(result)
     lines.append("")
     lines.append(f"state dir: {result['state_dir']}")
     if result.get("profile") and result.get("config"):
         lines.append(f"profile:   {result['profile']} in {result['config']}")
     return "\n".join(lines)
+
+
+def render_schedules(result: dict[str, Any]) -> list[str]:
+    """The schedules table (rules and Scheduler schedules with their next fire times), as lines."""
+    if result.get("schedules_error"):
+        return ["", f"schedules: {result['schedules_error']}"]
+    found = result.get("schedules")
+    if not found:
+        return [] if found is None else ["", "schedules: none"]
+    rows = [["SCHEDULE", "NAME", "STATE", "EXPRESSION", "TIMEZONE", "NEXT FIRES (UTC)"]]
+    for s in found:
+        nexts = ", ".join(t.replace("+00:00", "Z") for t in s["next_fires"]) or s.get("error") or "-"
+        rows.append([s["kind"], s["name"], s["state"] or "-", s["expression"], s["timezone"] or "UTC", nexts])
+    lines = ["", _table(rows)]
+    offset = (result.get("clock") or {}).get("clock_offset")
+    if offset:
+        lines.append(f"the sandbox's clock runs {offset:g}s ahead of this one")
+    return lines
 
 
 def usage_hint(result: dict[str, Any]) -> str:

@@ -190,13 +190,29 @@ def status(state_dir: str | None = None) -> dict[str, Any]:
         "resources": None,
     }
     if moto["healthy"]:
-        from mfc.sandbox import resources
+        from mfc.sandbox import resources, schedules
 
         try:
             result["resources"] = resources.describe(moto["port"])
         except Exception as exc:  # noqa: BLE001 - status reports, it does not fail
             result["resources_error"] = f"{type(exc).__name__}: {exc}"
+        try:
+            result.update(schedules.list_schedules(moto["port"]))
+        except Exception as exc:  # noqa: BLE001
+            result["schedules_error"] = f"{type(exc).__name__}: {exc}"
     return result
+
+
+def advance_clock(seconds: float, state_dir: str | None = None) -> dict[str, Any]:
+    """Move the sandbox's event clock ``seconds`` ahead (schedules whose fire times it passes start
+    their executions before this returns); returns the clock (offset, now, next fire times)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+        raise MfcError(f"the sandbox's clock only moves ahead by a number of seconds, not {seconds!r}")
+    state_dir = _state_dir(state_dir)
+    info = _running(state_dir, moto_server.NAME)
+    if info is None:
+        raise MfcError(f"no sandbox runs in {state_dir}: run `mfc sandbox up` first")
+    return moto_server.clock(info.port, {"advance": seconds})
 
 
 def remove_containers(label: str) -> int:

@@ -8,6 +8,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from typing import Any
 
 from mfc.exceptions import MfcError
 from mfc.sandbox import HOST, endpoint
@@ -52,6 +53,25 @@ def enable_sfn_execution(port: int) -> None:
             resp.read()
     except OSError as exc:
         raise MfcError(f"moto on port {port} refused its Step Functions config: {exc}") from None
+
+
+def clock(port: int, settings: dict[str, float] | None = None) -> dict[str, Any]:
+    """The sandbox's event clock (:mod:`mfc.sandbox.eventclock`): its offset, time and next fire
+    times; with ``settings`` (``{"advance": s}`` or ``{"clock_offset": s}``) moved first."""
+    url = f"{endpoint(port)}/moto-api/config"
+    if settings is None:
+        request = urllib.request.Request(url)
+    else:
+        request = urllib.request.Request(url, data=json.dumps({"mfc": settings}).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            answer = json.loads(resp.read() or b"{}")
+    except (OSError, ValueError) as exc:
+        raise MfcError(f"the sandbox's moto on port {port} did not answer for its clock: {exc}") from None
+    if not isinstance(answer.get("mfc"), dict):
+        raise MfcError(f"the moto server on port {port} has no event clock (not started by `mfc sandbox up`?)")
+    return answer["mfc"]
 
 
 def require_moto() -> None:

@@ -19,7 +19,14 @@ Two kinds of code live here:
   - Retry on a ``.sync`` task times out at once on the second attempt (``_patch_retry_callback_endpoint``);
   - Batch ``DescribeJobs`` lacks ``container.exitCode`` and repeats ``AWS_BATCH_JOB_ID`` (``_patch_batch_describe``);
   - Batch job containers carry no label to clean them up by (``_label_batch_containers``);
-  - state machines only run with moto's ``execute_state_machine`` config (``_enable_sfn_execution``).
+  - state machines only run with moto's ``execute_state_machine`` config (``_enable_sfn_execution``);
+  - EventBridge delivers to no state machine target, and a DISABLED rule and a schedule-only
+    rule still get events (``_patch_events_delivery``);
+  - Step Functions puts no "Execution Status Change" event on the default bus (``_patch_sfn_status_events``);
+  - rules' and Scheduler's schedule expressions never fire (``_start_event_clock``), and the clock
+    that fires them needs a control (``_patch_clock_config``).
+
+The delivery and the clock themselves are :mod:`mfc.sandbox.eventclock`.
 
 Translation mutates the given dict in place (and returns it): moto's ``.sync`` resolver for Batch
 normalises the ``describe_jobs`` response and then returns an inner dict of it, so only an
@@ -342,9 +349,108 @@ def _enable_sfn_execution() -> None:
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
 
 
+_original_send_to_targets: Any = None
+
+
+def moto_delivery(rule: Any, targets: list[dict[str, Any]], event: Any, transform_input: bool = True) -> None:
+    """moto's own delivery of ``event`` to ``targets`` of ``rule`` only (its logs, SQS, bus and
+    archive targets): :func:`mfc.sandbox.eventclock.deliver` hands it those that are not state machines."""
+    import copy
+
+    proxy = copy.copy(rule)  # shallow: the same rule with fewer targets
+    proxy.targets = targets
+    _original_send_to_targets(proxy, event, transform_input)
+
+
+def _patch_events_delivery() -> None:
+    """moto gaps: ``Rule.send_to_targets`` delivers to no Step Functions target (it raises
+    ``NotImplementedError`` for one), and sends events to a DISABLED rule's targets and to a
+    schedule-only rule's (no ``EventPattern``: on AWS it matches no event). A matching
+    event now starts an execution of each state machine target (see
+    :func:`mfc.sandbox.eventclock.deliver`); a disabled rule gets nothing."""
+    from moto.events import models
+
+    from mfc.sandbox import eventclock
+
+    global _original_send_to_targets
+    if _patched(models.Rule, "send_to_targets"):
+        return
+    _original_send_to_targets = models.Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        # A rule with only a ScheduleExpression has no pattern: moto matches every event to it.
+        if (self.state != "ENABLED" or self.event_pattern.dump() is None
+                or not self.event_pattern.matches_event(original_event)):
+            return
+        eventclock.deliver(self, original_event,
+                           lambda rule, targets, event: moto_delivery(rule, targets, event, transform_input))
+
+    _replace(models.Rule, "send_to_targets", send_to_targets)
+
+
+def _patch_sfn_status_events() -> None:
+    """moto gap: an ended execution puts no "Step Functions Execution Status Change" event on the
+    default bus, so no rule can react to a flow finishing. Put one (AWS's shape, see
+    :func:`mfc.sandbox.eventclock.status_change_entry`) when a STANDARD execution ends; a
+    TestState run and an EXPRESS one emit none, as on AWS (a distributed Map's children are
+    no executions of their own in moto)."""
+    from moto.stepfunctions.parser.api import StateMachineType
+    from moto.stepfunctions.parser.backend import execution as sfn_execution
+
+    from mfc.sandbox import eventclock
+
+    cls = sfn_execution.BaseExecutionWorkerCommunication
+    if _patched(cls, "terminated"):
+        return
+    original = cls.terminated
+
+    def terminated(self: Any) -> None:
+        original(self)
+        if self.execution.sm_type == StateMachineType.STANDARD:
+            eventclock.publish_status_change(self.execution)
+
+    _replace(cls, "terminated", terminated)
+
+
+def _patch_clock_config() -> None:
+    """The event clock's control: ``POST /moto-api/config`` with ``{"mfc": {"advance": s}}`` or
+    ``{"mfc": {"clock_offset": s}}`` moves it (moto would drop the key), and ``GET`` shows its
+    offset, time and next fire times under ``mfc``."""
+    from moto.moto_api._internal.models import MotoAPIBackend
+
+    from mfc.sandbox import eventclock
+
+    if _patched(MotoAPIBackend, "set_config"):
+        return
+    original_set, original_get = MotoAPIBackend.set_config, MotoAPIBackend.get_config
+
+    def set_config(self: Any, config: dict[str, Any]) -> None:
+        original_set(self, config)
+        if isinstance(config.get("mfc"), dict):
+            eventclock.configure(config["mfc"])
+
+    def get_config(self: Any) -> dict[str, Any]:
+        return {**original_get(self), "mfc": eventclock.describe()}
+
+    _replace(MotoAPIBackend, "set_config", set_config)
+    _replace(MotoAPIBackend, "get_config", get_config)
+
+
+def _start_event_clock() -> None:
+    """moto gap: rules' ``ScheduleExpression`` and Scheduler schedules never fire. Start the
+    clock thread that fires them (:mod:`mfc.sandbox.eventclock`)."""
+    from mfc.sandbox import eventclock
+
+    eventclock.start()
+
+
 def install(label_value: str) -> None:
     """Apply every patch above to this (moto server) process."""
     _enable_sfn_execution()
+    _patch_events_delivery()
+    _patch_sfn_status_events()
+    _patch_clock_config()
+    _start_event_clock()
     _patch_sfn_normalisation()
     _patch_distributed_map_failures()
     _patch_inline_map_error_names()

@@ -1,5 +1,6 @@
 """The AWS resources of the sandbox, created idempotently in moto: the bucket, IAM roles, Batch
-compute environments and job queues, and the CloudWatch log group Batch writes job logs to.
+compute environments and job queues, the CloudWatch log group Batch writes job logs to, and the
+EventBridge bus ``mfc`` that flows' event triggers listen on.
 
 moto's Batch validates like AWS does in part: a managed EC2 compute environment needs a service
 role, an instance profile, subnets and a security group that exist (moto's default VPC has them),
@@ -108,6 +109,16 @@ def _ensure_log_group(logs: Any) -> None:
         logs.create_log_group(logGroupName=LOG_GROUP)
 
 
+def _ensure_event_bus(events: Any) -> None:
+    """The custom bus of ``mfc event publish`` and the @trigger rules."""
+    from mfc.schedule.names import EVENT_BUS
+
+    try:
+        events.describe_event_bus(Name=EVENT_BUS)
+    except events.exceptions.ResourceNotFoundException:
+        events.create_event_bus(Name=EVENT_BUS)
+
+
 def ensure(port: int) -> dict[str, str]:
     """Create whatever is missing; return the ARNs the profile needs (``batch_job_role``,
     ``sfn_role``, ``events_role``)."""
@@ -116,6 +127,7 @@ def ensure(port: int) -> dict[str, str]:
     _ensure_batch(client("batch", port), client("ec2", port), roles["mfc-sandbox-batch-service"],
                   roles["instance_profile"])
     _ensure_log_group(client("logs", port))
+    _ensure_event_bus(client("events", port))
     return {
         "batch_job_role": roles["mfc-sandbox-batch-job"],
         "sfn_role": roles["mfc-sandbox-sfn"],
