@@ -122,10 +122,12 @@ def lint_command(flow: str, as_json: bool, **values: Any) -> None:
 def create_command(flow: str, dry_run: bool, **values: Any) -> None:
     """Deploy FLOW: build and push its image if needed, upload its code, create or update its state machine."""
     from mfc.exceptions import MfcError
+    from mfc.schedule.trigger_deploy import apply_triggers, plan_triggers, trigger_lines
     from mfc.sfn.deploy import create
     from mfc.sfn.lint import format_findings, lint
 
     deployment, config = _prepare(flow, values, build=not dry_run)
+    triggers, defaults = plan_triggers(deployment.flow_cls, config)
     findings = lint(deployment.graph, deployment.settings, deployment.definition, deployment.modes)
     errors = [f for f in findings if f.level == "error"]
     if errors:
@@ -141,6 +143,9 @@ def create_command(flow: str, dry_run: bool, **values: Any) -> None:
                    f"{result.arn}")
     for line in result.changes or (["no changes"] if not result.created else []):
         click.echo(f"  {line}")
+    applied = trigger_lines(triggers, name) if dry_run else apply_triggers(config, result.arn, name, triggers, defaults)
+    for line in applied:
+        click.echo(f"  {'would put ' if dry_run else ''}{line}")
 
 
 @sfn.command("trigger", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -275,8 +280,11 @@ def _queues(definition: dict[str, Any]) -> list[str]:
 def delete_command(flow: str, name: str | None) -> None:
     """Delete the deployed state machine of FLOW (its runs stay in the datastore)."""
     config, cls, _, machine = _machine(flow, name=name)
+    from mfc.schedule.trigger_deploy import delete_triggers
     from mfc.sfn.deploy import sfn_client
 
+    for rule in delete_triggers(config, machine["stateMachineArn"], machine["name"]):
+        click.echo(f"Deleted trigger rule {rule}.")
     sfn_client(config).delete_state_machine(stateMachineArn=machine["stateMachineArn"])
     click.echo(f"Deleted state machine {machine['name']} ({machine['stateMachineArn']}).")
 
