@@ -109,7 +109,8 @@ def ensure_bus(events: Any, name: str = EVENT_BUS) -> bool:
 def apply_triggers(config: Any, state_machine_arn: str, state_machine_name: str, triggers: list[Trigger],
                    defaults: dict[str, str]) -> list[str]:
     """Create or update one rule per trigger, remove mfc's trigger rules of this state machine
-    that have no trigger any more; returns a line per change. An upstream that is not deployed
+    that have no trigger any more; returns a line per change (``+`` created, ``~`` updated, ``-``
+    removed; an unchanged rule is left alone). An upstream that is not deployed
     gets its rule all the same (it fires once the upstream is deployed) and a warning."""
     from mfc.runner.batch_setup import access_error
 
@@ -124,11 +125,15 @@ def apply_triggers(config: Any, state_machine_arn: str, state_machine_name: str,
             if isinstance(trigger, FinishTrigger):
                 _warn_if_not_deployed(config, trigger, sibling_arn(state_machine_arn, trigger.state_machine_name))
         for spec in specs:
+            current = _current(events, spec)
+            if current == "same":
+                continue
             events.put_rule(Name=spec.name, EventBusName=spec.bus, EventPattern=json.dumps(spec.pattern), State="ENABLED",
                             Description=f"mfc: start {state_machine_name} on {spec.what}"[:512],
                             Tags=[{"Key": TAG_KIND, "Value": spec.kind}, {"Key": TAG_MACHINE, "Value": state_machine_name}])
             events.put_targets(Rule=spec.name, EventBusName=spec.bus, Targets=[spec.target])
-            lines.append(f"rule {spec.name} (bus {spec.bus}): starts {state_machine_name} on {spec.what}")
+            mark = "+" if current == "missing" else "~"
+            lines.append(f"{mark} rule {spec.name} (bus {spec.bus}): starts {state_machine_name} on {spec.what}")
         keep = {(s.bus, s.name) for s in specs}
         for bus, name in _trigger_rules(events, state_machine_arn, state_machine_name):
             if (bus, name) not in keep:
@@ -154,6 +159,18 @@ def delete_triggers(config: Any, state_machine_arn: str, state_machine_name: str
     except Exception as exc:  # noqa: BLE001
         raise access_error(exc, config, "Amazon EventBridge") from None
     return removed
+
+
+def _current(events: Any, spec: RuleSpec) -> str:
+    """``missing``, ``same`` (pattern, state and only target as ``spec`` has them) or ``changed``."""
+    try:
+        rule = events.describe_rule(Name=spec.name, EventBusName=spec.bus)
+    except events.exceptions.ResourceNotFoundException:
+        return "missing"
+    targets = events.list_targets_by_rule(Rule=spec.name, EventBusName=spec.bus).get("Targets") or []
+    same = (json.loads(rule.get("EventPattern") or "null") == spec.pattern and rule.get("State") == "ENABLED"
+            and len(targets) == 1 and {k: targets[0].get(k) for k in spec.target} == spec.target)
+    return "same" if same else "changed"
 
 
 def _warn_if_not_deployed(config: Any, trigger: FinishTrigger, arn: str) -> None:
