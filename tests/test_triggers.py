@@ -180,3 +180,15 @@ def test_mfc_run_ignores_triggers(root, tmp_path):
     source = source.replace("class ", "@trigger(event='go')\n@trigger_on_finish(flow='UpFlow')\nclass ", 1)
     proc, run_id = run_flow(root, write_flow(tmp_path, source))
     assert run_id, describe(proc)
+
+
+def test_compile_refuses_a_mapping_to_no_parameter_offline(tmp_path):
+    source = (FLOWS / "linear.py").read_text().replace("from mfc import ", "from mfc import trigger, ", 1)
+    source = source.replace("class ", "@trigger(event={'name': 'go', 'parameters': {'nope': 'x'}})\nclass ", 1)
+    path = write_flow(tmp_path, source)
+    offline = {"MFC_DATASTORE_ROOT": "s3://bucket/prefix", "MFC_BATCH_QUEUE": "q", "MFC_IMAGE": "img:1",
+               "MFC_AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    proc = mfc(None, "sfn", "compile", path, env=offline)
+    assert proc.returncode == 2, describe(proc)
+    assert f"{path}:{line_of(path, '@trigger')}: @trigger event 'go' maps 'nope'" in proc.stderr
+    assert_no_traceback(proc.stderr)

@@ -54,6 +54,9 @@ def _prepare(flow: str, values: dict[str, Any], build: bool) -> Any:
         raise problem
     config = load_config(**values)
     assert cls is not None
+    from mfc.schedule.triggers import flow_triggers
+
+    flow_triggers(cls, str(config["user"] or ""))  # a bad mapping is refused before any image is built
     return prepare(path, cls, graph, config, options, build=build), config
 
 
