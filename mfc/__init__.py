@@ -25,6 +25,8 @@ from mfc.decorators import (
     schedule,
     step,
     timeout,
+    trigger,
+    trigger_on_finish,
 )
 from mfc.flowspec import FlowSpec
 from mfc.parameters import IncludeFile, JSONType, Parameter
@@ -38,7 +40,7 @@ _CLIENT_NAMES = {
 __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
     "retry", "catch", "timeout", "environment", "resources", "batch", "schedule",
-    "project", "pypi", "pypi_base", *sorted(_CLIENT_NAMES),
+    "project", "pypi", "pypi_base", "trigger", "trigger_on_finish", *sorted(_CLIENT_NAMES),
 ]
 
 

@@ -1,5 +1,6 @@
 """Step and flow decorators: ``@step``, ``@retry``, ``@catch``, ``@timeout``, ``@environment``,
-``@resources``, ``@batch``, ``@pypi`` on steps; ``@schedule``, ``@project``, ``@pypi_base`` on flows.
+``@resources``, ``@batch``, ``@pypi`` on steps; ``@schedule``, ``@project``, ``@pypi_base``,
+``@trigger``, ``@trigger_on_finish`` on flows.
 
 Decorators only record their (validated) arguments on the function or class; the runner reads
 them. Each may be used bare (``@retry``) or called (``@retry(times=2)``), and must sit above
@@ -135,13 +136,40 @@ class PypiBaseDecorator(PypiDecorator):
     name = "pypi_base"
 
 
+class TriggerDecorator(Decorator):
+    """``@trigger(event=...)`` / ``(events=[...])``: a deployed flow starts when the event is
+    published (``mfc event publish``); ``mfc run`` ignores it. ``options`` is accepted and unused."""
+
+    name = "trigger"
+    defaults = {"event": None, "events": [], "options": {}}
+
+    def validate(self) -> None:
+        from mfc.schedule.triggers import parse_events
+
+        self.triggers = parse_events(self.attributes, self.where)
+
+
+class TriggerOnFinishDecorator(Decorator):
+    """``@trigger_on_finish(flow=...)`` / ``(flows=[...])``: a deployed flow starts when a run of
+    the upstream flow's state machine succeeds; ``mfc run`` ignores it."""
+
+    name = "trigger_on_finish"
+    defaults = {"flow": None, "flows": [], "options": {}}
+
+    def validate(self) -> None:
+        from mfc.schedule.triggers import parse_flows
+
+        self.triggers = parse_flows(self.attributes, self.where)
+
+
 STEP_DECORATORS: dict[str, type[Decorator]] = {
     cls.name: cls
     for cls in (RetryDecorator, CatchDecorator, TimeoutDecorator, EnvironmentDecorator,
                 ResourcesDecorator, BatchDecorator, PypiDecorator)
 }
 FLOW_DECORATORS: dict[str, type[Decorator]] = {
-    cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator)
+    cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator, TriggerDecorator,
+                              TriggerOnFinishDecorator)
 }
 
 
@@ -200,6 +228,8 @@ def _make_flow_decorator(cls: type[Decorator]) -> Callable:
 
         def apply(target: type[FlowSpec]) -> type[FlowSpec]:
             existing = dict(getattr(target, "_flow_decorators", {}))
+            if cls.name in vars(target).get("_flow_decorators", {}):
+                raise MfcError(f"{where}@{cls.name} is applied twice to flow {target.__name__}")
             existing[cls.name] = cls(attributes, where=where)
             target._flow_decorators = existing
             return target
@@ -221,6 +251,8 @@ pypi = _make_step_decorator(PypiDecorator)
 schedule = _make_flow_decorator(ScheduleDecorator)
 project = _make_flow_decorator(ProjectDecorator)
 pypi_base = _make_flow_decorator(PypiBaseDecorator)
+trigger = _make_flow_decorator(TriggerDecorator)
+trigger_on_finish = _make_flow_decorator(TriggerOnFinishDecorator)
 
 
 def step_decorators(func: Callable) -> dict[str, Decorator]:

@@ -32,6 +32,7 @@ def _register() -> None:
     from mfc.cli.cleanup import cleanup
     from mfc.cli.client import dump, tag
     from mfc.cli.config import config_group
+    from mfc.cli.event import event
     from mfc.cli.graph import check, show
     from mfc.cli.image import image, lock
     from mfc.cli.inspect import logs, runs
@@ -43,7 +44,7 @@ def _register() -> None:
     from mfc.cli.verify import verify
 
     for command in (run, resume, show, check, logs, runs, package_group, dump, tag, cleanup, sandbox, image, lock,
-                    task_command, config_group, verify, sfn, schedule_command):
+                    task_command, config_group, verify, sfn, schedule_command, event):
         cli.add_command(command)
 
 

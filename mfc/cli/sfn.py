@@ -54,6 +54,9 @@ def _prepare(flow: str, values: dict[str, Any], build: bool) -> Any:
         raise problem
     config = load_config(**values)
     assert cls is not None
+    from mfc.schedule.triggers import flow_triggers
+
+    flow_triggers(cls, str(config["user"] or ""))  # a bad mapping is refused before any image is built
     return prepare(path, cls, graph, config, options, build=build), config
 
 
@@ -122,10 +125,12 @@ def lint_command(flow: str, as_json: bool, **values: Any) -> None:
 def create_command(flow: str, dry_run: bool, **values: Any) -> None:
     """Deploy FLOW: build and push its image if needed, upload its code, create or update its state machine."""
     from mfc.exceptions import MfcError
+    from mfc.schedule.trigger_deploy import apply_triggers, plan_triggers, trigger_lines
     from mfc.sfn.deploy import create
     from mfc.sfn.lint import format_findings, lint
 
     deployment, config = _prepare(flow, values, build=not dry_run)
+    triggers, defaults = plan_triggers(deployment.flow_cls, config)
     findings = lint(deployment.graph, deployment.settings, deployment.definition, deployment.modes)
     errors = [f for f in findings if f.level == "error"]
     if errors:
@@ -146,6 +151,9 @@ def create_command(flow: str, dry_run: bool, **values: Any) -> None:
                    f"{result.arn}")
     for line in result.changes or (["no changes"] if not result.created else []):
         click.echo(f"  {line}")
+    applied = trigger_lines(triggers, name) if dry_run else apply_triggers(config, result.arn, name, triggers, defaults)
+    for line in applied:
+        click.echo(f"  {'would put ' if dry_run else ''}{line}")
     if scheduled:
         _apply_schedule(deployment, config, result.arn, name, scheduled, dry_run)
 
@@ -293,10 +301,12 @@ def _queues(definition: dict[str, Any]) -> list[str]:
 @click.argument("flow")
 @click.option("--name", default=None, help="The deployed state machine's name, when not the flow's.")
 def delete_command(flow: str, name: str | None) -> None:
-    """Delete the deployed state machine of FLOW and its schedule (its runs stay in the datastore)."""
+    """Delete the deployed state machine of FLOW, its schedule and its trigger rules (its runs stay
+    in the datastore)."""
     config, cls, _, machine = _machine(flow, name=name)
     from mfc.exceptions import MfcError, warn
     from mfc.schedule.deploy import delete_schedule
+    from mfc.schedule.trigger_deploy import delete_triggers
     from mfc.sfn.deploy import sfn_client
 
     try:  # first: a schedule should not outlive its target; but one who cannot reach EventBridge may delete
@@ -304,7 +314,8 @@ def delete_command(flow: str, name: str | None) -> None:
             click.echo(f"Deleted {what}.")
     except MfcError as exc:
         warn(f"the schedule of {machine['name']} (if any) was not deleted: {exc}")
-
+    for rule in delete_triggers(config, machine["stateMachineArn"], machine["name"]):
+        click.echo(f"Deleted trigger rule {rule}.")
     sfn_client(config).delete_state_machine(stateMachineArn=machine["stateMachineArn"])
     click.echo(f"Deleted state machine {machine['name']} ({machine['stateMachineArn']}).")
 

@@ -3,7 +3,7 @@ name, the parameters (or, for ``mfc sfn resume``, the origin run to clone) from 
 
 The execution input is ``{"parameters": {"name": "value", ...}, "resume": {"origin_run_id":
 "...", "step": "..."}}`` (both optional). Parameter values are given as on the command line
-(strings; other JSON values are taken as their JSON text) and are parsed, checked and given
+(strings; other JSON values are taken as their JSON text; ``null`` as not given) and are parsed, checked and given
 their defaults exactly as ``mfc run`` does. A retried start state records the same run again,
 which :func:`mfc.runner.start.start_run` accepts.
 """
@@ -22,10 +22,13 @@ DRIVER_KIND = "sfn"
 
 
 def parameter_args(values: dict[str, Any]) -> list[str]:
-    """``{"alpha": 0.5, "name": "x"}`` -> ``["--alpha=0.5", "--name=x"]`` (sorted by name)."""
+    """``{"alpha": 0.5, "name": "x"}`` -> ``["--alpha=0.5", "--name=x"]`` (sorted by name); a
+    ``null`` value is not given (an event without the field a trigger maps: the default)."""
     args = []
     for name in sorted(values):
         value = values[name]
+        if value is None:
+            continue
         text = value if isinstance(value, str) else json.dumps(value)
         if isinstance(value, bool):
             text = "true" if value else "false"
