@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# The package mfc.schedule (schedules of deployed flows) is loaded first, so that loading it later
-# cannot rebind the name ``mfc.schedule``: that name is the @schedule decorator (imported below).
-import mfc.schedule as _schedule_package  # noqa: F401
 from mfc.current import current
 from mfc.decorators import (
     batch,

@@ -144,7 +144,7 @@ class TriggerDecorator(Decorator):
     defaults = {"event": None, "events": [], "options": {}}
 
     def validate(self) -> None:
-        from mfc.schedule.triggers import parse_events
+        from mfc.events.triggers import parse_events
 
         self.triggers = parse_events(self.attributes, self.where)
 
@@ -157,7 +157,7 @@ class TriggerOnFinishDecorator(Decorator):
     defaults = {"flow": None, "flows": [], "options": {}}
 
     def validate(self) -> None:
-        from mfc.schedule.triggers import parse_flows
+        from mfc.events.triggers import parse_flows
 
         self.triggers = parse_flows(self.attributes, self.where)
 

@@ -121,7 +121,7 @@ class Box:
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
-    pytest.importorskip("mfc.schedule.expressions")
+    pytest.importorskip("mfc.events.expressions")
     tmp = tmp_path_factory.mktemp("sandbox-events")
     state_dir = str(tmp / "state")
     with pytest.MonkeyPatch.context() as mp:

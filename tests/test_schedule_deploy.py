@@ -239,9 +239,9 @@ def test_sfn_create_refuses_a_bad_schedule_before_anything_is_deployed(tmp_path,
 
 def test_sfn_create_applies_the_flows_schedule(moto, tmp_path):
     from mfc.config import Config
+    from mfc.events.deploy import apply_flow_schedule
     from mfc.flowload import flow_class, import_flow_file
     from mfc.graph import load_graph
-    from mfc.schedule.deploy import apply_flow_schedule
 
     flow = _flow(tmp_path, "AppliedFlow", '@schedule(weekly=True, timezone="Europe/Berlin")')
     cls = flow_class(import_flow_file(str(flow)), "AppliedFlow", str(flow))
@@ -270,8 +270,8 @@ def test_sfn_delete_deletes_the_schedule_too(aws, tmp_path):
 
 
 def test_a_target_eventbridge_refuses_is_an_error(monkeypatch):
+    from mfc.events import deploy
     from mfc.exceptions import MfcError
-    from mfc.schedule import deploy
 
     class Events:  # put_targets reports a refused target in its answer, raising nothing
         def put_rule(self, **_: object) -> dict:

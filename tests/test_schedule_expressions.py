@@ -14,9 +14,7 @@ import pytest
 from croniter import croniter
 from sfn_helpers import write_flow
 
-from mfc.exceptions import MfcError
-from mfc.flowload import flow_class, import_flow_file
-from mfc.schedule.expressions import (
+from mfc.events.expressions import (
     DAILY,
     HOURLY,
     WEEKLY,
@@ -25,8 +23,10 @@ from mfc.schedule.expressions import (
     parse_schedule,
     schedule_from_decorator,
 )
-from mfc.schedule.inputs import default_parameters
-from mfc.schedule.names import EVENT_BUS, NAME_LIMIT, rule_name
+from mfc.events.inputs import default_parameters
+from mfc.events.names import EVENT_BUS, NAME_LIMIT, rule_name
+from mfc.exceptions import MfcError
+from mfc.flowload import flow_class, import_flow_file
 
 UTC = timezone.utc
 START = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)  # a Saturday, the day before Europe's spring DST change
@@ -278,9 +278,9 @@ def test_a_required_parameter_without_default_is_refused_with_its_line(tmp_path)
                                         "ParamsFlow is started on a schedule: a scheduled run has no one to give it")
 
 
-def test_loading_the_schedule_package_keeps_the_schedule_decorator():
-    # mfc.schedule is both a package and, as `from mfc import schedule`, the @schedule decorator.
-    code = ("import mfc.schedule.deploy, mfc.schedule.expressions\n"
+def test_loading_the_events_package_keeps_the_schedule_decorator():
+    # the package of schedules and triggers is mfc.events, so `from mfc import schedule` stays the decorator
+    code = ("import mfc.events.deploy, mfc.events.expressions\n"
             "from mfc import schedule\n"
             "assert callable(schedule) and schedule.__name__ == 'schedule', schedule\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -15,10 +15,10 @@ from moto_server import MotoServer
 from support import assert_no_traceback, describe, line_of, mfc, write_flow
 
 from mfc.config import Config
+from mfc.events import trigger_deploy
+from mfc.events.names import EVENT_BUS, rule_name
 from mfc.exceptions import MfcError
 from mfc.sandbox import BUCKET, CPU_QUEUE, resources
-from mfc.schedule import trigger_deploy
-from mfc.schedule.names import EVENT_BUS, rule_name
 
 DOWN = """
     from mfc import FlowSpec, Parameter, step, trigger, trigger_on_finish

@@ -10,10 +10,10 @@ import pytest
 from support import FLOWS, assert_no_traceback, describe, line_of, mfc, run_flow, write_flow
 
 from mfc import FlowSpec, Parameter, project, step, trigger, trigger_on_finish
+from mfc.events.names import rule_name
+from mfc.events.trigger_deploy import input_template, rule_specs, sibling_arn
+from mfc.events.triggers import EventTrigger, FinishTrigger, deploy_defaults, flow_triggers
 from mfc.exceptions import MfcError
-from mfc.schedule.names import rule_name
-from mfc.schedule.trigger_deploy import input_template, rule_specs, sibling_arn
-from mfc.schedule.triggers import EventTrigger, FinishTrigger, deploy_defaults, flow_triggers
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:DownFlow"
 ROLE = "arn:aws:iam::123456789012:role/events"

@@ -28,7 +28,7 @@ def parse_payload(text: str | None) -> dict[str, Any]:
 
 def event_entry(name: str, payload: dict[str, Any]) -> dict[str, str]:
     """The PutEvents entry of an mfc event."""
-    from mfc.schedule.names import EVENT_BUS
+    from mfc.events.names import EVENT_BUS
 
     return {"Source": "mfc", "DetailType": name, "Detail": json.dumps(payload, separators=(",", ":")),
             "EventBusName": EVENT_BUS}
@@ -36,8 +36,8 @@ def event_entry(name: str, payload: dict[str, Any]) -> dict[str, str]:
 
 def publish(config: Any, name: str, payload: dict[str, Any]) -> str:
     """Publish one event; returns its event id. MfcError when EventBridge refuses it."""
+    from mfc.events.trigger_deploy import ensure_bus, events_client
     from mfc.runner.batch_setup import access_error
-    from mfc.schedule.trigger_deploy import ensure_bus, events_client
 
     events = events_client(config)
     try:
@@ -63,7 +63,7 @@ def event() -> None:
 def publish_command(name: str, payload: str | None) -> None:
     """Publish the event NAME; each deployed flow with @trigger(event=NAME) starts a run, its
     mapped parameters taken from the payload's fields."""
-    from mfc.schedule.names import EVENT_BUS
+    from mfc.events.names import EVENT_BUS
 
     if not name.strip():
         raise MfcError("the event NAME cannot be empty")

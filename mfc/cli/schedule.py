@@ -18,7 +18,7 @@ def wanted_schedule(flow_cls: type, cron: str | None, rate: str | None,
                     zone: str | None) -> tuple[str, str | None]:
     """(canonical expression, timezone) from ``--cron``/``--rate``/``--timezone``, else from the
     flow's ``@schedule`` (``--timezone`` overrides its timezone); MfcError when there is neither."""
-    from mfc.schedule.expressions import check_timezone, parse_schedule
+    from mfc.events.expressions import check_timezone, parse_schedule
 
     if zone is not None:
         zone = check_timezone(zone)
@@ -30,7 +30,7 @@ def wanted_schedule(flow_cls: type, cron: str | None, rate: str | None,
             flag = "--cron" if cron is not None else "--rate"
             raise MfcError(f"{flag} {text!r} is a {schedule.kind} expression; give it with --{schedule.kind}")
         return schedule.expression, zone
-    from mfc.schedule.deploy import flow_schedule
+    from mfc.events.deploy import flow_schedule
 
     if not (getattr(flow_cls, "_flow_decorators", None) or {}).get("schedule"):
         raise MfcError(f"{flow_cls.__name__} has no @schedule: give --cron EXPR or --rate EXPR")
@@ -45,7 +45,7 @@ def fire_lines(expression: str, zone: str | None, now: datetime, count: int = FI
     """The next ``count`` fire times after ``now``: UTC, the schedule's zone (if any), local time."""
     from zoneinfo import ZoneInfo
 
-    from mfc.schedule.expressions import parse_schedule
+    from mfc.events.expressions import parse_schedule
 
     lines = []
     for fire in parse_schedule(expression).next_fires(now, count, zone):
@@ -82,7 +82,7 @@ def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | 
     """Run the deployed FLOW on a schedule: --cron or --rate (default: its @schedule), with
     --timezone an EventBridge Scheduler schedule; or --show, --disable, --enable, --delete it."""
     from mfc.cli.sfn import _machine
-    from mfc.schedule import deploy
+    from mfc.events import deploy
 
     chosen = [a for a in ("show", "disable", "enable", "delete") if actions[a]]
     if len(chosen) > 1:
@@ -122,7 +122,7 @@ def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | 
         deleted = deploy.delete_schedule(config, machine_name)
         click.echo(f"Deleted {', '.join(deleted)}." if deleted else f"{cls.__name__} has no schedule; nothing deleted.")
         return
-    from mfc.schedule.inputs import default_parameters, execution_input
+    from mfc.events.inputs import default_parameters, execution_input
 
     parameters = default_parameters(cls, str(config["user"] or ""), graph,
                                     why=f"{cls.__name__} is started on a schedule")

@@ -54,7 +54,7 @@ def _prepare(flow: str, values: dict[str, Any], build: bool) -> Any:
         raise problem
     config = load_config(**values)
     assert cls is not None
-    from mfc.schedule.triggers import flow_triggers
+    from mfc.events.triggers import flow_triggers
 
     flow_triggers(cls, str(config["user"] or ""))  # a bad mapping is refused before any image is built
     return prepare(path, cls, graph, config, options, build=build), config
@@ -124,8 +124,8 @@ def lint_command(flow: str, as_json: bool, **values: Any) -> None:
 @deploy_options
 def create_command(flow: str, dry_run: bool, **values: Any) -> None:
     """Deploy FLOW: build and push its image if needed, upload its code, create or update its state machine."""
+    from mfc.events.trigger_deploy import apply_triggers, plan_triggers, trigger_lines
     from mfc.exceptions import MfcError
-    from mfc.schedule.trigger_deploy import apply_triggers, plan_triggers, trigger_lines
     from mfc.sfn.deploy import create
     from mfc.sfn.lint import format_findings, lint
 
@@ -137,7 +137,7 @@ def create_command(flow: str, dry_run: bool, **values: Any) -> None:
         click.echo(format_findings(errors), err=True)
         raise MfcError(f"{deployment.settings.flow_name} does not pass `mfc sfn lint` ({len(errors)} error"
                        f"{'s' if len(errors) > 1 else ''}); nothing was deployed")
-    from mfc.schedule.deploy import events_role, flow_schedule
+    from mfc.events.deploy import events_role, flow_schedule
 
     scheduled = flow_schedule(deployment.flow_cls)  # a bad @schedule, or no role for it: nothing is deployed
     if scheduled and not dry_run:
@@ -161,7 +161,7 @@ def create_command(flow: str, dry_run: bool, **values: Any) -> None:
 def _apply_schedule(deployment: Any, config: Any, arn: str, name: str, scheduled: tuple[str, str | None],
                     dry_run: bool) -> None:
     from mfc.cli.schedule import describe
-    from mfc.schedule.deploy import apply_flow_schedule
+    from mfc.events.deploy import apply_flow_schedule
 
     if dry_run:
         click.echo(f"  schedule: would run on {scheduled[0]}" + (f" in {scheduled[1]}" if scheduled[1] else " (UTC)"))
@@ -304,9 +304,9 @@ def delete_command(flow: str, name: str | None) -> None:
     """Delete the deployed state machine of FLOW, its schedule and its trigger rules (its runs stay
     in the datastore)."""
     config, cls, _, machine = _machine(flow, name=name)
+    from mfc.events.deploy import delete_schedule
+    from mfc.events.trigger_deploy import delete_triggers
     from mfc.exceptions import MfcError, warn
-    from mfc.schedule.deploy import delete_schedule
-    from mfc.schedule.trigger_deploy import delete_triggers
     from mfc.sfn.deploy import sfn_client
 
     try:  # first: a schedule should not outlive its target; but one who cannot reach EventBridge may delete

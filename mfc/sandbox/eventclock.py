@@ -20,6 +20,7 @@ which wires it into moto) and uses moto's backends directly.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import sys
@@ -241,7 +242,7 @@ class Timer:
 
 @lru_cache(maxsize=256)
 def _parsed(expression: str) -> Any:
-    from mfc.schedule.expressions import parse_schedule
+    from mfc.events.expressions import parse_schedule
 
     return parse_schedule(expression)
 
@@ -250,6 +251,10 @@ def next_after(expression: str, timezone: str | None, after: dt.datetime) -> dt.
     """The first fire time of ``expression`` strictly after ``after`` (None when there is none)."""
     later = [t for t in _parsed(expression).next_fires(after, 2, timezone) if t > after]
     return min(later) if later else None
+
+
+def _next_of(expression: str, timezone: str | None, after: dt.datetime) -> dt.datetime | None:
+    return next_after(expression, timezone, after)
 
 
 def advance_due(due: dt.datetime | None, until: dt.datetime,
@@ -342,8 +347,8 @@ def tick(at: dt.datetime | None = None) -> int:
                     # Whole seconds: a rate's fire times are then shown (and fire) on the second.
                     _due[timer.key] = next_after(timer.expression, timer.timezone, at.replace(microsecond=0))
                     continue
-                fired, _due[timer.key] = advance_due(
-                    _due[timer.key], at, lambda t, timer=timer: next_after(timer.expression, timer.timezone, t))
+                fired, _due[timer.key] = advance_due(_due[timer.key], at, functools.partial(
+                    _next_of, timer.expression, timer.timezone))
             except Exception as exc:  # noqa: BLE001 - a bad expression stops its schedule only
                 if timer.key not in _reported:
                     _reported.add(timer.key)

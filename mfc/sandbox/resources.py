@@ -111,7 +111,7 @@ def _ensure_log_group(logs: Any) -> None:
 
 def _ensure_event_bus(events: Any) -> None:
     """The custom bus of ``mfc event publish`` and the @trigger rules."""
-    from mfc.schedule.names import EVENT_BUS
+    from mfc.events.names import EVENT_BUS
 
     try:
         events.describe_event_bus(Name=EVENT_BUS)

@@ -49,7 +49,7 @@ def fire_times(expression: str, timezone: str | None, now: dt.datetime, known: s
                count: int = SHOWN_FIRES) -> list[str]:
     """The next ``count`` fire times (ISO 8601, UTC): from ``known`` (the clock's next fire time,
     which anchors a rate) when given, else from ``now``."""
-    from mfc.schedule.expressions import parse_schedule
+    from mfc.events.expressions import parse_schedule
 
     schedule = parse_schedule(expression)
     if known:

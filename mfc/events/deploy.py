@@ -2,7 +2,7 @@
 
 Without a timezone the schedule is an EventBridge rule (rules are UTC only) with one target, the
 state machine; with a timezone it is an EventBridge Scheduler schedule (group ``default``). Both
-are named :func:`mfc.schedule.names.rule_name` (state machine, ``"schedule"``), start the state
+are named :func:`mfc.events.names.rule_name` (state machine, ``"schedule"``), start the state
 machine as the role ``events_role`` with the given input, and applying one kind removes a
 leftover of the other. Every function is idempotent.
 """
@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from mfc.events.names import rule_name
 from mfc.exceptions import MfcError
-from mfc.schedule.names import rule_name
 
 TARGET_ID = "state-machine"
 GROUP = "default"
@@ -69,7 +69,7 @@ def events_role(config: Any) -> str:
 def flow_schedule(flow_cls: type) -> tuple[str, str | None] | None:
     """The flow's ``@schedule`` as (canonical expression, timezone); None without one (or when
     it sets none). ScheduleError (naming the decorator's line) for a bad cron or timezone."""
-    from mfc.schedule.expressions import schedule_from_decorator
+    from mfc.events.expressions import schedule_from_decorator
 
     decorator = (getattr(flow_cls, "_flow_decorators", None) or {}).get("schedule")
     if decorator is None:
@@ -82,7 +82,7 @@ def apply_flow_schedule(config: Any, flow_cls: type, graph: Any, state_machine_a
                         state_machine_name: str) -> DeployedSchedule | None:
     """Apply the flow's ``@schedule`` (``mfc sfn create``), its input the parameters' defaults;
     None (and nothing changed) when the flow has none."""
-    from mfc.schedule.inputs import default_parameters, execution_input
+    from mfc.events.inputs import default_parameters, execution_input
 
     wanted = flow_schedule(flow_cls)
     if wanted is None:

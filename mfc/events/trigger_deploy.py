@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mfc.events.names import EVENT_BUS, rule_name
+from mfc.events.triggers import EventTrigger, FinishTrigger, Trigger
 from mfc.exceptions import MfcError, warn
-from mfc.schedule.names import EVENT_BUS, rule_name
-from mfc.schedule.triggers import EventTrigger, FinishTrigger, Trigger
 
 DEFAULT_BUS = "default"
 TARGET_ID = "mfc-state-machine"
@@ -218,7 +218,7 @@ def _delete_rule(events: Any, bus: str, name: str) -> None:
 def plan_triggers(flow_cls: type, config: Any) -> tuple[list[Trigger], dict[str, str]]:
     """The flow's triggers and the parameters' defaults, checked before anything is deployed
     (mappings, required parameters, the events role when there are triggers)."""
-    from mfc.schedule.triggers import deploy_defaults, flow_triggers
+    from mfc.events.triggers import deploy_defaults, flow_triggers
 
     user = str(config["user"] or "")
     triggers = flow_triggers(flow_cls, user)
