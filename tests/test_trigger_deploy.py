@@ -85,7 +85,7 @@ def test_create_puts_a_rule_per_trigger_with_target_role_and_input(aws, tmp_path
     proc = mfc(None, "sfn", "create", path, env=env, timeout=120)
     assert proc.returncode == 0, describe(proc)
     arn = machine_arn(server, "DownFlow")
-    assert arn and "+ event bus mfc" in proc.stdout
+    assert arn  # the bus mfc is there already: `mfc sandbox up` (the resources this server got) creates it
     assert f"{path}:{line_of(path, '@trigger_on_finish')}: @trigger_on_finish: UpFlow is not deployed" in proc.stderr
     on_bus = rules(server, EVENT_BUS)
     ready, other = rule_name("DownFlow", "event", "data.ready"), rule_name("DownFlow", "event", "other")
