@@ -10,9 +10,10 @@ import pytest
 from support import FLOWS, assert_no_traceback, describe, line_of, mfc, run_flow, write_flow
 
 from mfc import FlowSpec, Parameter, project, step, trigger, trigger_on_finish
+from mfc.events.inputs import parameter_defaults
 from mfc.events.names import rule_name
 from mfc.events.trigger_deploy import input_template, rule_specs, sibling_arn
-from mfc.events.triggers import EventTrigger, FinishTrigger, deploy_defaults, flow_triggers
+from mfc.events.triggers import EventTrigger, FinishTrigger, flow_triggers
 from mfc.exceptions import MfcError
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:DownFlow"
@@ -136,10 +137,10 @@ def test_a_required_parameter_without_default_needs_every_events_mapping():
             flow_triggers(cls)
 
 
-def test_deploy_defaults_are_the_strings_the_command_line_takes():
+def test_parameter_defaults_are_the_strings_the_command_line_takes():
     params = {"a": Parameter("a", default=0.5), "b": Parameter("b", default=True), "c": Parameter("c", default="x y"),
               "d": Parameter("d", default={"k": [1]}), "e": Parameter("e"), "f": Parameter("f", default=lambda ctx: ctx.user_name)}
-    assert deploy_defaults(flow(params=params), "ana") == {"a": "0.5", "b": "true", "c": "x y", "d": '{"k": [1]}', "f": "ana"}
+    assert parameter_defaults(flow(params=params), "ana") == {"a": "0.5", "b": "true", "c": "x y", "d": '{"k": [1]}', "f": "ana"}
 
 
 def test_rules_targets_and_input_transformer():

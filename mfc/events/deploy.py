@@ -58,12 +58,9 @@ def _calling(config: Any, what: str) -> Iterator[None]:
 
 def events_role(config: Any) -> str:
     """The role EventBridge starts state machines as (``events_role``); MfcError when unset."""
-    role = config["events_role"]
-    if not role:
-        raise MfcError("no IAM role for EventBridge to start the state machine as", hint=ROLE_HINT)
-    if ":role/" not in role:
-        raise MfcError(f"events_role {role!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", hint=ROLE_HINT)
-    return str(role)
+    from mfc.sfn.deploy import configured_role
+
+    return configured_role(config, "events_role", "EventBridge to start the state machine as", ROLE_HINT)
 
 
 def flow_schedule(flow_cls: type) -> tuple[str, str | None] | None:

@@ -33,11 +33,18 @@ def default_parameters(flow_cls: type, user: str, graph: FlowGraph | None = None
     from mfc.parameters import flow_parameters
     from mfc.sfn.deploy import check_schedulable
 
-    params = flow_parameters(flow_cls)
-    if any(p.required and p.default is None for p in params.values()):
+    if any(p.required and p.default is None for p in flow_parameters(flow_cls).values()):
         check_schedulable(flow_cls, graph or _graph(flow_cls), why=why)
+    return parameter_defaults(flow_cls, user)
+
+
+def parameter_defaults(flow_cls: type, user: str) -> dict[str, str]:
+    """Each parameter's deploy-time default as CLI text, by parameter name (parameters whose
+    default is None are left out); no check of required parameters (a trigger may give them)."""
+    from mfc.parameters import flow_parameters
+
     values: dict[str, str] = {}
-    for param in params.values():
+    for param in flow_parameters(flow_cls).values():
         default = param.resolve_default(flow_cls.__name__, user)
         if default is not None:
             values[param.name] = cli_text(default, param.separator)

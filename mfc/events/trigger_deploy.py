@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mfc.events.deploy import events_role
 from mfc.events.names import EVENT_BUS, rule_name
 from mfc.events.triggers import EventTrigger, FinishTrigger, Trigger
 from mfc.exceptions import MfcError, warn
@@ -23,8 +24,6 @@ DEFAULT_BUS = "default"
 TARGET_ID = "mfc-state-machine"
 TAG_KIND = "mfc:trigger"
 TAG_MACHINE = "mfc:state-machine"
-ROLE_HINT = "set events_role (MFC_EVENTS_ROLE) to the ARN of a role EventBridge can assume to start " \
-            "state machines; `mfc sandbox up` sets one"
 
 
 @dataclass(frozen=True)
@@ -78,16 +77,6 @@ def rule_specs(triggers: list[Trigger], state_machine_arn: str, state_machine_na
                                    "detail": {"status": ["SUCCEEDED"], "stateMachineArn": [upstream]}},
                                   target, f"a succeeded run of {trigger.state_machine_name}"))
     return specs
-
-
-def events_role(config: Any) -> str:
-    """The role EventBridge starts executions as (``events_role``); MfcError when unset or not a role ARN."""
-    role = config["events_role"]
-    if not role:
-        raise MfcError("no IAM role for EventBridge to start the state machine as", hint=ROLE_HINT)
-    if ":role/" not in str(role):
-        raise MfcError(f"events_role {role!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", hint=ROLE_HINT)
-    return str(role)
 
 
 def events_client(config: Any) -> Any:
@@ -218,13 +207,14 @@ def _delete_rule(events: Any, bus: str, name: str) -> None:
 def plan_triggers(flow_cls: type, config: Any) -> tuple[list[Trigger], dict[str, str]]:
     """The flow's triggers and the parameters' defaults, checked before anything is deployed
     (mappings, required parameters, the events role when there are triggers)."""
-    from mfc.events.triggers import deploy_defaults, flow_triggers
+    from mfc.events.inputs import parameter_defaults
+    from mfc.events.triggers import flow_triggers
 
     user = str(config["user"] or "")
     triggers = flow_triggers(flow_cls, user)
     if triggers:
         events_role(config)
-    return triggers, deploy_defaults(flow_cls, user)
+    return triggers, parameter_defaults(flow_cls, user)
 
 
 def trigger_lines(triggers: list[Trigger], state_machine_name: str) -> list[str]:

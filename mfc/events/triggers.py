@@ -222,24 +222,3 @@ def flow_triggers(flow_cls: type, user: str = "") -> list[Trigger]:
                            "its project_branch (or neither)")
         found.append(FinishTrigger(upstream.flow, project, branch, upstream.where))
     return found
-
-
-def deploy_defaults(flow_cls: type, user: str) -> dict[str, str]:
-    """The parameters' defaults as the command line would take them (deploy-time functions
-    evaluated now); parameters without a default are left out."""
-    import json
-
-    from mfc.parameters import flow_parameters
-
-    values: dict[str, str] = {}
-    for param in flow_parameters(flow_cls).values():
-        default = param.resolve_default(flow_cls.__name__, user)
-        if default is None:
-            continue
-        if isinstance(default, bool):
-            values[param.name] = "true" if default else "false"
-        elif isinstance(default, str):
-            values[param.name] = default
-        else:
-            values[param.name] = json.dumps(default, sort_keys=True)
-    return values

@@ -174,15 +174,21 @@ def deployed(config: Any, name: str, flow_name: str) -> dict[str, Any]:
     return machine
 
 
+def configured_role(config: Any, key: str, what: str, hint: str) -> str:
+    """The role ARN setting ``key``; MfcError (``what`` needs it) when unset or not a role ARN."""
+    role = config[key]
+    if not role:
+        raise MfcError(f"no IAM role for {what}", hint=hint)
+    if ":role/" not in str(role):
+        raise MfcError(f"{key} {role!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", hint=hint)
+    return str(role)
+
+
 def check_role(config: Any) -> str:
     """The state machine role's ARN, checked to exist (where IAM answers)."""
     from mfc.runner.batch_setup import access_error, quick_client
 
-    role = config["sfn_role"]
-    if not role:
-        raise MfcError("no IAM role for the state machine to run as", hint=ROLE_HINT)
-    if ":role/" not in role:
-        raise MfcError(f"sfn_role {role!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)", hint=ROLE_HINT)
+    role = configured_role(config, "sfn_role", "the state machine to run as", ROLE_HINT)
     iam = quick_client("iam", config)
     try:
         iam.get_role(RoleName=role.rsplit("/", 1)[1])
