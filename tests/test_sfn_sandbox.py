@@ -9,7 +9,8 @@ artifacts. Everything goes through the CLI a user types (``mfc sfn create``, ``t
 from __future__ import annotations
 
 import json
-import time
+import signal
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,8 +22,10 @@ from support import (
     artifacts,
     assert_no_traceback,
     attempt_records,
+    clean_env,
     describe,
     mfc,
+    mfc_executable,
     records,
     run_info,
     task_records,
@@ -162,14 +165,22 @@ def test_sfn_resume_reruns_from_the_failed_step_with_the_fixed_code(deploy):
 
 def test_terminate_aborts_the_execution_and_its_batch_jobs(deploy, sandbox):
     deployed = deploy("sleeper")
-    started = mfc(None, "sfn", "trigger", str(deployed.path), "--pidfile", "/tmp/nap.pid", "--seconds", "120",
-                  env=deployed.env, cwd=deployed.where)
-    assert started.returncode == 0, describe(started)
-    run_id = started.stdout.split("Run SleeperFlow/", 1)[1].split()[0]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not task_records(sfn_root(), "SleeperFlow", run_id, "start"):
-        time.sleep(1)
-    time.sleep(5)  # the nap step's job is running
+    follower = subprocess.Popen([mfc_executable(), "sfn", "trigger", str(deployed.path), "--wait", "--pidfile",
+                                 "/tmp/nap.pid", "--seconds", "120"], env=clean_env(None, deployed.env),
+                                cwd=deployed.where, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = ""
+    assert follower.stdout is not None
+    while "/nap/nap] napping" not in out:  # the nap step's job is running, its log followed here
+        line = follower.stdout.readline()
+        assert line, f"the follower ended early: {out}"
+        out += line
+    follower.send_signal(signal.SIGINT)  # Ctrl-C stops the following, not the run
+    _, err = follower.communicate(timeout=60)
+    assert follower.returncode == 130 and "it goes on running in Step Functions" in err, err
+    assert_no_traceback(err)
+    run_id = out.split("Run SleeperFlow/", 1)[1].split()[0]
+    status = mfc(None, "sfn", "status", str(deployed.path), run_id, env=deployed.env)
+    assert f"SleeperFlow/{run_id}: RUNNING" in status.stdout, describe(status)
     stopped = mfc(None, "sfn", "terminate", str(deployed.path), run_id, env=deployed.env)
     assert stopped.returncode == 0 and "terminated" in stopped.stdout, describe(stopped)
     runs = json.loads(mfc(None, "sfn", "runs", str(deployed.path), "--json", env=deployed.env).stdout)

@@ -205,6 +205,12 @@ def _wait(config: Any, flow_name: str, run_id: str, arn: str, graph: Any, quiet:
     reporter = make_reporter(quiet)
     try:
         described = follow(config, open_configured_store(config), flow_name, run_id, arn, reporter, list(graph.nodes))
+    except KeyboardInterrupt:
+        from mfc.exceptions import Interrupted
+
+        # Only the following stops: the run is Step Functions', not this terminal's.
+        raise Interrupted(f"stopped following {flow_name}/{run_id}; it goes on running in Step Functions "
+                          f"(mfc sfn terminate FLOW {run_id} stops it)") from None
     finally:
         reporter.close()
     status = described["status"]
