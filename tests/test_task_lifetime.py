@@ -323,7 +323,9 @@ def test_a_reset_fork_server_socket_ends_the_run_naming_every_lost_task(root, tm
         launch(flow, cls, load_graph(flow, cls.__name__), [], config, LaunchOptions())
     ended = time.monotonic()
     stream = seen["stream"]
-    assert stream.reset_at is not None and ended - stream.reset_at < 5.0, ended - stream.reset_at
+    # Seconds, not a hang: the killed server is reaped before the run ends, and on a loaded machine the
+    # kernel has been seen to take ~5 s to finish a SIGKILL (the process in uninterruptible sleep).
+    assert stream.reset_at is not None and ended - stream.reset_at < 12.0, ended - stream.reset_at
     message = str(failed.value)
     assert message.startswith(f"lost the connection to the fork server (pid {seen['server']}): "
                               "ConnectionResetError: [Errno 104] Connection reset by peer; it was stopped"), message
