@@ -329,10 +329,3 @@ def create(deployment: Deployment, config: Any, dry_run: bool = False) -> Create
     except Exception as exc:  # noqa: BLE001
         raise access_error(exc, config, "AWS Step Functions") from None
     return CreateResult(arn, existing is None, diff)
-
-
-def delete(config: Any, name: str, flow_name: str) -> str:
-    """Delete the deployed state machine (its runs stay in the datastore); returns its ARN."""
-    machine = deployed(config, name, flow_name)
-    sfn_client(config).delete_state_machine(stateMachineArn=machine["stateMachineArn"])
-    return str(machine["stateMachineArn"])

@@ -26,16 +26,6 @@ def parse_indices(ix: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
-def depth_of(graph: FlowGraph, step: str) -> int:
-    """How many foreach bodies enclose ``step`` (a foreach step itself and its join are outside
-    the body they open and close)."""
-    depth = 0
-    for parent in graph[step].split_parents:
-        if graph[parent].foreach_var is not None:
-            depth += 1
-    return depth
-
-
 def task_inputs(graph: FlowGraph, step: str, indices: tuple[int, ...],
                 num_splits: NumSplits) -> tuple[list[InputRef], int | None]:
     """The parents of the task of ``step`` at ``indices`` and (first step of a foreach body) its
