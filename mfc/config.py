@@ -58,7 +58,12 @@ SETTINGS = {s.key: s for s in (
     Setting("datastore", None, str, "local or s3: the kind of datastore_root to use (local: the nearest .mfc "
                                     "directory when datastore_root is an s3:// URL of lower precedence)"),
     Setting("metadata", "local", str, "the metadata provider runs are recorded and listed through (local: "
-                                      "records in the datastore, next to the data)"),
+                                      "records in the datastore, next to the data; service: also in the metadata "
+                                      "service at service_url)", "--metadata"),
+    Setting("service_url", None, str, "the metadata service's URL (metadata = \"service\"), e.g. http://127.0.0.1:8642"),
+    Setting("service_token", None, str, "the metadata service token runs and readers present (mfc service token create)"),
+    Setting("service_fallback", False, bool, "with metadata = \"service\": record in the datastore only, after a "
+                                             "warning, when the service cannot be reached at the start"),
     Setting("max_workers", 16, int, "tasks running at the same time", "--max-workers", 1),
     Setting("max_num_splits", 100, int, "the most items a foreach may fan out to", "--max-num-splits", 1),
     Setting("quiet", False, bool, "print only a run's result", "--quiet"),

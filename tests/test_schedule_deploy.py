@@ -78,7 +78,8 @@ def test_a_cron_rule_targets_the_state_machine_with_role_and_defaults(aws, tmp_p
     assert rule["ScheduleExpression"] == "cron(0 3 * * ? *)" and rule["State"] == "ENABLED"
     [target] = events.list_targets_by_rule(Rule="RuleFlow-schedule")["Targets"]
     assert target["Arn"] == arn and target["RoleArn"] == ROLE
-    assert json.loads(target["Input"]) == {"parameters": {"alpha": "0.5", "greeting": "hi"}}
+    assert json.loads(target["Input"]) == {"parameters": {"alpha": "0.5", "greeting": "hi"},
+                                       "trigger": {"kind": "schedule", "name": "cron(0 3 * * ? *)"}}
     assert _ok(run("schedule", str(flow), "--rate", "5 minutes"))  # updated in place, still one target
     assert events.describe_rule(Name="RuleFlow-schedule")["ScheduleExpression"] == "rate(5 minutes)"
     assert len(events.list_targets_by_rule(Rule="RuleFlow-schedule")["Targets"]) == 1
@@ -110,7 +111,7 @@ def test_a_timezone_makes_a_scheduler_schedule_and_replaces_the_rule(aws, tmp_pa
     assert found["ScheduleExpressionTimezone"] == "Europe/Berlin" and found["State"] == "ENABLED"
     assert found["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert found["Target"]["Arn"] == arn and found["Target"]["RoleArn"] == ROLE
-    assert json.loads(found["Target"]["Input"]) == {"parameters": {"alpha": "0.5", "greeting": "hi"}}
+    assert json.loads(found["Target"]["Input"])["parameters"] == {"alpha": "0.5", "greeting": "hi"}
 
     shown = _ok(run("schedule", str(flow), "--show"))
     fires = [line for line in shown.splitlines() if "(Europe/Berlin)" in line]
@@ -253,7 +254,7 @@ def test_sfn_create_applies_the_flows_schedule(moto, tmp_path):
         "schedule", "cron(0 0 ? * SUN *)", "Europe/Berlin")
     found = scheduler.get_schedule(Name="AppliedFlow-schedule", GroupName="default")
     assert found["Target"]["Arn"] == arn and found["Target"]["RoleArn"] == ROLE
-    assert json.loads(found["Target"]["Input"]) == {"parameters": {"alpha": "0.5", "greeting": "hi"}}
+    assert json.loads(found["Target"]["Input"])["parameters"] == {"alpha": "0.5", "greeting": "hi"}
     plain = _flow(tmp_path, "PlainFlow")
     plain_cls = flow_class(import_flow_file(str(plain)), "PlainFlow", str(plain))
     assert apply_flow_schedule(config, plain_cls, load_graph(str(plain)), arn, "PlainFlow") is None

@@ -94,16 +94,19 @@ def test_create_puts_a_rule_per_trigger_with_target_role_and_input(aws, tmp_path
     (target,) = targets(server, EVENT_BUS, ready)
     assert (target["Arn"], target["RoleArn"]) == (arn, roles["events_role"])
     assert target["InputTransformer"]["InputPathsMap"] == {"alpha": "$.detail.weight"}
-    assert target["InputTransformer"]["InputTemplate"] == '{"parameters": {"alpha": <alpha>, "n": "3"}}'
+    assert target["InputTransformer"]["InputTemplate"] == ('{"parameters": {"alpha": <alpha>, "n": "3"}, '
+                                                                 '"trigger": {"kind": "event", "name": "data.ready"}}')
     (plain,) = targets(server, EVENT_BUS, other)
-    assert json.loads(plain["InputTransformer"]["InputTemplate"]) == {"parameters": {"alpha": "0.5", "n": "3"}}
+    assert json.loads(plain["InputTransformer"]["InputTemplate"]) == {"parameters": {"alpha": "0.5", "n": "3"},
+                                                                  "trigger": {"kind": "event", "name": "other"}}
     finish = rule_name("DownFlow", "finish", "UpFlow")
     pattern = json.loads(rules(server, "default")[finish]["EventPattern"])
     assert pattern == {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
                        "detail": {"status": ["SUCCEEDED"], "stateMachineArn": [arn.replace("DownFlow", "UpFlow")]}}
     (upstream,) = targets(server, "default", finish)
     assert (upstream["Arn"], upstream["RoleArn"]) == (arn, roles["events_role"])
-    assert json.loads(upstream["Input"]) == {"parameters": {"alpha": "0.5", "n": "3"}}
+    assert json.loads(upstream["Input"]) == {"parameters": {"alpha": "0.5", "n": "3"},
+                                             "trigger": {"kind": "upstream", "name": "UpFlow"}}
 
     # deployed again unchanged, with the upstream now deployed: no rule touched, no warning
     assert mfc(None, "sfn", "create", write_flow(tmp_path, UP, "up.py"), env=env, timeout=120).returncode == 0

@@ -41,6 +41,8 @@ def setting_options(func: Any) -> Any:
         click.option("--max-workers", type=click.IntRange(min=1), default=None, help="Tasks running at once (default 16)."),
         click.option("--max-num-splits", type=click.IntRange(min=1), default=None, help="Largest foreach allowed (default 100)."),
         click.option("-q", "--quiet", is_flag=True, default=None, help="Print only the result."),
+        click.option("--metadata", type=click.Choice(["local", "service"]), default=None,
+                     help="Where runs are recorded: local (the datastore) or service (also the metadata service at service_url)."),
         click.option("--local-docker", "local_docker", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",
                      help="Run every step (or the listed steps) in the flow's container image on the local Docker engine."),
         click.option("--batch", "batch", is_flag=False, flag_value="*", default=None, metavar="[STEP,...]",

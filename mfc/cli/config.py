@@ -26,6 +26,9 @@ def config_show(**options: Any) -> None:
     click.echo(f"config file: {config_path()}  profile: {os.environ.get('MFC_PROFILE') or 'default'}")
     width = max(map(len, SETTINGS))
     for key in SETTINGS:
-        click.echo(f"{key:{width}} {config[key]!s:40} {config.sources[key]}")
+        value = config[key]
+        if key.endswith("_token") and value:  # a secret: show only that it is set
+            value = f"{str(value)[:8]}... (set)"
+        click.echo(f"{key:{width}} {value!s:40} {config.sources[key]}")
 
 

@@ -100,6 +100,8 @@ def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | 
         expression, wanted_zone = wanted_schedule(cls, cron, rate, zone)  # checked before any AWS call
     config, cls, graph, machine = _machine(flow, name=name)
     machine_name = machine["name"]
+    from mfc.sfn.registry import record_schedule
+
     if action == "show":
         found = deploy.show_schedule(config, machine_name)
         if found is None:
@@ -114,12 +116,14 @@ def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | 
         return
     if action in ("enable", "disable"):
         found = deploy.set_state(config, machine_name, enabled=action == "enable")
+        record_schedule(config, machine_name, found)
         if found is None:
             raise MfcError(f"{cls.__name__} has no schedule to {action} (state machine {machine_name})")
         click.echo(f"{cls.__name__}: {describe(found)}")
         return
     if action == "delete":
         deleted = deploy.delete_schedule(config, machine_name)
+        record_schedule(config, machine_name, None)
         click.echo(f"Deleted {', '.join(deleted)}." if deleted else f"{cls.__name__} has no schedule; nothing deleted.")
         return
     from mfc.events.inputs import default_parameters, execution_input
@@ -127,7 +131,8 @@ def schedule_command(flow: str, cron: str | None, rate: str | None, zone: str | 
     parameters = default_parameters(cls, str(config["user"] or ""), graph,
                                     why=f"{cls.__name__} is started on a schedule")
     found = deploy.apply_schedule(config, machine["stateMachineArn"], machine_name, expression, wanted_zone,
-                                  execution_input(parameters))
+                                  execution_input(parameters, {"kind": "schedule", "name": expression}))
+    record_schedule(config, machine_name, found)
     click.echo(f"{cls.__name__}: {describe(found)}")
     for line in fire_lines(found.expression, found.timezone, datetime.now(dt_timezone.utc), count=1):
         click.echo(f"  next fire:{line[1:]}")

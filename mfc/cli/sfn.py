@@ -154,21 +154,26 @@ def create_command(flow: str, dry_run: bool, **values: Any) -> None:
     applied = trigger_lines(triggers, name) if dry_run else apply_triggers(config, result.arn, name, triggers, defaults)
     for line in applied:
         click.echo(f"  {'would put ' if dry_run else ''}{line}")
-    if scheduled:
-        _apply_schedule(deployment, config, result.arn, name, scheduled, dry_run)
+    applied_schedule = _apply_schedule(deployment, config, result.arn, name, scheduled, dry_run) if scheduled else None
+    if not dry_run:
+        from mfc.sfn.registry import record_deployment
+
+        record_deployment(config, deployment.settings.flow_name, name, result.arn, triggers, defaults,
+                          applied_schedule, {"code_package": deployment.code, "flow_file": deployment.flow_file})
 
 
 def _apply_schedule(deployment: Any, config: Any, arn: str, name: str, scheduled: tuple[str, str | None],
-                    dry_run: bool) -> None:
+                    dry_run: bool) -> Any:
     from mfc.cli.schedule import describe
     from mfc.events.deploy import apply_flow_schedule
 
     if dry_run:
         click.echo(f"  schedule: would run on {scheduled[0]}" + (f" in {scheduled[1]}" if scheduled[1] else " (UTC)"))
-        return
+        return None
     applied = apply_flow_schedule(config, deployment.flow_cls, deployment.graph, arn, name)
     if applied is not None:
         click.echo(f"  schedule: {describe(applied)}")
+    return applied
 
 
 @sfn.command("trigger", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -324,6 +329,9 @@ def delete_command(flow: str, name: str | None) -> None:
         click.echo(f"Deleted trigger rule {rule}.")
     sfn_client(config).delete_state_machine(stateMachineArn=machine["stateMachineArn"])
     click.echo(f"Deleted state machine {machine['name']} ({machine['stateMachineArn']}).")
+    from mfc.sfn.registry import forget_deployment
+
+    forget_deployment(config, machine["name"])
 
 
 @sfn.command("resume")

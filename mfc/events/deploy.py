@@ -86,7 +86,7 @@ def apply_flow_schedule(config: Any, flow_cls: type, graph: Any, state_machine_a
         return None
     parameters = default_parameters(flow_cls, str(config["user"] or ""), graph)
     return apply_schedule(config, state_machine_arn, state_machine_name, wanted[0], wanted[1],
-                          execution_input(parameters))
+                          execution_input(parameters, {"kind": "schedule", "name": wanted[0]}))
 
 
 def apply_schedule(config: Any, state_machine_arn: str, state_machine_name: str, expression: str,

@@ -59,6 +59,10 @@ def _graph(flow_cls: type) -> FlowGraph:
     return load_graph(inspect.getsourcefile(flow_cls) or "", flow_cls.__name__)
 
 
-def execution_input(parameters: dict[str, str]) -> str:
-    """The execution input (JSON text) that passes ``parameters``."""
-    return json.dumps({"parameters": parameters}, sort_keys=True)
+def execution_input(parameters: dict[str, str], trigger: dict[str, str] | None = None) -> str:
+    """The execution input (JSON text) that passes ``parameters``; ``trigger`` says what starts
+    it (``{"kind": "schedule"|"event"|"upstream", "name": ...}``), recorded with the run."""
+    data: dict[str, Any] = {"parameters": parameters}
+    if trigger is not None:
+        data["trigger"] = trigger
+    return json.dumps(data, sort_keys=True)

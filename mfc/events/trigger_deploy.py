@@ -46,32 +46,34 @@ def sibling_arn(state_machine_arn: str, name: str) -> str:
     return f"{head}:stateMachine:{name}"
 
 
-def input_template(defaults: dict[str, str], mapped: dict[str, str]) -> str:
-    """The InputTemplate ``{"parameters": {...}}``: each mapped parameter the placeholder
-    ``<name>`` (filled with the payload field's JSON value), every other its default."""
+def input_template(defaults: dict[str, str], mapped: dict[str, str], event: str = "") -> str:
+    """The InputTemplate ``{"parameters": {...}, "trigger": {...}}``: each mapped parameter the
+    placeholder ``<name>`` (filled with the payload field's JSON value), every other its default;
+    the trigger names the event."""
     parts = [f"{json.dumps(name)}: <{name}>" if name in mapped else f"{json.dumps(name)}: {json.dumps(defaults[name])}"
              for name in sorted(set(defaults) | set(mapped))]
-    return '{"parameters": {' + ", ".join(parts) + "}}"
+    trigger = json.dumps({"kind": "event", "name": event})
+    return '{"parameters": {' + ", ".join(parts) + '}, "trigger": ' + trigger + "}"
 
 
 def rule_specs(triggers: list[Trigger], state_machine_arn: str, state_machine_name: str,
                defaults: dict[str, str], role: str) -> list[RuleSpec]:
     """The rules of ``triggers`` (pure: no AWS call)."""
     specs = []
-    plain_input = json.dumps({"parameters": dict(sorted(defaults.items()))})
     for trigger in triggers:
         target: dict[str, Any] = {"Id": TARGET_ID, "Arn": state_machine_arn, "RoleArn": role}
         if isinstance(trigger, EventTrigger):
             target["InputTransformer"] = {
                 "InputPathsMap": {name: f"$.detail.{path}" for name, path in sorted(trigger.parameters.items())},
-                "InputTemplate": input_template(defaults, trigger.parameters),
+                "InputTemplate": input_template(defaults, trigger.parameters, trigger.event),
             }
             specs.append(RuleSpec(rule_name(state_machine_name, "event", trigger.event), EVENT_BUS, "event",
                                   {"source": ["mfc"], "detail-type": [trigger.event]}, target,
                                   f"event {trigger.event!r}"))
         else:
             upstream = sibling_arn(state_machine_arn, trigger.state_machine_name)
-            target["Input"] = plain_input
+            target["Input"] = json.dumps({"parameters": dict(sorted(defaults.items())),
+                                          "trigger": {"kind": "upstream", "name": trigger.flow}})
             specs.append(RuleSpec(rule_name(state_machine_name, "finish", trigger.flow), DEFAULT_BUS, "finish",
                                   {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
                                    "detail": {"status": ["SUCCEEDED"], "stateMachineArn": [upstream]}},

@@ -132,6 +132,7 @@ def _launch(flow_file: str, flow_cls: type, graph: FlowGraph, param_args: list[s
     blobs = open_configured_store(config)
     store = ArtifactStore(blobs, flow_name)
     metadata = open_metadata(blobs, config)
+    os.environ.update(metadata.task_environment())  # before any task or container starts: they record there too
     records = metadata.records(flow_name)
     plan: ResumePlan | None = None
     values: dict[str, Any] = {}

@@ -29,7 +29,7 @@ from mfc.runner.taskspec import InputRef, TaskSpec
 from mfc.stores import staging
 from mfc.stores.blob import BlobStore
 from mfc.stores.logs import LogSink
-from mfc.stores.records import TaskRecords
+from mfc.stores.service_metadata import task_records
 from mfc.stores.taskrecord import Ending, TaskRecord
 
 STOP_GRACE_SECONDS = 2.0
@@ -88,7 +88,7 @@ class Orchestrator:
                  max_workers: int = 16, max_num_splits: int = 100) -> None:
         self.graph = graph
         self.info = info
-        self.records = TaskRecords(blobs, info.flow_name)
+        self.records = task_records(blobs, info.flow_name)
         self.blobs = blobs
         self.executors = executors
         self.choose_executor = choose_executor

@@ -27,6 +27,8 @@ from mfc.stores.artifacts import ArtifactStore
 from mfc.stores.blob import BlobStore, open_blob_store
 from mfc.stores.metadata import BlobMetadata
 from mfc.stores.records import TaskRecords
+from mfc.stores.service_client import ServiceError
+from mfc.stores.service_metadata import task_records
 from mfc.stores.specs import read_spec
 from mfc.stores.taskrecord import Ending, TaskRecord
 
@@ -196,7 +198,7 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
     if why is not None:
         return _refuse_late(spec, why)
     store = ArtifactStore(blobs, spec.flow_name)
-    records = TaskRecords(blobs, spec.flow_name)
+    records = task_records(blobs, spec.flow_name)
     node = graph[spec.step]
     record: dict[str, Any] = {  # what the attempt's TaskRecord will hold
         "ending": Ending.FAILED, "foreach_stack": [], "foreach": None, "artifacts": {}, "exception": None,
@@ -212,6 +214,9 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
         index, stack, inputs = _prepare(spec, graph, records, store, params)
         inherited = dict(index)
         record["foreach_stack"] = stack
+        frame = stack[-1] if stack else None
+        records.register_start(spec.run_id, spec.step, spec.task_id, spec.attempt, round(started, 3),
+                               frame["index"] if frame else None, (lambda: store.load(frame["input"])) if frame else None)
         if spec.catch_fallback is not None:
             killed = TimeoutException if spec.fallback_ending == Ending.TIMED_OUT.value else TaskKilled
             raise killed(spec.catch_fallback)
@@ -235,6 +240,10 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
         catch = step_decorators(getattr(flow_cls, spec.step)).get("catch")
         if catch is not None and spec.is_last_attempt and node.foreach_var is None:
             code = _caught(catch, info, _partial(flow, ctx, store, spec.step, inherited), store, record, spec)
+        elif isinstance(exc, ServiceError):  # the metadata service stayed unreachable: one line, no traceback
+            print(f"error: {exc}", file=sys.stderr)
+            record.update(ending=Ending.FAILED, exception=info)
+            code = 1
         else:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
             record.update(ending=Ending.FAILED, exception=info)

@@ -54,6 +54,9 @@ def job_environment(config: Any) -> dict[str, str]:
             env[f"MFC_{key.upper()}"] = str(config[key])
     if is_local_endpoint(config["aws_endpoint_url"] or config["s3_endpoint_url"]):
         env.update(AWS_ACCESS_KEY_ID=SANDBOX_KEY, AWS_SECRET_ACCESS_KEY=SANDBOX_KEY)
+    from mfc.stores.service_metadata import metadata_env
+
+    env.update(metadata_env(config))
     return env
 
 

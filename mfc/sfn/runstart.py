@@ -50,7 +50,8 @@ def read_input(text: str | None) -> dict[str, Any]:
     resume = data.get("resume")
     if resume is not None and not (isinstance(resume, dict) and isinstance(resume.get("origin_run_id"), str)):
         raise MfcError("the execution input's \"resume\" must be {\"origin_run_id\": RUN, \"step\": STEP}")
-    return {"parameters": params, "resume": resume}
+    trigger = data.get("trigger")
+    return {"parameters": params, "resume": resume, "trigger": trigger if isinstance(trigger, dict) else None}
 
 
 def execution_input(execution_arn: str) -> str:
@@ -81,6 +82,7 @@ def record_run(task: Task, execution_arn: str, info: dict[str, Any]) -> None:
         "flow_file": args.file, "code_package": {"sha256": args.code, "flow_file": args.file},
         "graph": graph_summary(task.graph), "origin_run_id": None, "resume_step": None,
         "driver": {"kind": DRIVER_KIND, "execution": execution_arn, "state_machine": info.get("state_machine")},
+        "trigger": given["trigger"] or {"kind": "manual"},
     }
     resume = given["resume"]
     if resume is None:

@@ -34,8 +34,7 @@ from mfc.runner.taskspec import TaskSpec
 from mfc.sfn.compiler import SPLIT_FILE
 from mfc.sfn.lineage import parse_indices, task_inputs
 from mfc.stores.blob import BlobStore, open_blob_store
-from mfc.stores.metadata import BlobMetadata
-from mfc.stores.records import TaskRecords
+from mfc.stores.service_metadata import task_metadata, task_records
 from mfc.stores.taskrecord import Ending
 from mfc.taskid import task_id_for
 
@@ -66,8 +65,8 @@ class Task:
         check_run_id(args.run)
         self.args = args
         self.blobs: BlobStore = open_blob_store(args.root)
-        self.metadata = BlobMetadata(self.blobs)
-        self.records = TaskRecords(self.blobs, args.flow)
+        self.metadata = task_metadata(self.blobs)
+        self.records = task_records(self.blobs, args.flow)
         self.indices = parse_indices(args.ix)
         self.task_id = task_id_for(args.step, self.indices)
         self.pathspec = f"{args.flow}/{args.run}/{args.step}/{self.task_id}"

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 RunRead = dict[str, Any] | MalformedRecord | None
 
 # Provider name (the ``metadata`` setting) -> "module:class" of its implementation.
-PROVIDERS = {"local": "mfc.stores.metadata:BlobMetadata"}
+PROVIDERS = {"local": "mfc.stores.metadata:BlobMetadata", "service": "mfc.stores.service_metadata:ServiceMetadata"}
 
 # What a reader is told of the Step Functions execution that drives a run: the run record's
 # ``driver`` -> the ``execution`` fact of :func:`mfc.stores.runstatus.run_state`, None when it cannot ask.
@@ -48,6 +48,11 @@ class MetadataProvider(abc.ABC):
 
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
+
+    def task_environment(self) -> dict[str, str]:
+        """Variables a run exports to its tasks (processes, containers, Batch jobs) so that they
+        record through this provider too: none for the local one."""
+        return {}
 
     # -- runs ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -170,7 +175,9 @@ def open_metadata(blobs: BlobStore, config: Config | str | None = None) -> Metad
     that has no final status; mfc.sfn and boto3 load only when such a run is read."""
     if config is None or isinstance(config, str):
         return provider_class(config or "local")(blobs)
-    provider = provider_class(config["metadata"], config.sources.get("metadata", ""))(blobs)
+    cls = provider_class(config["metadata"], config.sources.get("metadata", ""))
+    from_config = getattr(cls, "from_config", None)
+    provider = from_config(blobs, config) if from_config is not None else cls(blobs)
     provider.execution_probe = functools.partial(_ask_execution, config)
     return provider
 

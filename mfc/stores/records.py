@@ -14,6 +14,7 @@ so the child for item ``i`` reads only its own entry (and a Step Functions Map
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from mfc.exceptions import MalformedRecord
@@ -81,6 +82,11 @@ class TaskRecords:
         if not isinstance(record, TaskRecord):
             record = TaskRecord.from_dict(record)
         return self.blobs.put_new(self.key(run_id, step, task_id, attempt, "json"), record.to_json())
+
+    def register_start(self, run_id: str, step: str, task_id: str, attempt: int, started_at: float,
+                       foreach_index: int | None, item: Callable[[], Any] | None = None) -> None:
+        """Note that an attempt started: nothing to do in the datastore (its logs show it); the
+        service provider's records tell the service."""
 
     def write_many(self, run_id: str, entries: list[tuple[str, str, int, TaskRecord]]) -> list[bool]:
         """Write several attempts' records ``(step, task_id, attempt, record)`` in one batch,
