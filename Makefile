@@ -1,5 +1,5 @@
 # mfc developer tasks. `make demo` runs the example flow; `make test` installs and starts
-# everything the tests need (virtualenv, Docker engine, base image, PostgreSQL) and runs them.
+# everything the tests need (virtualenv, Docker engine, base image, PostgreSQL, Chromium) and runs them.
 
 PYTHON_BOOT ?= python3
 VENV ?= .venv
@@ -37,6 +37,7 @@ pg-up:
 services: venv
 	@bash .ci/docker-up.sh && $(MAKE) --no-print-directory image || { [ "$$CI" != "true" ] && [ "$$MFC_REQUIRE_DOCKER" != "1" ] && echo "note: no Docker engine; Docker tests will be skipped"; }
 	@bash .ci/pg-up.sh >/dev/null 2>&1 || echo "note: PostgreSQL not started"
+	@bash .ci/browser-up.sh >/dev/null 2>&1 || echo "note: no Chromium; the web UI tests will be skipped"
 
 test: services
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)

@@ -20,6 +20,7 @@ from suite_inspect import bench_client, bench_resume, bench_verify
 from suite_join import bench_join_s3
 from suite_liveness import bench_lease
 from suite_metadata import bench_runs_s3
+from suite_service import SERVICE_BENCHMARKS
 from suite_sfn import SFN_BENCHMARKS
 
 HERE = Path(__file__).resolve().parent
@@ -356,4 +357,5 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "verify": bench_verify,
     **CLOUD_BENCHMARKS,
     **SFN_BENCHMARKS,
+    **SERVICE_BENCHMARKS,
 }

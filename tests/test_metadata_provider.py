@@ -229,11 +229,14 @@ def test_config_show_lists_metadata_and_a_bad_provider_is_one_line(root):
     assert any(line.split()[:2] == ["metadata", "service"] and "env MFC_METADATA" in line
                for line in shown.stdout.splitlines()), shown.stdout
     for args in (("runs", "ParamsFlow"), ("run", flow_path("params.py"))):
-        proc = mfc(root, *args, env={"MFC_METADATA": "service"})
+        proc = mfc(root, *args, env={"MFC_METADATA": "nosuch"})
         assert proc.returncode == 2, describe(proc)
         assert_no_traceback(proc.stderr)
         assert proc.stderr.strip().splitlines()[-1] == (
-            "error: metadata from env MFC_METADATA: no metadata provider 'service' (known: local)"), proc.stderr
+            "error: metadata from env MFC_METADATA: no metadata provider 'nosuch' (known: local, service)"), proc.stderr
+        proc = mfc(root, *args, env={"MFC_METADATA": "service"})  # the service provider needs its URL
+        assert proc.returncode == 2 and "needs service_url" in proc.stderr.strip().splitlines()[-1], describe(proc)
+        assert_no_traceback(proc.stderr)
     assert not os.path.exists(root / "ParamsFlow")  # the run refused to start: nothing recorded
 
 

@@ -45,13 +45,13 @@ def quoted(*parts: str) -> str:
 class ServiceClient:
     """Requests to one service (``url``, e.g. ``http://127.0.0.1:8642``) with one token."""
 
-    def __init__(self, url: str, token: str | None, retries: int = DEFAULT_RETRIES) -> None:
+    def __init__(self, url: str, token: str | None, retries: int | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise MfcError(f"service_url {url!r} is not an http(s):// URL", hint="e.g. service_url = \"http://127.0.0.1:8642\"")
         self.url = url.rstrip("/")
         self.token = token or ""
-        self.retries = max(1, retries)
+        self.retries = max(1, retries if retries is not None else _env_retries())
         self._pool: urllib3.PoolManager | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -110,6 +110,15 @@ class ServiceClient:
         reached or refuses the token."""
         found: dict[str, Any] = self.get("/api/v1/whoami")
         return found
+
+
+def _env_retries() -> int:
+    """``MFC_SERVICE_RETRIES`` (tries of a request that may pass), else the default."""
+    text = os.environ.get("MFC_SERVICE_RETRIES", "")
+    try:
+        return int(text) if text else DEFAULT_RETRIES
+    except ValueError:
+        raise MfcError(f"MFC_SERVICE_RETRIES={text!r} is not a whole number of tries") from None
 
 
 def _reason(exc: Exception) -> str:
