@@ -1,0 +1,20 @@
+"""A step with @card that fails: as in Metaflow, the failed attempt has no card."""
+
+from mfc import FlowSpec, card, current, step
+from mfc.cards import Markdown
+
+
+class FailingCardFlow(FlowSpec):
+    @card
+    @step
+    def start(self):
+        current.card.append(Markdown("never rendered"))
+        raise RuntimeError("fails on purpose")
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    FailingCardFlow()
