@@ -4,7 +4,7 @@ a component whose render raises, a render past its timeout, and current.card wit
 import time
 
 from mfc import FlowSpec, card, current, step
-from mfc.cards import Artifact, CardComponent, Image, Markdown, Table
+from mfc.cards import Artifact, CardComponent, Image, Markdown, MetaflowCard, Table, register_card_type
 
 # The smallest valid PNG: one transparent pixel.
 PNG = bytes.fromhex(
@@ -22,6 +22,14 @@ class Slow(CardComponent):
     def render(self):
         time.sleep(30)
         return "<p>too late</p>"
+
+
+@register_card_type
+class Exploding(MetaflowCard):
+    type = "exploding"
+
+    def render(self, task):
+        raise RuntimeError("the exploding card type always fails")
 
 
 class CardFlow(FlowSpec):
@@ -68,6 +76,12 @@ class CardFlow(FlowSpec):
     @step
     def slow(self):
         current.card.append(Slow())
+        self.next(self.custom)
+
+    @card(type="nosuchtype", id="unknown")
+    @card(type="exploding")
+    @step
+    def custom(self):
         self.next(self.plain)
 
     @step
