@@ -307,6 +307,8 @@ def decorator_from_spec(spec: str) -> Decorator:
     """Parse a ``--with`` value like ``retry`` or ``retry:times=2,minutes_between_retries=0``."""
     name, _, args = spec.partition(":")
     cls = STEP_DECORATORS.get(name.strip())
+    if cls is CardDecorator:
+        raise MfcError(f"--with {spec}: --with card is not supported yet; write @card above the steps' @step")
     if cls is None:
         raise MfcError(f"--with {spec}: unknown decorator {name!r} (known: {', '.join(sorted(STEP_DECORATORS))})")
     attributes: dict[str, Any] = {}

@@ -18,6 +18,7 @@ import pytest
 import mfc.cli
 from mfc.exceptions import MfcError
 from tests.support import clean_env, describe, records, run_flow, script
+from tests.support import mfc as mfc_process
 
 FLOWS = Path(__file__).parent / "flows_cards"
 CARD_FLOW = str(FLOWS / "card_flow.py")
@@ -167,6 +168,10 @@ def test_decorator_arguments_are_checked_where_they_are_written(tmp_path: Path) 
         card(colour="red")(step(lambda self: None))
     with pytest.raises(MfcError, match=r"@card\(timeout=0.0\): must be greater than 0"):
         card(timeout=0)(step(lambda self: None))
+    from mfc.decorators import decorator_from_spec
+
+    with pytest.raises(MfcError, match=r"--with card: --with card is not supported yet"):
+        decorator_from_spec("card")
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -336,3 +341,21 @@ def test_the_same_flow_runs_under_metaflow(tmp_path: Path) -> None:
     assert proc.returncode == 0, describe(proc)
     cards = list((tmp_path / ".metaflow").rglob("*.html"))
     assert cards, f"Metaflow stored no card under {tmp_path / '.metaflow'}"
+
+
+def test_a_resumed_run_keeps_the_cards_of_the_tasks_it_cloned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "ds"
+    flow_file = str(FLOWS / "resume_card_flow.py")
+    _, origin = run_flow(str(root), flow_file, env={"CARD_FLOW_FAIL": "1"}, expect=1)
+    id_file = tmp_path / "resumed-id"
+    proc = mfc_process(str(root), "resume", flow_file, "--origin-run-id", str(origin), "--run-id-file", str(id_file),
+                   env={"CARD_FLOW_FAIL": ""})
+    assert proc.returncode == 0, describe(proc)
+    resumed = id_file.read_text().strip()
+    assert resumed != origin
+    monkeypatch.setenv("MFC_DATASTORE_ROOT", str(root))
+    code, out, err = cli(capsys, "card", "get", f"ResumeCardFlow/{resumed}/start/start")
+    assert code == 0, err
+    assert "from the origin run" in out
+    assert out == (root / "ResumeCardFlow" / str(origin) / "start" / "start" / "0.card.default.html").read_text()

@@ -61,7 +61,7 @@ class Markdown(CardComponent):
     def __init__(self, text: str | None = None) -> None:
         self._text = textwrap.dedent(text) if text is not None else None
 
-    def update(self, text: str | None = None) -> None:  # type: ignore[override]
+    def update(self, text: str | None = None) -> None:
         self._text = textwrap.dedent(text) if text is not None else None
 
     def render(self) -> str:
@@ -80,7 +80,7 @@ class Artifact(CardComponent):
         self._name = name
         self._compressed = compressed
 
-    def update(self, artifact: Any) -> None:  # type: ignore[override]
+    def update(self, artifact: Any) -> None:
         self._artifact = artifact
 
     def render(self) -> str:
@@ -132,7 +132,7 @@ class Image(CardComponent):
             image._error = ("Image.from_matplotlib: the figure could not be drawn", traceback.format_exc())
         return image
 
-    def update(self, image: Any, label: str | None = None) -> None:  # type: ignore[override]
+    def update(self, image: Any, label: str | None = None) -> None:
         self._src = image
         self._label = label if label is not None else self._label
 

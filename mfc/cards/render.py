@@ -22,6 +22,15 @@ from mfc.current import current
 PREVIEW_MAX_STORED = 100 * 1024  # inherited artifacts larger than this (stored bytes) are not loaded
 
 
+def preload() -> None:
+    """Import what rendering needs (the components, Markdown's parser, the client's formatting),
+    for a process that forks the tasks of a flow with cards, so they need not import it each."""
+    import markdown_it  # noqa: F401
+
+    import mfc.cards.components  # noqa: F401
+    import mfc.client.render  # noqa: F401
+
+
 def start_cards(decorators: list[Any]) -> CardCollector:
     """Bind ``current.card`` to a collector for the step's ``@card`` decorators."""
     collector = CardCollector([dict(d.attributes) for d in decorators])
