@@ -260,7 +260,7 @@ def test_flow_script_card_commands(run: dict[str, str]) -> None:
     assert proc.returncode == 0, describe(proc)
     assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["summary", "details", "default"]
     proc = script(run["root"], CARD_FLOW, "card", "view", f"{run['id']}/multi", "--id", "details",
-                  env={"DISPLAY": ""})
+                  env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
     assert proc.returncode == 0, describe(proc)
     path = proc.stdout.strip()
     assert Path(path).read_text() == card_html(run, "multi", "details")
@@ -359,3 +359,25 @@ def test_a_resumed_run_keeps_the_cards_of_the_tasks_it_cloned(tmp_path: Path, mo
     assert code == 0, err
     assert "from the origin run" in out
     assert out == (root / "ResumeCardFlow" / str(origin) / "start" / "start" / "0.card.default.html").read_text()
+
+
+# -- components on their own -----------------------------------------------------------------------
+
+def test_components_sniff_images_and_report_what_they_cannot_show() -> None:
+    from mfc.cards import Image, Markdown, Table
+    from mfc.cards.components import render_component, sniff_image
+
+    assert sniff_image(b"\xff\xd8\xff\xe0rest") == "image/jpeg"
+    assert sniff_image(b"GIF89a...") == "image/gif"
+    assert sniff_image(b"  <?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'/>") == "image/svg+xml"
+    assert sniff_image(b"%PDF-1.7") is None
+    svg = Image(b"<svg xmlns='http://www.w3.org/2000/svg'><script>x</script></svg>").render()
+    assert "src='data:image/svg+xml;base64," in svg and "<script" not in svg  # only inside the data: URI, inert
+    assert "Image cannot be shown" in Image(b"%PDF-1.7").render() and "not PNG, JPEG, GIF or SVG" in Image(b"%PDF").render()
+    assert "must be a data:image/... URI" in Image("javascript:alert(1)").render()
+    assert "not a matplotlib figure" in Image.from_matplotlib(object()).render()
+    assert "<p>&lt;img src=x onerror=alert(1)&gt;</p>" in Markdown("<img src=x onerror=alert(1)>").render()
+    assert "<td>a</td>\n<td>b</td>" in Markdown("| x | y |\n|---|---|\n| a | b |").render()  # tables enabled
+    assert "is not a card component" in render_component("<b>plain string</b>")
+    assert "&lt;b&gt;plain string&lt;/b&gt;" in render_component("<b>plain string</b>")
+    assert "Object type list not supported" in Table.from_dataframe([1, 2]).render()

@@ -15,7 +15,8 @@ import traceback
 from typing import Any
 
 from mfc.cards.collector import CardCollector, CardSlot, warn
-from mfc.cards.html import short_repr
+from mfc.cards.components import CardComponent
+from mfc.cards.html import error_block, short_repr
 from mfc.cards.types import CardArtifact, CardTask, card_class, error_card
 from mfc.current import current
 
@@ -23,11 +24,10 @@ PREVIEW_MAX_STORED = 100 * 1024  # inherited artifacts larger than this (stored 
 
 
 def preload() -> None:
-    """Import what rendering needs (the components, Markdown's parser, the client's formatting),
+    """Import what rendering needs beyond this module (Markdown's parser, the client's formatting),
     for a process that forks the tasks of a flow with cards, so they need not import it each."""
     import markdown_it  # noqa: F401
 
-    import mfc.cards.components  # noqa: F401
     import mfc.client.render  # noqa: F401
 
 
@@ -63,6 +63,14 @@ def card_task(pathspec: str, attempt: int, flow: Any, artifacts: dict[str, list]
     return CardTask(pathspec, attempt, shown)
 
 
+class _Warning(CardComponent):
+    def __init__(self, message: str) -> None:
+        self._message = message
+
+    def render(self) -> str:
+        return error_block("@card WARNING", self._message)
+
+
 def _render_one(slot: CardSlot, task: CardTask, warnings: list[str]) -> str:
     cls = card_class(slot.type)
     if cls is None:
@@ -71,10 +79,8 @@ def _render_one(slot: CardSlot, task: CardTask, warnings: list[str]) -> str:
         known = ", ".join(sorted(CARD_TYPES))
         raise LookupError(f"no card type {slot.type!r} (known: {known})")
     card = cls(slot.attributes.get("options"), slot.components, warn=lambda m: warn(f"card {slot.card_id}: {m}"))
-    if warnings:
-        from mfc.cards.components import Error
-
-        card.components = [Error(RuntimeWarning(w), "@card WARNING") for w in warnings] + card.components
+    if warnings:  # as Metaflow does, what current.card warned about is shown in every card too
+        card.components = [_Warning(w) for w in warnings] + card.components
     html = card.render(task)
     if not isinstance(html, str):
         raise TypeError(f"{cls.__name__}.render returned a {type(html).__name__}, not a str")
