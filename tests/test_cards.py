@@ -381,3 +381,11 @@ def test_components_sniff_images_and_report_what_they_cannot_show() -> None:
     assert "is not a card component" in render_component("<b>plain string</b>")
     assert "&lt;b&gt;plain string&lt;/b&gt;" in render_component("<b>plain string</b>")
     assert "Object type list not supported" in Table.from_dataframe([1, 2]).render()
+
+
+def test_markdown_without_markdown_it_shows_the_text_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mfc.cards import Markdown
+
+    monkeypatch.setitem(sys.modules, "markdown_it", None)  # as in an image built without it
+    html = Markdown("# Title <b>x</b>").render()
+    assert "shown as plain text" in html and "<pre># Title &lt;b&gt;x&lt;/b&gt;</pre>" in html

@@ -65,8 +65,11 @@ class Markdown(CardComponent):
         self._text = textwrap.dedent(text) if text is not None else None
 
     def render(self) -> str:
-        from markdown_it import MarkdownIt
-
+        try:
+            from markdown_it import MarkdownIt
+        except ImportError:  # an image built without it: the text, unformatted, rather than nothing
+            note = "<div class='label'>markdown-it-py is not installed: shown as plain text</div>"
+            return f"<section class='markdown'>{note}<pre>{text(self._text or '')}</pre></section>"
         parser = MarkdownIt("commonmark", {"html": False}).enable("table")
         return f"<section class='markdown'>{parser.render(self._text or '')}</section>"
 

@@ -26,9 +26,12 @@ PREVIEW_MAX_STORED = 100 * 1024  # inherited artifacts larger than this (stored 
 def preload() -> None:
     """Import what rendering needs beyond this module (Markdown's parser, the client's formatting),
     for a process that forks the tasks of a flow with cards, so they need not import it each."""
-    import markdown_it  # noqa: F401
-
     import mfc.client.render  # noqa: F401
+
+    try:
+        import markdown_it  # noqa: F401
+    except ImportError:
+        pass  # Markdown then shows its text unformatted
 
 
 def start_cards(decorators: list[Any]) -> CardCollector:
