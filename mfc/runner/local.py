@@ -55,11 +55,10 @@ class ForkExecutor(Executor):
         self._closing = False
 
     def start(self) -> None:
+        from mfc.decorators import card_decorators
         from mfc.runner import task as task_module
 
         flow_cls, graph = self.flow_cls, self.graph
-        from mfc.decorators import card_decorators
-
         if any(card_decorators(getattr(flow_cls, name)) for name in graph.nodes):
             from mfc.cards.render import preload
 
