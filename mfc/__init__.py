@@ -12,6 +12,7 @@ from typing import Any
 from mfc.current import current
 from mfc.decorators import (
     batch,
+    card,
     catch,
     environment,
     project,
@@ -36,7 +37,7 @@ _CLIENT_NAMES = {
 
 __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
-    "retry", "catch", "timeout", "environment", "resources", "batch", "schedule",
+    "retry", "catch", "timeout", "environment", "resources", "batch", "card", "schedule",
     "project", "pypi", "pypi_base", "trigger", "trigger_on_finish", *sorted(_CLIENT_NAMES),
 ]
 

@@ -1,5 +1,5 @@
 """Step and flow decorators: ``@step``, ``@retry``, ``@catch``, ``@timeout``, ``@environment``,
-``@resources``, ``@batch``, ``@pypi`` on steps; ``@schedule``, ``@project``, ``@pypi_base``,
+``@resources``, ``@batch``, ``@pypi``, ``@card`` on steps; ``@schedule``, ``@project``, ``@pypi_base``,
 ``@trigger``, ``@trigger_on_finish`` on flows.
 
 Decorators only record their (validated) arguments on the function or class; the runner reads
@@ -25,6 +25,7 @@ class Decorator:
 
     name: str = ""
     defaults: dict[str, Any] = {}
+    allow_multiple = False  # True: a step may carry several (``@card``)
 
     def __init__(self, attributes: dict[str, Any] | None = None, *, where: str = "") -> None:
         unknown = sorted(set(attributes or {}) - set(self.defaults))
@@ -117,6 +118,34 @@ class BatchDecorator(Decorator):
                 self._number(key)
 
 
+class CardDecorator(Decorator):
+    """``@card(type="default", id=None, options={}, timeout=45)``: after the step succeeds, render
+    a card (an HTML report, see :mod:`mfc.cards`) and store it with the task. A step may carry
+    several, told apart by ``id``; ``type`` names a registered card type (unknown types give an
+    error card at render time, as in Metaflow)."""
+
+    name = "card"
+    defaults = {"type": "default", "id": None, "options": {}, "timeout": 45, "scope": "task", "rank": None,
+                "save_errors": True, "customize": False, "refresh_interval": 5}
+    allow_multiple = True
+
+    def validate(self) -> None:
+        from mfc.pathspec import is_valid
+
+        for key in ("type", "id"):
+            value = self.attributes[key]
+            if key == "id" and value is None:
+                continue
+            if not isinstance(value, str) or not is_valid(value, "task id"):
+                raise MfcError(f"{self.where}@card({key}={value!r}): expected a name of letters, digits, '_', "
+                               "'.' and '-', starting with a letter or digit")
+        if not isinstance(self.attributes["options"], dict):
+            raise MfcError(f"{self.where}@card(options=...) must be a dict")
+        self.attributes["timeout"] = self._number("timeout")
+        if self.attributes["timeout"] <= 0:
+            raise MfcError(f"{self.where}@card(timeout={self.attributes['timeout']!r}): must be greater than 0")
+
+
 class PypiDecorator(Decorator):
     name = "pypi"
     defaults = {"packages": {}, "python": None, "disabled": False}
@@ -165,7 +194,7 @@ class TriggerOnFinishDecorator(Decorator):
 STEP_DECORATORS: dict[str, type[Decorator]] = {
     cls.name: cls
     for cls in (RetryDecorator, CatchDecorator, TimeoutDecorator, EnvironmentDecorator,
-                ResourcesDecorator, BatchDecorator, PypiDecorator)
+                ResourcesDecorator, BatchDecorator, PypiDecorator, CardDecorator)
 }
 FLOW_DECORATORS: dict[str, type[Decorator]] = {
     cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator, TriggerDecorator,
@@ -210,9 +239,11 @@ def _make_step_decorator(cls: type[Decorator]) -> Callable:
             if not getattr(target, "is_step", False):
                 raise MfcError(f"{where}@{cls.name} must be placed above @step")
             target = cast(StepFunction, target)
-            if any(d.name == cls.name for d in target.decorators):
+            if any(d.name == cls.name for d in target.decorators) and not cls.allow_multiple:
                 raise MfcError(f"{where}@{cls.name} is applied twice to step {target.__name__}")
-            target.decorators.insert(0, cls(attributes, where=where))
+            made = cls(attributes, where=where)
+            _check_card_id(made, target, where)
+            target.decorators.insert(0, made)
             return target
 
         return apply(func) if func is not None else apply
@@ -248,6 +279,7 @@ environment = _make_step_decorator(EnvironmentDecorator)
 resources = _make_step_decorator(ResourcesDecorator)
 batch = _make_step_decorator(BatchDecorator)
 pypi = _make_step_decorator(PypiDecorator)
+card = _make_step_decorator(CardDecorator)
 schedule = _make_flow_decorator(ScheduleDecorator)
 project = _make_flow_decorator(ProjectDecorator)
 pypi_base = _make_flow_decorator(PypiBaseDecorator)
@@ -255,15 +287,28 @@ trigger = _make_flow_decorator(TriggerDecorator)
 trigger_on_finish = _make_flow_decorator(TriggerOnFinishDecorator)
 
 
+def _check_card_id(made: Decorator, target: StepFunction, where: str) -> None:
+    card_id = made.attributes.get("id") if made.name == "card" else None
+    if card_id is not None and any(d.name == "card" and d.attributes["id"] == card_id for d in target.decorators):
+        raise MfcError(f"{where}@card(id={card_id!r}) is used twice on step {target.__name__}; give each card its own id")
+
+
 def step_decorators(func: Callable) -> dict[str, Decorator]:
-    """The decorators recorded on a step function, by name."""
+    """The decorators recorded on a step function, by name (of several ``@card``, the last)."""
     return {d.name: d for d in getattr(func, "decorators", [])}
+
+
+def card_decorators(func: Callable) -> list[Decorator]:
+    """The ``@card`` decorators of a step function, top to bottom (empty for most steps)."""
+    return [d for d in getattr(func, "decorators", []) if d.name == "card"]
 
 
 def decorator_from_spec(spec: str) -> Decorator:
     """Parse a ``--with`` value like ``retry`` or ``retry:times=2,minutes_between_retries=0``."""
     name, _, args = spec.partition(":")
     cls = STEP_DECORATORS.get(name.strip())
+    if cls is CardDecorator:
+        raise MfcError(f"--with {spec}: --with card is not supported yet; write @card above the steps' @step")
     if cls is None:
         raise MfcError(f"--with {spec}: unknown decorator {name!r} (known: {', '.join(sorted(STEP_DECORATORS))})")
     attributes: dict[str, Any] = {}

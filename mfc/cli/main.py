@@ -29,6 +29,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
+    from mfc.cli.card import card_group
     from mfc.cli.cleanup import cleanup
     from mfc.cli.client import dump, tag
     from mfc.cli.config import config_group
@@ -44,7 +45,7 @@ def _register() -> None:
     from mfc.cli.verify import verify
 
     for command in (run, resume, show, check, logs, runs, package_group, dump, tag, cleanup, sandbox, image, lock,
-                    task_command, config_group, verify, sfn, schedule_command, event):
+                    task_command, config_group, verify, sfn, schedule_command, event, card_group):
         cli.add_command(command)
 
 
@@ -173,6 +174,9 @@ def run_flow_script(flow_cls: type) -> None:
     command, rest = rest[0], rest[1:]
     argv = [*global_opts, command, *rest, *_accepted_by(command, moved)]
     position = len(global_opts)
+    if command == "card":  # its pathspec takes the flow from common.SCRIPT_FLOW
+        main(argv, prog)
+        return
     if command in ("logs", "dump", "tag"):
         at = position + 2 if command == "tag" else position + 1
         if at < len(argv) and not argv[at].startswith("-") and not argv[at].startswith(flow_cls.__name__ + "/"):

@@ -19,6 +19,7 @@ FLOW_COMMANDS = {
     "logs": "Print the logs of a run, a step or a task: RUN_ID[/STEP[/TASK_ID]].",
     "dump": "Print the artifacts of a run, a step or a task: RUN_ID[/STEP[/TASK_ID]].",
     "tag": "Add, remove or list the user tags of a run: tag add RUN_ID TAG...",
+    "card": "Show, save or list a task's @card cards: card view|get|list RUN/STEP[/TASK] (or STEP).",
     "package": "Snapshot the flow's project into the datastore.",
     "lock": "Resolve the flow's dependencies into a lock file.",
 }

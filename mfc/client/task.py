@@ -232,6 +232,14 @@ class Task(ClientObject):
     def __iter__(self) -> Iterator[DataArtifact]:
         return iter(self.artifacts)
 
+    @property
+    def cards(self) -> Any:
+        """The latest attempt's ``@card`` cards (a list of :class:`mfc.cards.Card`; empty when the
+        step has none or the attempt failed)."""
+        from mfc.cards.client import task_cards
+
+        return task_cards(self)
+
     def _repr_html_(self) -> str:
         from mfc.client.render import task_html
 

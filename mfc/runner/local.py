@@ -55,9 +55,14 @@ class ForkExecutor(Executor):
         self._closing = False
 
     def start(self) -> None:
+        from mfc.decorators import card_decorators
         from mfc.runner import task as task_module
 
         flow_cls, graph = self.flow_cls, self.graph
+        if any(card_decorators(getattr(flow_cls, name)) for name in graph.nodes):
+            from mfc.cards.render import preload
+
+            preload()  # imported once here, the forked tasks render their cards without importing
 
         def run(spec: dict[str, Any]) -> int:
             return task_module.execute(TaskSpec.from_dict(spec), flow_cls, graph)

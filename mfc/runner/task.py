@@ -13,7 +13,7 @@ import traceback
 from typing import Any
 
 from mfc.current import current
-from mfc.decorators import project_info, step_decorators
+from mfc.decorators import card_decorators, project_info, step_decorators
 from mfc.exceptions import CaughtException, MfcError, TaskKilled, TimeoutException
 from mfc.graph import FlowGraph
 from mfc.parameters import flow_parameters
@@ -208,9 +208,15 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
     flow: Any = None
     ctx: TaskContext | None = None
     code = 0
+    cards = card_decorators(getattr(flow_cls, spec.step))
+    collector: Any = None
     try:
         os.environ.update(spec.environment)
         _bind_current(spec, flow_cls)
+        if cards:  # only then is mfc.cards imported: a step without @card pays nothing for cards
+            from mfc.cards.render import start_cards
+
+            collector = start_cards(cards)
         index, stack, inputs = _prepare(spec, graph, records, store, params)
         inherited = dict(index)
         record["foreach_stack"] = stack
@@ -248,6 +254,8 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
             record.update(ending=Ending.FAILED, exception=info)
             code = 1
+    if collector is not None and record["ending"].succeeded:
+        record["cards"] = _render_cards(collector, spec, flow, record["artifacts"], store, records)
     result = TaskRecord(spec.pathspec, spec.attempt, started_at=round(started, 3), finished_at=round(time.time(), 3),
                         origin_run_id=spec.origin_run_id, extra=queue_times(spec.submitted_at, started), **record)
     sys.stdout.flush()
@@ -262,6 +270,21 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
     if result.ending.succeeded or spec.is_last_attempt:
         records.write_final(spec.run_id, spec.step, spec.task_id, spec.attempt)
     return code
+
+
+def _render_cards(collector: Any, spec: TaskSpec, flow: Any, artifacts: dict[str, list], store: ArtifactStore,
+                  records: TaskRecords) -> list[dict]:
+    """The step's cards, stored; none (with a warning) when even storing them fails, since a
+    card never fails its task."""
+    from mfc.cards.collector import warn
+    from mfc.cards.render import card_task, finish_cards
+
+    try:
+        task = card_task(spec.pathspec, spec.attempt, flow, artifacts, store)
+        return finish_cards(collector, task, records, spec.run_id, spec.step, spec.task_id, spec.attempt)
+    except Exception as exc:  # noqa: BLE001 - a card is a report on the task, not part of its result
+        warn(f"the cards of {spec.pathspec} were not stored: {type(exc).__name__}: {exc}")
+        return []
 
 
 def _partial(flow: Any, ctx: TaskContext | None, store: ArtifactStore, step: str, inherited: dict[str, list]) -> dict[str, list]:

@@ -57,6 +57,9 @@ class TaskRecord:
     finished_at: float | None = None
     origin_run_id: str | None = None
     origin_pathspec: str | None = None
+    # The attempt's @card cards: {"id", "type", "key" (the HTML blob's key)}; left out of the JSON
+    # when there are none, so a record without cards reads as it did before cards existed.
+    cards: list[dict] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know: kept as they are
     format: int = FORMAT
 
@@ -80,6 +83,8 @@ class TaskRecord:
         for optional in ("caught", "started_at", "origin_pathspec"):
             if data[optional] is None:
                 del data[optional]
+        if not data["cards"]:
+            del data["cards"]
         return data
 
     def to_json(self) -> bytes:
@@ -95,6 +100,7 @@ class TaskRecord:
         values.setdefault("pathspec", "")
         values.setdefault("attempt", 0)
         values["foreach_stack"] = list(values.get("foreach_stack") or [])
+        values["cards"] = [dict(c) for c in values.get("cards") or [] if isinstance(c, dict)]
         values["format"] = int(data.get("format", 0))
         return cls(**values, extra=extra)
 
