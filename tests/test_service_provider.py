@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from service_support import running_service
 from support import clean_env, describe, flow_path, mfc, mfc_executable, run_flow
 
