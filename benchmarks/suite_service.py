@@ -150,4 +150,18 @@ def _runs_page(ctx: Any) -> Figure:
     return figure
 
 
-SERVICE_BENCHMARKS = {"service": bench_service}
+def bench_cards(ctx: Any) -> list[Figure]:
+    """@card's cost per task: a 20-task foreach with and without a default card (interleaved)."""
+    from cards import TASKS as CARD_TASKS
+    from cards import measure
+
+    result = measure(ctx.n(5, 1))
+    plain, carded = result["without @card"], result["with @card"]
+    figure = Figure("@card, added per task (20-task foreach)", (carded - plain) / CARD_TASKS, "s", goal=0.010,
+                    metaflow_note="no counterpart" if ctx.metaflow else ctx.metaflow_note)
+    figure.details.append(f"without @card {plain:.3f} s, with a default card on every task {carded:.3f} s (medians, "
+                          "interleaved); a task without @card does no card work at all")
+    return [figure]
+
+
+SERVICE_BENCHMARKS = {"service": bench_service, "cards": bench_cards}
