@@ -8,6 +8,7 @@ what is wrong, an unexpected exception 500 with a short detail (and logged with 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -74,7 +75,7 @@ class _TooLarge(Exception):
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = ('{"detail":"request body larger than %d bytes"}' % limit).encode()
+    body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -50,8 +50,10 @@ def insert_ignore(conn: Connection, table: Any, values: Mapping[str, Any] | Sequ
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(values).on_conflict_do_nothing()
-    return int(conn.execute(statement).rowcount or 0)
+    # RETURNING counts the rows inserted: psycopg's rowcount is -1 for INSERT ... ON CONFLICT
+    first = next(iter(table.primary_key.columns))
+    statement = insert(table).values(values).on_conflict_do_nothing().returning(first)
+    return len(conn.execute(statement).all())
 
 
 def _row_values(flow: str, run_id: str, info: dict[str, Any], created_at: float) -> dict[str, Any]:
