@@ -11,8 +11,21 @@ processes on one database.
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, Column, Float, ForeignKeyConstraint, Index, Integer, MetaData,
-                        PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+                        JSON,
+                        Boolean,
+                        Column,
+                        Float,
+                        ForeignKeyConstraint,
+                        Index,
+                        Integer,
+                        MetaData,
+                        PrimaryKeyConstraint,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -40,6 +53,7 @@ runs = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("flow", "run_id", name="uq_runs_flow_run"),
     Index("ix_runs_flow_created", "flow", "created_at"),
+    Index("ix_runs_version", "version"),  # max(version): what live readers poll
 )
 
 # One row a task attempt: registered when it starts (``record`` None, ``ending`` None) and
