@@ -49,3 +49,23 @@ def test_a_step_functions_run_records_in_the_service_from_its_batch_jobs(sandbox
         deleted = mfc(None, "sfn", "delete", str(flow), env=env, cwd=flow.parent, timeout=120)
         assert deleted.returncode == 0, describe(deleted)
         assert client.get("/api/v1/deployments")["deployments"] == []
+
+
+def test_tasks_in_local_containers_register_in_the_service(tmp_path, root):
+    from docker_helpers import base_image_tag, require_docker, require_image
+    from support import flow_path, run_flow
+
+    engine = require_docker()
+    require_image(engine, base_image_tag())
+    engine.close()
+    with running_service("sqlite:///" + str(tmp_path / "service.db"), tmp_path) as service:
+        env = {"MFC_METADATA": "service", "MFC_SERVICE_URL": service.url, "MFC_SERVICE_TOKEN": service.token}
+        _, run_id = run_flow(root, flow_path("linear"), extra=("--local-docker", "--image", base_image_tag()),
+                             env=env, timeout=300)
+        client = ServiceClient(service.url, service.token, retries=1)
+        assert client.get(f"/api/v1/flows/LinearFlow/runs/{run_id}")["status"] == "succeeded"
+        steps = client.get(f"/api/v1/flows/LinearFlow/runs/{run_id}/steps")["steps"]
+        assert steps and all(s["counts"].get("ok") == s["tasks"] for s in steps), steps
+        [task] = client.get(f"/api/v1/flows/LinearFlow/runs/{run_id}/steps/start/tasks")["tasks"]
+        attempt = client.get(f"/api/v1/flows/LinearFlow/runs/{run_id}/steps/start/tasks/{task['task_id']}/attempts/0")
+        assert attempt["started_at"] and attempt["record"]["ending"] == "ok"

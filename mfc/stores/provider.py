@@ -51,8 +51,9 @@ class MetadataProvider(abc.ABC):
 
     def task_environment(self) -> dict[str, str]:
         """Variables a run exports to its tasks (processes, containers, Batch jobs) so that they
-        record through this provider too: none for the local one."""
-        return {}
+        record through this provider too (the local one says so, overriding an ``MFC_METADATA``
+        of the environment that the run fell back from)."""
+        return {"MFC_METADATA": "local"}
 
     # -- runs ---------------------------------------------------------------------------------
     @abc.abstractmethod

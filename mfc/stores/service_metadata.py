@@ -110,7 +110,10 @@ class ServiceMetadata(BlobMetadata):
 
     def finish_run(self, flow: str, run_id: str, status: str, info: dict[str, Any] | None = None) -> None:
         super().finish_run(flow, run_id, status, info)
-        self.client.put(_run_path(flow, run_id, "final"), {**(info or {}), "status": status})
+        try:
+            self.client.put(_run_path(flow, run_id, "final"), {**(info or {}), "status": status})
+        except ServiceError as exc:  # the datastore's final record stands: the run's outcome is not lost
+            warn(f"{exc}; run {flow}/{run_id} ended {status}, recorded in the datastore but not in the metadata service")
 
     def _record_end(self, flow: str, run_id: str, state: RunState, execution: dict[str, Any]) -> None:
         super()._record_end(flow, run_id, state, execution)
