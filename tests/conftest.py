@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from docker_helpers import base_image_tag, docker_required, require_docker, require_image
 from moto_server import MotoServer, free_ports
+from service_support import db_url  # noqa: F401 - the fixture: a service database, SQLite and PostgreSQL
 
 from mfc.sandbox import registry as sandbox_registry
 

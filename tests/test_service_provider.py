@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from service_support import db_url, running_service  # noqa: F401 - db_url: the fixture (SQLite, PostgreSQL)
+from service_support import running_service
 from support import clean_env, describe, flow_path, mfc, mfc_executable, run_flow
 
 from mfc.stores.blob import open_blob_store
