@@ -202,6 +202,13 @@ def test_tags_change_in_the_service_too(db_url, tmp_path, root):
         proc = mfc(root, "tag", "add", f"LinearFlow/{run_id}", "golden", env=_env(service))
         assert proc.returncode == 0, describe(proc)
         assert "golden" in _client(service).get(f"/api/v1/flows/LinearFlow/runs/{run_id}")["tags"]
+        reader = {**_env(service), "MFC_SERVICE_TOKEN": service.read_only_token}
+        listed = mfc(root, "runs", flow_path("linear"), env=reader)
+        assert listed.returncode == 0 and run_id in listed.stdout, describe(listed)
+        refused = mfc(root, "tag", "add", f"LinearFlow/{run_id}", "silver", env=reader)
+        assert refused.returncode == 2 and "403" in refused.stderr and "Traceback" not in refused.stderr, describe(refused)
+        shown = mfc(root, "tag", "list", f"LinearFlow/{run_id}")  # the datastore's own tags: unchanged
+        assert "golden" in shown.stdout and "silver" not in shown.stdout, describe(shown)
 
 
 def test_config_show_does_not_print_the_token(tmp_path):

@@ -137,10 +137,15 @@ class ServiceMetadata(BlobMetadata):
 
     def update_tags(self, flow: str, run_id: str, add: Iterable[str] = (), remove: Iterable[str] = (),
                     check: Callable[[list[str], list[str]], None] | None = None) -> list[str]:
+        """Checked by ``check`` and then by the service (which refuses a read-only token) before the
+        datastore's tags change; the service then holds what the datastore has."""
         add, remove = list(add), list(remove)
-        tags = super().update_tags(flow, run_id, add, remove, check)
+        if check is not None:
+            current = self.run(flow, run_id) or {}
+            before = list(current.get("tags") or [])
+            check(sorted((set(before) - set(remove)) | set(add)), before)
         self.client.post(_run_path(flow, run_id, "tags"), {"add": add, "remove": remove})
-        return tags
+        return super().update_tags(flow, run_id, add, remove, check)
 
     # -- reads: from the service ----------------------------------------------------------------
     def run(self, flow: str, run_id: str) -> dict[str, Any] | None:
