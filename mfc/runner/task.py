@@ -263,12 +263,11 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
     why = run_ended(blobs, spec)
     if why is not None:
         return _refuse_late(spec, why)
-    if not records.write(spec.run_id, spec.step, spec.task_id, spec.attempt, result):
+    final = result.ending.succeeded or spec.is_last_attempt
+    if not records.finish(spec.run_id, spec.step, spec.task_id, spec.attempt, result, final):
         print(f"error: task {spec.pathspec} attempt {spec.attempt} already has a record (its end was recorded "
               "first by the run); this attempt's own result is not recorded", file=sys.stderr, flush=True)
         return LATE_EXIT_CODE
-    if result.ending.succeeded or spec.is_last_attempt:
-        records.write_final(spec.run_id, spec.step, spec.task_id, spec.attempt)
     return code
 
 

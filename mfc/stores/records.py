@@ -88,6 +88,15 @@ class TaskRecords:
         """Note that an attempt started: nothing to do in the datastore (its logs show it); the
         service provider's records tell the service."""
 
+    def finish(self, run_id: str, step: str, task_id: str, attempt: int, record: TaskRecord, final: bool) -> bool:
+        """Write an attempt's record (create-only, as :meth:`write`) and, with ``final``, name it
+        the attempt that ended the task; False (and nothing written) if it had a record already."""
+        if not self.write(run_id, step, task_id, attempt, record):
+            return False
+        if final:
+            self.write_final(run_id, step, task_id, attempt)
+        return True
+
     def write_many(self, run_id: str, entries: list[tuple[str, str, int, TaskRecord]]) -> list[bool]:
         """Write several attempts' records ``(step, task_id, attempt, record)`` in one batch,
         each create-only as :meth:`write`; whether each was written."""

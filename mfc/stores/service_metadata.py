@@ -231,6 +231,15 @@ class ServiceTaskRecords(TaskRecords):
             self._mirror(run_id, [self._entry(run_id, step, task_id, attempt, record)])
         return written
 
+    def finish(self, run_id: str, step: str, task_id: str, attempt: int, record: TaskRecord, final: bool) -> bool:
+        """The datastore's record and final pointer, then both to the service in one request."""
+        if not TaskRecords.write(self, run_id, step, task_id, attempt, record):
+            return False
+        if final:
+            TaskRecords.write_final(self, run_id, step, task_id, attempt)
+        self._mirror(run_id, [{**self._entry(run_id, step, task_id, attempt, record), "final": final}])
+        return True
+
     def write_many(self, run_id: str, entries: list[tuple[str, str, int, TaskRecord]]) -> list[bool]:
         written = super().write_many(run_id, entries)
         sent = [self._entry(run_id, s, t, a, r) for (s, t, a, r), w in zip(entries, written, strict=True) if w]
