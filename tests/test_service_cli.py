@@ -59,6 +59,9 @@ def test_database_from_the_setting_and_the_default(tmp_path):
     (tmp_path / "project" / ".mfc").mkdir(parents=True)
     assert mfc("service", "token", "create", cwd=tmp_path / "project").returncode == 0
     assert (tmp_path / "project" / ".mfc" / "service.db").exists()
+    (tmp_path / "bare").mkdir()  # no datastore yet: made where `mfc run` would make it
+    assert mfc("service", "token", "create", cwd=tmp_path / "bare").returncode == 0
+    assert (tmp_path / "bare" / ".mfc" / "service.db").exists()
 
 
 def test_service_starts_answers_and_says_how_to_make_a_token(tmp_path):

@@ -12,6 +12,7 @@ The database is ``--db``, else the ``service_db`` setting (``MFC_SERVICE_DB``), 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import time
 from typing import Any
@@ -34,7 +35,10 @@ def _open(db_url: str | None, migrate: bool = True) -> Any:
     from mfc.service.db import default_db_url, open_database
 
     config = Config()
-    url = db_url or config["service_db"] or default_db_url(config)
+    url = db_url or config["service_db"]
+    if not url:  # the default file: its directory is the local datastore, made as `mfc run` makes it
+        url = default_db_url(config)
+        os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")), exist_ok=True)
     return open_database(url, migrate=migrate), config
 
 
