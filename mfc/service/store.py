@@ -69,7 +69,7 @@ def _insert_run(db: Database, values: dict[str, Any]) -> bool:
     try:
         with db.write() as conn:
             conn.execute(runs.insert().values(**values))
-            pk = conn.execute(select(runs.c.id).where(runs.c.flow == values["flow"],
+            pk: int = conn.execute(select(runs.c.id).where(runs.c.flow == values["flow"],
                                                       runs.c.run_id == values["run_id"])).scalar_one()
             bump(conn, pk)
     except IntegrityError:
