@@ -308,3 +308,18 @@ def test_queued_run_with_live_local_driver_is_running_even_when_old(service):  #
         run_id = new_run(api, flow, {"driver": driver})
         api.put(f"{API}/flows/{flow}/runs/{run_id}/lease", json=lease_record(driver, now=time.time() - 3600))
         assert api.get(f"{API}/flows/{flow}/runs/{run_id}").json()["status"] == "running"
+
+
+def test_values_that_cannot_be_stored_or_read_back_are_refused(service):  # noqa: F811
+    flow = unique()
+    headers = {"Content-Type": "application/json"}
+    with client(service) as api:
+        run_id = new_run(api, flow)
+        run = f"{API}/flows/{flow}/runs/{run_id}"
+        for body in (b'{"expires_at": 1e300}', b'{"refreshed_at": -Infinity}', b'{"host": "a\\u0000"}'):
+            answer = api.put(f"{run}/lease", content=body, headers=headers)
+            assert answer.status_code == 422, body
+        assert api.post(f"{API}/flows/{flow}/runs", content=b'{"info": {"x": NaN}}', headers=headers).status_code == 422
+        driver = {"info": {"driver": {"pid": 1, "host": "h", "timeout": -1e300}}}
+        assert api.post(f"{API}/flows/{flow}/runs", json=driver).status_code == 422
+        assert api.get(run).status_code == 200
