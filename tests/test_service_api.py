@@ -88,6 +88,9 @@ def test_listing_by_ids_and_pages(service):  # noqa: F811
         assert [r["run_id"] for r in failed] == ["r003"]
         running = api.get(f"{API}/flows/{flow}/runs", params={"status": "running", "limit": 100}).json()["runs"]
         assert len(running) == 24
+        mixed = [new_run(api, flow, run_id=i) for i in ("r-a", "r.a", "rBa", "r_a", "rza")]
+        listed = api.get(f"{API}/flows/{flow}/run-ids").json()["run_ids"]
+        assert [i for i in listed if i in mixed] == sorted(mixed, reverse=True)  # byte order, as the local provider
         gold = api.get(f"{API}/flows/{flow}/runs", params={"tag": "gold"}).json()["runs"]
         assert [r["run_id"] for r in gold] == ["r004"]
         assert api.get(f"{API}/flows/{flow}/runs", params={"status": "bogus"}).status_code == 400
