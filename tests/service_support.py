@@ -55,8 +55,8 @@ def _pg_setup() -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         _pg_unavailable(str(exc))
     if proc.returncode != 0:
-        _pg_unavailable((proc.stderr or proc.stdout).strip().splitlines()[-1:] and
-                        (proc.stderr or proc.stdout).strip().splitlines()[-1] or "pg-up.sh failed")
+        said = (proc.stderr or proc.stdout).strip().splitlines()
+        _pg_unavailable(said[-1] if said else "pg-up.sh failed")
     try:
         _pg_admin("SELECT 1")
     except Exception as exc:  # noqa: BLE001
@@ -140,3 +140,13 @@ def client(service: SimpleNamespace, token: str | None = "", **kwargs: Any) -> h
     token = service.token if token == "" else token
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=service.url, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def service(db_url: str, tmp_path_factory: Any) -> Iterator[SimpleNamespace]:
+    """A running service for one test module (on each database backend); ``root``: the
+    datastore directory it may read logs and cards from."""
+    root = tmp_path_factory.mktemp("datastore")
+    with running_service(db_url, root, datastore_roots=[str(root)]) as running:
+        running.root = str(root)
+        yield running

@@ -12,6 +12,7 @@ The database is ``--db``, else the ``service_db`` setting (``MFC_SERVICE_DB``), 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import time
 from typing import Any
@@ -34,7 +35,10 @@ def _open(db_url: str | None, migrate: bool = True) -> Any:
     from mfc.service.db import default_db_url, open_database
 
     config = Config()
-    url = db_url or config["service_db"] or default_db_url(config)
+    url = db_url or config["service_db"]
+    if not url:  # the default file: its directory is the local datastore, made as `mfc run` makes it
+        url = default_db_url(config)
+        os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")), exist_ok=True)
     return open_database(url, migrate=migrate), config
 
 
@@ -73,8 +77,8 @@ def service(ctx: click.Context, db_url: str | None, host: str, port: int, datast
     app = create_app(db, config, roots)
     click.echo(f"mfc service on http://{host}:{port} (database: {db.url})")
     if not has_tokens(db):
-        click.echo(f"no API tokens yet: make one with `mfc service token create --db '{db.url}'`"
-                   if db_url else "no API tokens yet: make one with `mfc service token create`")
+        click.echo("no API tokens yet: make one with `mfc service token create"
+                   + (" --db URL` (the same URL)" if db_url else "`"))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     server.run()
     if not server.started:

@@ -46,10 +46,9 @@ def bump(conn: Connection, run_pk: int) -> None:
 
 def insert_ignore(conn: Connection, table: Any, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
     """INSERT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL); the number of rows inserted."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     # RETURNING counts the rows inserted: psycopg's rowcount is -1 for INSERT ... ON CONFLICT
     first = next(iter(table.primary_key.columns))
     statement = insert(table).values(values).on_conflict_do_nothing().returning(first)
@@ -70,7 +69,7 @@ def _insert_run(db: Database, values: dict[str, Any]) -> bool:
     try:
         with db.write() as conn:
             conn.execute(runs.insert().values(**values))
-            pk = conn.execute(select(runs.c.id).where(runs.c.flow == values["flow"],
+            pk: int = conn.execute(select(runs.c.id).where(runs.c.flow == values["flow"],
                                                       runs.c.run_id == values["run_id"])).scalar_one()
             bump(conn, pk)
     except IntegrityError:
@@ -112,9 +111,11 @@ def run_row(db: Database | Connection, flow: str, run_id: str) -> Mapping[str, A
     """The run's row, None if there is none."""
     query = select(runs).where(runs.c.flow == flow, runs.c.run_id == run_id)
     if isinstance(db, Connection):
-        return db.execute(query).mappings().first()
+        found: Any = db.execute(query).mappings().first()
+        return found
     with db.read() as conn:
-        return conn.execute(query).mappings().first()
+        found = conn.execute(query).mappings().first()
+        return found
 
 
 def run_pk(conn: Connection, flow: str, run_id: str, lock: bool = False) -> int:
@@ -135,17 +136,23 @@ def activity(conn: Connection, pks: Sequence[int]) -> dict[int, float]:
     newest = func.max(func.coalesce(attempts.c.finished_at, attempts.c.started_at))
     rows = conn.execute(select(attempts.c.run, newest).where(attempts.c.run.in_(list(pks)))
                         .group_by(attempts.c.run)).all()
-    return {int(pk): float(at) for pk, at in rows if at is not None}
+    return {int(row[0]): float(row[1]) for row in rows if row[1] is not None}
 
 
-def order_key() -> list[Any]:
+def run_id_bytes(db: Database) -> Any:
+    """The run id column compared byte by byte, as Python compares strings (PostgreSQL would
+    otherwise use its locale's collation, which orders '-', '.' and case differently)."""
+    return runs.c.run_id.collate("C") if db.dialect == "postgresql" else runs.c.run_id
+
+
+def order_key(db: Database) -> list[Any]:
     """Newest first, as ``BlobMetadata.run_ids``: by (length, id) descending."""
-    return [func.length(runs.c.run_id).desc(), runs.c.run_id.desc()]
+    return [func.length(runs.c.run_id).desc(), run_id_bytes(db).desc()]
 
 
 def run_ids(db: Database, flow: str) -> list[str]:
     with db.read() as conn:
-        return list(conn.execute(select(runs.c.run_id).where(runs.c.flow == flow).order_by(*order_key())).scalars())
+        return list(conn.execute(select(runs.c.run_id).where(runs.c.flow == flow).order_by(*order_key(db))).scalars())
 
 
 def page(db: Database, flow: str, limit: int, before: str | None,
@@ -156,13 +163,13 @@ def page(db: Database, flow: str, limit: int, before: str | None,
     query = select(runs).where(runs.c.flow == flow)
     if before is not None:
         size = func.length(runs.c.run_id)
-        query = query.where(or_(size < len(before), and_(size == len(before), runs.c.run_id < before)))
+        query = query.where(or_(size < len(before), and_(size == len(before), run_id_bytes(db) < before)))
     if final_status == "none":
         query = query.where(runs.c.final_status.is_(None))
     elif final_status is not None:
         query = query.where(runs.c.final_status == final_status)
     with db.read() as conn:
-        rows = list(conn.execute(query.order_by(*order_key()).limit(limit)).mappings())
+        rows = list(conn.execute(query.order_by(*order_key(db)).limit(limit)).mappings())
         return rows, activity(conn, [row["id"] for row in rows])
 
 
