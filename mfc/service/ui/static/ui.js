@@ -1,0 +1,68 @@
+// mfc UI: live fragments over server-sent events, and the buttons' POSTs. No framework, no build.
+(function () {
+  "use strict";
+  var main = document.getElementById("main");
+
+  function fragmentUrl() {
+    var url = new URL(window.location.href);
+    url.searchParams.set("fragment", "main");
+    return url.toString();
+  }
+
+  var fetching = false;
+  var again = false;
+  function refresh() {
+    if (fetching) { again = true; return; }
+    fetching = true;
+    fetch(fragmentUrl(), { credentials: "same-origin", headers: { "X-MFC-UI": "1" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html !== null) {
+          main.innerHTML = html;
+          main.dispatchEvent(new CustomEvent("mfc:updated"));
+        }
+      })
+      .catch(function () {})
+      .finally(function () { fetching = false; if (again) { again = false; refresh(); } });
+  }
+
+  if (main && main.dataset.events && window.EventSource) {
+    var source = new EventSource(main.dataset.events);
+    source.addEventListener("change", refresh);
+    source.addEventListener("end", function () { refresh(); source.close(); });
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+  if (main && main.dataset.refresh) {
+    var timer = setInterval(function () {
+      refresh();
+    }, parseInt(main.dataset.refresh, 10));
+    main.addEventListener("mfc:updated", function () {
+      if (!main.querySelector("[data-live]")) { clearInterval(timer); }
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-post]");
+    if (!button) { return; }
+    event.preventDefault();
+    if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) { return; }
+    var out = button.parentElement.querySelector("output");
+    button.disabled = true;
+    fetch(button.dataset.post, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-MFC-UI": "1" },
+      body: button.dataset.body || "{}"
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) { return { ok: r.ok, body: body }; });
+    }).then(function (res) {
+      if (!out) { return; }
+      out.classList.toggle("error", !res.ok);
+      if (!res.ok) { out.textContent = res.body.detail || "refused"; return; }
+      var b = res.body;
+      out.textContent = b.run_id ? "started run " + b.run_id + (b.execution_arn ? " (" + b.execution_arn + ")" : "")
+        : (b.execution_arn ? "stopping " + b.execution_arn : "done");
+    }).catch(function (e) {
+      if (out) { out.classList.add("error"); out.textContent = String(e); }
+    }).finally(function () { button.disabled = false; });
+  });
+})();
