@@ -40,6 +40,7 @@ runs = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("flow", "run_id", name="uq_runs_flow_run"),
     Index("ix_runs_flow_created", "flow", "created_at"),
+    Index("ix_runs_version", "version"),  # max(version): what live readers poll
 )
 
 # One row a task attempt: registered when it starts (``record`` None, ``ending`` None) and
