@@ -6,8 +6,8 @@ Statuses come from the service's merged run (:mod:`mfc.service.runs`), never fro
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -35,7 +35,8 @@ def merger(request: Request) -> views.Merge:
     def merge(row: Row, activity: float | None) -> dict[str, Any]:
         from mfc.service.runs import merged_run
 
-        mapping, now = row._mapping, time.time()
+        mapping = cast(Mapping[str, Any], row._mapping)
+        now = time.time()
         if executions is not None:
             return executions.merged(mapping, now, activity)
         return merged_run(mapping, now, activity)
@@ -163,7 +164,7 @@ def task_page(request: Request, flow: str, run_id: str, step: str, task_id: str,
         row = None if _bad_parts(flow=flow, run_id=run_id, step=step, task_id=task_id) \
             else queries.run_row(conn, flow, run_id)
         attempts = queries.task_attempts(conn, row.id, step, task_id) if row is not None else []
-        if not attempts:
+        if row is None or not attempts:
             return not_found(request, who, f"The service has no task {flow}/{run_id}/{step}/{task_id}.")
         context = views.task_context(conn, row, attempts, merger(request), time.time(), attempt,
                                      log_reader(request), _card_url(flow, run_id))

@@ -91,8 +91,9 @@ def foreach_splits(conn: Connection, run_pk: int, steps: Sequence[str]) -> dict[
         attempts.c.run == run_pk, attempts.c.step.in_(list(steps)), attempts.c.record.is_not(None),
         attempts.c.final.is_(True))).all()
     splits: dict[str, int] = {}
-    for step, record in rows:
-        split = (record or {}).get("foreach") or {}
+    for row in rows:
+        step, record = str(row.step), row.record if isinstance(row.record, dict) else {}
+        split = record.get("foreach") or {}
         if isinstance(split.get("num_splits"), int):
             splits[step] = splits.get(step, 0) + split["num_splits"]
     return splits

@@ -57,7 +57,7 @@ def timeline(spans: Iterable[AttemptSpan], step_order: Sequence[str], start: flo
     origin = min([start, *(float(s.started_at) for s in shown if s.started_at is not None)])
     span = max([*ends, origin]) - origin or 1e-9
     groups: dict[str, list[Bar]] = {}
-    for s, end in zip(shown, ends):
+    for s, end in zip(shown, ends, strict=True):
         begin = float(s.started_at or origin)
         seconds = max(end - begin, 0.0)
         groups.setdefault(s.step, []).append(Bar(

@@ -11,7 +11,15 @@ from typing import Any
 from sqlalchemy.engine import Connection, Row
 
 from mfc.service.ui import queries
-from mfc.service.ui.dag import NODE_HEIGHT, NODE_WIDTH, STATUS_FILL, TaskState, layout, step_views, task_status
+from mfc.service.ui.dag import (
+    NODE_HEIGHT,
+    NODE_WIDTH,
+    STATUS_FILL,
+    TaskState,
+    layout,
+    step_views,
+    task_status,
+)
 from mfc.service.ui.timeline import AttemptSpan, timeline
 from mfc.taskid import sort_key
 
@@ -41,7 +49,7 @@ def run_context(conn: Connection, row: Row, merge: Merge, now: float, can_write:
     activity = max((max(a.started_at or 0.0, a.finished_at or 0.0) for a in attempts), default=None)
     run = merge(row, activity)
     ended = run["status"] != "running"
-    graph = run.get("graph") if isinstance(run.get("graph"), dict) else {}
+    graph: dict[str, Any] = dict(run["graph"]) if isinstance(run.get("graph"), dict) else {}
     latest: dict[str, dict[str, Row]] = {}
     for a in attempts:  # ordered by attempt: the last one seen is the task's latest
         latest.setdefault(a.step, {})[a.task_id] = a
@@ -52,7 +60,7 @@ def run_context(conn: Connection, row: Row, merge: Merge, now: float, can_write:
     views = step_views(graph, tasks, queries.foreach_splits(conn, row.id, foreach_steps), ended)
     dag = layout(graph)
     order = sorted(dag.nodes, key=lambda n: (dag.nodes[n].layer, dag.nodes[n].column))
-    end = run.get("finished_at") if ended and run.get("finished_at") else now
+    end = float(run["finished_at"]) if ended and run.get("finished_at") else now
     spans = [AttemptSpan(a.step, a.task_id, a.attempt, a.started_at, a.finished_at, a.ending) for a in attempts]
     steps = []
     for name in order:
@@ -64,10 +72,10 @@ def run_context(conn: Connection, row: Row, merge: Merge, now: float, can_write:
                                 for t, a in sorted(by_task.items(), key=lambda kv: sort_key(kv[0]))],
                       "started_at": min(starts, default=None),
                       "duration": (max(ends) - min(starts)) if starts else None})
-    parameters = run.get("parameters") if isinstance(run.get("parameters"), dict) else {}
+    parameters: dict[str, Any] = run["parameters"] if isinstance(run.get("parameters"), dict) else {}
     return {"run": run, "driver": driver_kind(run), "dag": dag, "views": views, "fills": STATUS_FILL,
             "node_w": NODE_WIDTH, "node_h": NODE_HEIGHT, "steps": steps, "task_links": TASK_LINKS,
-            "timeline": timeline(spans, order, float(row.created_at), float(end)),
+            "timeline": timeline(spans, order, float(row.created_at), end),
             "parameters": [(k, short(v)) for k, v in sorted(parameters.items())],
             "can_terminate": can_write and not ended and driver_kind(run) == "sfn"}
 
