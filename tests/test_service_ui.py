@@ -1,0 +1,212 @@
+"""The web UI in a real browser (the system Chromium, driven by playwright) against a real
+service: live updates while a run goes on, a failed step's colour, a card in its sandboxed frame,
+no write buttons for a read-only token, and the Trigger button starting a Step Functions
+execution in the sandbox. Each scenario writes a screenshot to tests/.screenshots/."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+from service_support import client, running_service, unique
+from ui_support import (BRANCH_GRAPH, CHROMIUM, FOREACH_GRAPH, create_run, finish_run, finish_task, log_in,
+                        need_chromium, run_info, screenshot, start_task)
+
+from mfc.service.ui.dag import STATUS_FILL
+from mfc.stores.taskrecord import Ending
+
+WAIT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds")
+    with running_service(f"sqlite:///{root}/service.db", root, datastore_roots=[str(root)]) as svc:
+        svc.root = str(root)
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def browser():
+    need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page_for(browser):
+    """``page_for(service, token)``: a fresh browser context logged in with that token."""
+    contexts = []
+
+    def make(service, token):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        log_in(page, service.url, token)
+        return page
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def node(page, step):
+    return page.locator(f'svg.dag g.node[data-step="{step}"]')
+
+
+def test_a_run_page_follows_the_run_without_reloading(service, page_for):
+    flow = unique("Live")
+    with client(service) as c:
+        run_id = create_run(c, flow, run_info(FOREACH_GRAPH))
+        finish_task(c, flow, run_id, "start", "start", foreach={"var": "letters", "num_splits": 3, "split": "k"})
+        started = start_task(c, flow, run_id, "body", "body-0", index=0, item="'p'")
+        page = page_for(service, service.token)
+        page.goto(f"{service.url}/flows/{flow}/runs/{run_id}")
+        page.evaluate("window.__notReloaded = true")
+        assert node(page, "body").get_attribute("data-status") == "running"
+        assert "0/3 tasks" in node(page, "body").text_content()
+        assert node(page, "join").get_attribute("data-status") == "pending"
+        screenshot(page, "live-1-running")
+
+        finish_task(c, flow, run_id, "body", "body-0", index=0, item="'p'", started=started)
+        finish_task(c, flow, run_id, "body", "body-1", index=1, item="'q'")
+        expect(node(page, "body").locator("text.caption")).to_have_text("2/3 tasks", timeout=WAIT_MS)
+        assert node(page, "body").get_attribute("data-status") == "running"
+        screenshot(page, "live-2-two-of-three")
+
+        finish_task(c, flow, run_id, "body", "body-2", index=2, item="'r'")
+        finish_task(c, flow, run_id, "join", "join")
+        finish_task(c, flow, run_id, "end", "end")
+        finish_run(c, flow, run_id, "succeeded")
+    expect(page.locator("h1 .badge")).to_have_text("succeeded", timeout=WAIT_MS)
+    assert "3/3 tasks" in node(page, "body").text_content()
+    assert node(page, "end").get_attribute("data-status") == "succeeded"
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.locator(".tl-bar").count() == 6
+    screenshot(page, "live-3-succeeded")
+
+
+def test_a_failed_step_is_drawn_in_the_failed_colour(service, page_for):
+    flow = unique("Failed")
+    with client(service) as c:
+        run_id = create_run(c, flow, run_info(BRANCH_GRAPH))
+        finish_task(c, flow, run_id, "start", "start")
+        finish_task(c, flow, run_id, "b", "b")
+        finish_task(c, flow, run_id, "a", "a", ending=Ending.FAILED)
+        finish_run(c, flow, run_id, "failed")
+    page = page_for(service, service.read_only_token)
+    page.goto(f"{service.url}/flows/{flow}/runs/{run_id}")
+    failed, fine = node(page, "a"), node(page, "b")
+    assert "status-failed" in failed.get_attribute("class")
+    assert failed.locator("rect").get_attribute("fill") == STATUS_FILL["failed"]
+    assert fine.locator("rect").get_attribute("fill") == STATUS_FILL["succeeded"]
+    assert node(page, "join").get_attribute("data-status") == "pending"
+    assert page.locator("h1 .badge").inner_text() == "failed"
+    screenshot(page, "dag-failed-step")
+
+
+def test_a_card_renders_in_its_sandboxed_frame_and_the_log_tail_shows(service, page_for):
+    from mfc.stores.blob import open_blob_store
+
+    flow = unique("Card")
+    blobs = open_blob_store(service.root)
+    with client(service) as c:
+        run_id = create_run(c, flow, run_info(BRANCH_GRAPH))
+        base = f"{flow}/{run_id}/start/start/0"
+        card_key = f"{base}.card.summary.html"
+        blobs.put_bytes(card_key, b"<html><body><h1 id='hello'>Hello from a card</h1></body></html>")
+        blobs.put_bytes(f"{base}.stdout", "".join(f"line {i}\n" for i in range(500)).encode())
+        logs = {"root": service.root, "stdout": f"{base}.stdout", "stderr": f"{base}.stderr"}
+        finish_task(c, flow, run_id, "start", "start", logs=logs,
+                    extra={"cards": [{"id": "summary", "type": "default", "key": card_key}]})
+    page = page_for(service, service.read_only_token)
+    page.goto(f"{service.url}/flows/{flow}/runs/{run_id}/start/start")
+    frame = page.locator("figure.card iframe")
+    assert frame.get_attribute("sandbox") == "allow-scripts"
+    assert page.frame_locator("figure.card iframe").locator("#hello").inner_text() == "Hello from a card"
+    log = page.locator("pre.log-stdout").inner_text()
+    assert "line 499" in log and "line 300" in log and "line 299\n" not in log
+    screenshot(page, "card")
+
+
+def _sfn_run(c, flow: str) -> str:
+    driver = {"kind": "sfn", "execution": "arn:aws:states:us-east-1:123456789012:execution:M:x1"}
+    return create_run(c, flow, run_info(BRANCH_GRAPH, driver=driver))
+
+
+def test_a_read_only_token_sees_no_trigger_or_terminate_button(service, page_for):
+    flow = unique("Buttons")
+    with client(service) as c:
+        r = c.put(f"/api/v1/deployments/{flow}", json={
+            "flow": flow, "state_machine_arn": f"arn:aws:states:us-east-1:123456789012:stateMachine:{flow}",
+            "schedule": {"expression": "cron(0 3 * * ? *)", "timezone": "Europe/Paris"}})
+        assert r.status_code == 200, r.text
+        run_id = _sfn_run(c, flow)
+    for token, who in ((service.read_only_token, "read-only"), (service.token, "writer")):
+        page = page_for(service, token)
+        page.goto(f"{service.url}/deployments")
+        row = page.locator(f'tr[data-deployment="{flow}"]')
+        assert row.locator(".fire").count() == 3
+        assert row.locator("button.trigger-button").count() == (0 if who == "read-only" else 1)
+        screenshot(page, f"deployments-{who}")
+        page.goto(f"{service.url}/flows/{flow}/runs/{run_id}")
+        assert page.locator("h1 .badge").inner_text() == "running"
+        assert page.locator("#terminate").count() == (0 if who == "read-only" else 1)
+        assert "sfn" in page.locator(".summary").inner_text()
+        screenshot(page, f"run-buttons-{who}")
+
+
+def test_a_write_without_the_ui_header_is_refused(service):
+    """The cookie alone cannot write (a form on another site could send it); the UI's header can."""
+    import httpx
+
+    flow = unique("Csrf")
+    with client(service) as c:
+        run_id = create_run(c, flow, run_info(BRANCH_GRAPH))
+    url = f"/api/v1/flows/{flow}/runs/{run_id}/tags"
+    with httpx.Client(base_url=service.url, cookies={"mfc_token": service.token}) as browser:
+        refused = browser.post(url, json={"add": ["x"]})
+        assert refused.status_code == 403 and "X-MFC-UI" in refused.json()["detail"]
+        assert browser.post(url, json={"add": ["x"]}, headers={"X-MFC-UI": "1"}).status_code == 200
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_trigger_button_starts_an_execution_in_the_sandbox(deploy, sandbox, page_for, tmp_path):
+    from mfc.config import load_config
+    from mfc.sfn.deploy import sfn_client
+
+    deployed = deploy("linear")
+    config = load_config()
+    sfn = sfn_client(config)
+    machines = [m for m in sfn.list_state_machines()["stateMachines"] if "Linear" in m["name"]]
+    assert machines, "the deployment made no state machine"
+    machine = machines[0]
+    with running_service(f"sqlite:///{tmp_path}/service.db", tmp_path, config=config) as svc:
+        with client(svc) as c:
+            r = c.put(f"/api/v1/deployments/{machine['name']}", json={
+                "flow": "LinearFlow", "state_machine_arn": machine["stateMachineArn"], "region": "us-east-1"})
+            assert r.status_code == 200, r.text
+        before = {e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])
+                  ["executions"]}
+        page = page_for(svc, svc.token)
+        page.goto(f"{svc.url}/deployments")
+        row = page.locator(f'tr[data-deployment="{machine["name"]}"]')
+        row.locator("button.trigger-button").click()
+        expect(row.locator("output")).to_contain_text("started", timeout=WAIT_MS)
+        shown = row.locator("output").inner_text()
+        screenshot(page, "trigger-sandbox")
+    deadline = time.monotonic() + 30
+    while True:
+        after = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+        started = [e for e in after if e["executionArn"] not in before]
+        if started or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(started) == 1 and started[0]["executionArn"] in shown
+    assert deployed.path.exists()
