@@ -134,6 +134,29 @@ def test_a_card_renders_in_its_sandboxed_frame_and_the_log_tail_shows(service, p
     screenshot(page, "card")
 
 
+def test_the_log_tail_of_a_running_task_refreshes(service, page_for):
+    from mfc.stores.blob import open_blob_store
+
+    flow = unique("Tail")
+    blobs = open_blob_store(service.root)
+    with client(service) as c:
+        run_id = create_run(c, flow, run_info(BRANCH_GRAPH))
+        base = f"{flow}/{run_id}/start/start/0"
+        logs = {"root": service.root, "stdout": f"{base}.stdout", "stderr": f"{base}.stderr"}
+        blobs.put_bytes(f"{base}.stdout", b"first line\n")
+        started = start_task(c, flow, run_id, "start", "start", logs=logs)
+        page = page_for(service, service.read_only_token)
+        page.goto(f"{service.url}/flows/{flow}/runs/{run_id}/start/start")
+        page.evaluate("window.__notReloaded = true")
+        expect(page.locator("pre.log-stdout")).to_have_text("first line")
+        blobs.put_bytes(f"{base}.stdout", b"first line\nsecond line\n")
+        expect(page.locator("pre.log-stdout")).to_contain_text("second line", timeout=WAIT_MS)
+        finish_task(c, flow, run_id, "start", "start", logs=logs, started=started)
+    expect(page.locator("h1 .badge")).to_have_text("succeeded", timeout=WAIT_MS)
+    assert page.evaluate("window.__notReloaded") is True
+    screenshot(page, "log-tail")
+
+
 def _sfn_run(c, flow: str) -> str:
     driver = {"kind": "sfn", "execution": "arn:aws:states:us-east-1:123456789012:execution:M:x1"}
     return create_run(c, flow, run_info(BRANCH_GRAPH, driver=driver))
@@ -178,11 +201,11 @@ def test_a_write_without_the_ui_header_is_refused(service):
 @pytest.mark.docker
 @pytest.mark.slow
 def test_the_trigger_button_starts_an_execution_in_the_sandbox(deploy, sandbox, page_for, tmp_path):
-    from mfc.config import load_config
+    from mfc.config import Config
     from mfc.sfn.deploy import sfn_client
 
     deployed = deploy("linear")
-    config = load_config()
+    config = Config()  # MFC_PROFILE=sandbox, as the sandbox fixture set it
     sfn = sfn_client(config)
     machines = [m for m in sfn.list_state_machines()["stateMachines"] if "Linear" in m["name"]]
     assert machines, "the deployment made no state machine"
@@ -200,6 +223,7 @@ def test_the_trigger_button_starts_an_execution_in_the_sandbox(deploy, sandbox, 
         row.locator("button.trigger-button").click()
         expect(row.locator("output")).to_contain_text("started", timeout=WAIT_MS)
         shown = row.locator("output").inner_text()
+        link = row.locator("output a").get_attribute("href")
         screenshot(page, "trigger-sandbox")
     deadline = time.monotonic() + 30
     while True:
@@ -209,4 +233,5 @@ def test_the_trigger_button_starts_an_execution_in_the_sandbox(deploy, sandbox, 
             break
         time.sleep(0.5)
     assert len(started) == 1 and started[0]["executionArn"] in shown
+    assert link == f"/flows/LinearFlow/runs/sfn-{started[0]['name']}"
     assert deployed.path.exists()

@@ -200,3 +200,24 @@ def test_the_runs_page_of_a_flow_with_10000_runs_is_fast(service):
     print(f"\nruns page of a flow with 10,000 runs ({service.db.dialect}): best {best * 1000:.0f} ms, "
           f"median {sorted(took)[2] * 1000:.0f} ms")
     assert best < 1.0
+
+
+def test_a_closed_event_stream_ends_its_generator(service):
+    from mfc.service.ui.events import open_streams
+
+    flow = unique("Closed")
+    with client(service) as c:
+        run_id = create_run(c, flow, run_info(BRANCH_GRAPH))
+    before = open_streams()
+    with ui(service) as browser:
+        with browser.stream("GET", f"/events/flows/{flow}") as events:
+            next(events.iter_lines())
+            deadline = time.monotonic() + 5
+            while open_streams() == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert open_streams() == before + 1
+    deadline = time.monotonic() + 10
+    while open_streams() > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_streams() == before
+    assert run_id

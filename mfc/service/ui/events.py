@@ -32,6 +32,12 @@ POLL_SECONDS = 0.5
 STATUS_SECONDS = 5.0
 KEEPALIVE_SECONDS = 15.0
 MAX_SECONDS = 3600.0  # a stream lives an hour at most; EventSource reconnects by itself
+_open = {"streams": 0}
+
+
+def open_streams() -> int:
+    """How many event streams this process is serving now (a closed tab's is gone within a poll)."""
+    return _open["streams"]
 
 
 def _event(name: str, data: str) -> bytes:
@@ -46,23 +52,27 @@ async def _stream(request: Request, look: Callable[[], tuple[Any, bool]], since:
                   clock: Callable[[], float] = time.monotonic) -> AsyncIterator[bytes]:
     """Send ``change`` each time ``look()``'s first value changes (and at once when it differs
     from ``since``, what the page was rendered from), ``end`` and stop once its second is True."""
-    started = last_sent = clock()
-    yield b"retry: 2000\n\n"
-    seen: Any = since
-    while clock() - started < MAX_SECONDS:
-        if await request.is_disconnected():
-            return
-        state, ended = await to_thread.run_sync(look)
-        if str(state) != str(seen):
-            seen = state
-            last_sent = clock()
-            yield _event("end" if ended else "change", str(state))
-        if ended:
-            return
-        if clock() - last_sent > KEEPALIVE_SECONDS:
-            last_sent = clock()
-            yield b": keepalive\n\n"
-        await anyio.sleep(POLL_SECONDS)
+    _open["streams"] += 1
+    try:
+        started = last_sent = clock()
+        yield b"retry: 2000\n\n"
+        seen: Any = since
+        while clock() - started < MAX_SECONDS:
+            if await request.is_disconnected():
+                return
+            state, ended = await to_thread.run_sync(look)
+            if str(state) != str(seen):
+                seen = state
+                last_sent = clock()
+                yield _event("end" if ended else "change", str(state))
+            if ended:
+                return
+            if clock() - last_sent > KEEPALIVE_SECONDS:
+                last_sent = clock()
+                yield b": keepalive\n\n"
+            await anyio.sleep(POLL_SECONDS)
+    finally:
+        _open["streams"] -= 1
 
 
 @router.get("/events/runs/{flow}/{run_id}")

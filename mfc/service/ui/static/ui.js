@@ -59,8 +59,18 @@
       out.classList.toggle("error", !res.ok);
       if (!res.ok) { out.textContent = res.body.detail || "refused"; return; }
       var b = res.body;
-      out.textContent = b.run_id ? "started run " + b.run_id + (b.execution_arn ? " (" + b.execution_arn + ")" : "")
-        : (b.execution_arn ? "stopping " + b.execution_arn : "done");
+      out.textContent = "";
+      if (b.run_id && button.dataset.flow) {
+        var link = document.createElement("a");
+        link.href = "/flows/" + encodeURIComponent(button.dataset.flow) + "/runs/" + encodeURIComponent(b.run_id);
+        link.textContent = b.run_id;
+        out.append("started run ", link, b.execution_arn ? " (" + b.execution_arn + ")" : "");
+      } else if (b.run_id) {
+        out.textContent = "started run " + b.run_id;
+      } else {
+        out.textContent = b.terminated ? "terminated" + (b.jobs ? " (" + b.jobs.length + " Batch jobs stopped)" : "")
+          : "done";
+      }
     }).catch(function (e) {
       if (out) { out.classList.add("error"); out.textContent = String(e); }
     }).finally(function () { button.disabled = false; });
