@@ -10,8 +10,19 @@ import time
 import pytest
 from playwright.sync_api import expect
 from service_support import client, running_service, unique
-from ui_support import (BRANCH_GRAPH, CHROMIUM, FOREACH_GRAPH, create_run, finish_run, finish_task, log_in,
-                        need_chromium, run_info, screenshot, start_task)
+from ui_support import (
+    BRANCH_GRAPH,
+    CHROMIUM,
+    FOREACH_GRAPH,
+    create_run,
+    finish_run,
+    finish_task,
+    log_in,
+    need_chromium,
+    run_info,
+    screenshot,
+    start_task,
+)
 
 from mfc.service.ui.dag import STATUS_FILL
 from mfc.stores.taskrecord import Ending
