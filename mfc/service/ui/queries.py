@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, select, tuple_
+from sqlalchemy import String, and_, cast, func, or_, select, tuple_
 from sqlalchemy.engine import Connection, Row
 
 from mfc.service.schema import artifacts, attempts, cards, deployments, runs
@@ -47,13 +47,14 @@ def _like_escape(text: str) -> str:
 def runs_chunk(conn: Connection, flow: str, limit: int, before: tuple[float, int] | None,
                final_status: str | None, unfinished: bool, tag: str | None) -> list[Row]:
     """Up to ``limit`` rows of a flow's runs, newest first, older than ``before`` (created_at, id).
-    ``final_status``/``unfinished`` narrow by the final record (the merged status decides the rest);
+    ``final_status``/``unfinished`` narrow by the final record (the merged status decides the rest:
+    the caller filters the merged runs);
     ``tag`` narrows by the tags' JSON text (the caller checks the tag exactly)."""
     query = select(runs).where(runs.c.flow == flow)
     if before is not None:
         query = query.where(tuple_(runs.c.created_at, runs.c.id) < tuple_(*before))
-    if final_status is not None:
-        query = query.where(runs.c.final_status == final_status)
+    if final_status is not None:  # or none yet: an ended Step Functions run may not have recorded it
+        query = query.where(or_(runs.c.final_status == final_status, runs.c.final_status.is_(None)))
     if unfinished:
         query = query.where(runs.c.final_status.is_(None))
     if tag is not None:
