@@ -9,6 +9,8 @@
 #                pyproject.toml changes), the mfc wheel (rebuilt when mfc/ changes), install script
 #   image        mfc-base:$(VERSION) from Dockerfile.base
 #   image-gpu    mfc-gpu:$(VERSION) from Dockerfile.gpu on GPU_BASE_IMAGE (a CUDA runtime image)
+#   image-service  mfc-service:$(VERSION) from Dockerfile.service on mfc-base: the metadata
+#                service, with the wheels of pyproject.toml's `service` extra
 #   image-clean  remove $(IMAGE_CONTEXT)/
 #
 # Variables (override on the command line: make image BASE_IMAGE=...)
@@ -41,6 +43,7 @@ VERSION := $(shell sed -n 's/^__version__ *= *"\([^"]*\)".*/\1/p' mfc/version.py
 endif
 IMAGE_TAG ?= mfc-base:$(VERSION)
 GPU_IMAGE_TAG ?= mfc-gpu:$(VERSION)
+SERVICE_IMAGE_TAG ?= mfc-service:$(VERSION)
 
 # Decided once, on first use (after docker-up has run), not when make reads this file.
 BASE_IMAGE ?= $(eval BASE_IMAGE := $(shell $(DOCKER) image inspect $(UPSTREAM_BASE_IMAGE) >/dev/null 2>&1 \
@@ -52,7 +55,7 @@ MFC_SOURCES := $(shell find mfc -name __pycache__ -prune -o ! -name '*.pyc' -pri
 # but unchanged file leaves the image's mfc layer cached.
 WHEEL_EPOCH := 315532800
 
-.PHONY: docker-up base-os wheels image image-gpu gpu-base image-clean image-ca
+.PHONY: docker-up base-os wheels image image-gpu gpu-base image-clean image-ca image-service
 
 docker-up:
 	@bash .ci/docker-up.sh
@@ -110,5 +113,15 @@ image-gpu: gpu-base image-ca $(IMAGE_CONTEXT)/deps/py$(GPU_PYTHON_VERSION)/requi
 		$(IMAGE_CONTEXT)/mfc.stamp $(IMAGE_CONTEXT)/image-install.sh
 	$(call docker_build,Dockerfile.gpu,$(GPU_IMAGE_TAG),$(GPU_BASE_IMAGE),$(GPU_PYTHON_VERSION))
 
+# The `service` extra's wheels: image-wheels.py reads [project] dependencies, so it is given a
+# pyproject.toml whose dependencies are that extra's.
+$(IMAGE_CONTEXT)/deps-service/py%/requirements.txt: pyproject.toml .ci/image-wheels.py | $(PYTHON_DEP)
+	@mkdir -p build/image-service
+	@$(PYTHON) -c 'import json, sys, tomllib; extra = tomllib.load(open("pyproject.toml", "rb"))["project"].get("optional-dependencies", {}).get("service"); extra or sys.exit("image-service: pyproject.toml has no [project.optional-dependencies] service"); open("build/image-service/pyproject.toml", "w").write("[project]\nname = \"mfc-service-deps\"\nversion = \"0\"\ndependencies = " + json.dumps(extra) + "\n")'
+	$(PYTHON) .ci/image-wheels.py --python-version $* --arch $(IMAGE_ARCH) --pyproject build/image-service/pyproject.toml --out $(@D)
+
+image-service: image $(IMAGE_CONTEXT)/deps-service/py$(IMAGE_PYTHON_VERSION)/requirements.txt
+	$(call docker_build,Dockerfile.service,$(SERVICE_IMAGE_TAG),$(IMAGE_TAG),$(IMAGE_PYTHON_VERSION))
+
 image-clean:
-	rm -rf $(IMAGE_CONTEXT) build/image-src
+	rm -rf $(IMAGE_CONTEXT) build/image-src build/image-service

@@ -93,6 +93,9 @@ SETTINGS = {s.key: s for s in (
     Setting("ecr_keep_images", 50, int, "images an ECR repository keeps (lifecycle policy)", None, 1),
     Setting("sfn_role", None, str, "IAM role ARN Step Functions state machines run as"),
     Setting("events_role", None, str, "IAM role ARN EventBridge uses to start state machines"),
+    Setting("service_db", None, str, "the metadata service's database URL (sqlite:///PATH or "
+                                     "postgresql://USER:PASSWORD@HOST:PORT/NAME; default: service.db in the "
+                                     "local datastore)"),
 )}
 
 

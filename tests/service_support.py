@@ -140,3 +140,13 @@ def client(service: SimpleNamespace, token: str | None = "", **kwargs: Any) -> h
     token = service.token if token == "" else token
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=service.url, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def service(db_url: str, tmp_path_factory: Any) -> Iterator[SimpleNamespace]:
+    """A running service for one test module (on each database backend); ``root``: the
+    datastore directory it may read logs and cards from."""
+    root = tmp_path_factory.mktemp("datastore")
+    with running_service(db_url, root, datastore_roots=[str(root)]) as running:
+        running.root = str(root)
+        yield running

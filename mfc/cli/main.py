@@ -40,11 +40,12 @@ def _register() -> None:
     from mfc.cli.run import resume, run, task_command
     from mfc.cli.sandbox import sandbox
     from mfc.cli.schedule import schedule_command
+    from mfc.cli.service import service
     from mfc.cli.sfn import sfn
     from mfc.cli.verify import verify
 
     for command in (run, resume, show, check, logs, runs, package_group, dump, tag, cleanup, sandbox, image, lock,
-                    task_command, config_group, verify, sfn, schedule_command, event):
+                    task_command, config_group, verify, sfn, schedule_command, event, service):
         cli.add_command(command)
 
 

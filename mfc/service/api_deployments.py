@@ -63,7 +63,7 @@ def put_deployment(name: str, body: Deployment, request: Request, _: Caller = De
         schedule["expression"] = parse_schedule(schedule["expression"]).expression
         if schedule.get("timezone"):
             check_timezone(schedule["timezone"])
-    values = {"flow": body.flow, "state_machine_arn": body.state_machine_arn, "region": body.region,
+    values: dict[str, Any] = {"flow": body.flow, "state_machine_arn": body.state_machine_arn, "region": body.region,
               "schedule": schedule, "triggers": body.triggers, "parameters": body.parameters, "info": body.info,
               "updated_at": time.time()}
     if schedule is None:

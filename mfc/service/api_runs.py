@@ -65,8 +65,8 @@ def list_runs(flow: str, request: Request, _: Caller = Depends(reader), ids: str
         wanted = [i for i in ids.split(",") if i][:MAX_IDS]
         for run_id in wanted:
             parts(run_id=run_id)
-        rows, activity = store.rows_by_ids(db, flow, wanted)
-        return {"runs": [{"run_id": i, "run": merged(request, rows[i], activity) if i in rows else None}
+        by_id, by_pk = store.rows_by_ids(db, flow, wanted)
+        return {"runs": [{"run_id": i, "run": merged(request, by_id[i], by_pk) if i in by_id else None}
                          for i in wanted]}
     if before is not None:
         parts(run_id=before)

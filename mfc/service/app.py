@@ -8,6 +8,7 @@ what is wrong, an unexpected exception 500 with a short detail (and logged with 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -46,35 +47,32 @@ class BodyLimit:
             await _too_large(send, self.limit)
             return
         seen = 0
-        started = False
+        started = refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    refused = True
+                    if not started:
+                        await _too_large(send, self.limit)
+                    return {"type": "http.disconnect"}  # the app stops reading; what it answers is dropped
             return message
 
         async def tracked(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
-                await _too_large(send, self.limit)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, counted, tracked)
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = ('{"detail":"request body larger than %d bytes"}' % limit).encode()
+    body = json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

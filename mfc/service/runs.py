@@ -101,7 +101,9 @@ class ExecutionStatus:
             return cached[1]
         ask = self._ask
         if ask is None:
-            from mfc.sfn.status import execution_status as ask
+            from mfc.sfn.status import execution_status
+
+            ask = execution_status
         driver = driver_of(row) or {}
         answer = ask(driver, self.config)
         with self._lock:

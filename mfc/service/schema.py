@@ -11,8 +11,21 @@ processes on one database.
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, Column, Float, ForeignKeyConstraint, Index, Integer, MetaData,
-                        PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+                        JSON,
+                        Boolean,
+                        Column,
+                        Float,
+                        ForeignKeyConstraint,
+                        Index,
+                        Integer,
+                        MetaData,
+                        PrimaryKeyConstraint,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+)
 
 metadata = MetaData()
 

@@ -46,12 +46,13 @@ def bump(conn: Connection, run_pk: int) -> None:
 
 def insert_ignore(conn: Connection, table: Any, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> int:
     """INSERT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL); the number of rows inserted."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(values).on_conflict_do_nothing()
-    return int(conn.execute(statement).rowcount or 0)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    # RETURNING counts the rows inserted: psycopg's rowcount is -1 for INSERT ... ON CONFLICT
+    first = next(iter(table.primary_key.columns))
+    statement = insert(table).values(values).on_conflict_do_nothing().returning(first)
+    return len(conn.execute(statement).all())
 
 
 def _row_values(flow: str, run_id: str, info: dict[str, Any], created_at: float) -> dict[str, Any]:
@@ -110,9 +111,11 @@ def run_row(db: Database | Connection, flow: str, run_id: str) -> Mapping[str, A
     """The run's row, None if there is none."""
     query = select(runs).where(runs.c.flow == flow, runs.c.run_id == run_id)
     if isinstance(db, Connection):
-        return db.execute(query).mappings().first()
+        found: Any = db.execute(query).mappings().first()
+        return found
     with db.read() as conn:
-        return conn.execute(query).mappings().first()
+        found = conn.execute(query).mappings().first()
+        return found
 
 
 def run_pk(conn: Connection, flow: str, run_id: str, lock: bool = False) -> int:
@@ -133,7 +136,7 @@ def activity(conn: Connection, pks: Sequence[int]) -> dict[int, float]:
     newest = func.max(func.coalesce(attempts.c.finished_at, attempts.c.started_at))
     rows = conn.execute(select(attempts.c.run, newest).where(attempts.c.run.in_(list(pks)))
                         .group_by(attempts.c.run)).all()
-    return {int(pk): float(at) for pk, at in rows if at is not None}
+    return {int(row[0]): float(row[1]) for row in rows if row[1] is not None}
 
 
 def order_key() -> list[Any]:
