@@ -221,3 +221,31 @@ def test_a_closed_event_stream_ends_its_generator(service):
         time.sleep(0.1)
     assert open_streams() == before
     assert run_id
+
+
+HOSTILE = ["..", ".", "a b", "x" * 300, "\u2603", "%2e%2e", "-1", "a%2Fb", "%00", "9" * 40, "<script>"]
+
+
+def test_hostile_paths_queries_and_forms_answer_below_500(service):
+    flow = unique("Hostile")
+    run_id = foreach_run(service, flow)
+    templates = ["/flows/{f}", "/flows/{f}/runs/{r}", "/flows/{f}/runs/{r}/{s}/{t}", "/events/runs/{f}/{r}",
+                 "/events/flows/{f}", "/static/{s}"]
+    with ui(service) as c:
+        for template in templates:
+            for bad in HOSTILE:
+                for path in {template.format(f=bad, r=run_id, s="body", t="body-0"),
+                             template.format(f=flow, r=bad, s=bad, t=bad)}:
+                    if path.startswith("/events/") and "%" not in path and bad in ("..", "."):
+                        continue  # a client normalises these away before sending
+                    with c.stream("GET", path, timeout=10) as r:  # an event stream of a live flow goes on
+                        assert r.status_code < 500, (path, r.status_code)
+        for query in ("?before=..", "?before=" + "9" * 400, "?status=<script>", "?tag=%00", "?tag=" + "x" * 5000,
+                      "?before=1&status=crashed&tag=a%25_b"):
+            r = c.get(f"/flows/{flow}{query}")
+            assert r.status_code == 200 and "<script>" not in r.text.split("<main", 1)[1], query
+        assert c.get(f"/flows/{flow}/runs/{run_id}/body/body-0?attempt=zero").status_code == 422
+        assert c.get(f"/flows/{flow}/runs/{run_id}/body/body-0?attempt=99").status_code == 200
+        for body in (b"", b"\xff\xfe", b"token=" + b"x" * 100_000, b"token=mfc_%00_%00&next=javascript:alert(1)"):
+            r = c.post("/login", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert r.status_code == 401, body[:40]

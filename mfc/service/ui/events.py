@@ -106,9 +106,12 @@ def flow_events(request: Request, flow: str, v: str | None = None) -> Response:
     """The events of a flow's runs page: ``change`` when a run is added or changes."""
     if viewer(request) is None:
         return Response("log in first", status_code=401)
+    db = request.app.state.db
     if not is_valid(flow, "flow"):
         return Response("no such flow", status_code=404)
-    db = request.app.state.db
+    with db.read() as conn:
+        if not queries.flow_exists(conn, flow):
+            return Response("no such flow", status_code=404)
 
     def look() -> tuple[Any, bool]:
         with db.read() as conn:

@@ -111,6 +111,20 @@ def _runs(conn: Any, flow: str, merge: views.Merge, status: str | None, tag: str
     return [run | {"run_id": row.run_id} for row, run in shown], following
 
 
+def _tag_problem(tag: str | None) -> str | None:
+    """Why a tag filter cannot match any run (it is not a tag mfc would accept), None if it can."""
+    from mfc.exceptions import MfcError
+    from mfc.tags import check_tag
+
+    if tag is None:
+        return None
+    try:
+        check_tag(tag)
+    except MfcError as exc:
+        return str(exc)
+    return None
+
+
 @router.get("/flows/{flow}")
 def runs_page(request: Request, flow: str, status: str | None = None, tag: str | None = None,
               before: str | None = None) -> Response:
@@ -123,7 +137,8 @@ def runs_page(request: Request, flow: str, status: str | None = None, tag: str |
         if _bad_parts(flow=flow) or not queries.flow_exists(conn, flow):
             return not_found(request, who, f"The service has no runs of a flow named {flow!r}.")
         start = queries.position(conn, flow, before) if before and is_valid(before, "run id") else None
-        runs, more = _runs(conn, flow, merger(request), status, tag, start)
+        problem = _tag_problem(tag)
+        runs, more = ([], None) if problem else _runs(conn, flow, merger(request), status, tag, start)
         version = ":".join(str(x) for x in queries.flow_version(conn, flow))
     older = None
     if more is not None:
@@ -131,7 +146,7 @@ def runs_page(request: Request, flow: str, status: str | None = None, tag: str |
         older = f"/flows/{urlpart(flow)}?{urlencode(query)}"
     return page("runs.html", request, who, {"flow": flow, "runs": runs, "older": older, "status": status,
                                             "tag": tag, "before": before, "statuses": STATUSES,
-                                            "flow_version": version})
+                                            "flow_version": version, "problem": problem})
 
 
 @router.get("/flows/{flow}/runs/{run_id}")

@@ -53,6 +53,8 @@ async def login(request: Request) -> Response:
     target = _safe_next((form.get("next") or ["/"])[0])
     checker: TokenChecker = request.app.state.tokens
     try:
+        if not (token.isascii() and token.isprintable()):  # a header or cookie could not carry it either
+            raise HTTPException(401, "malformed API token (expected mfc_<id>_<secret>)")
         checker.check(token)
     except HTTPException as exc:
         return render("login.html", {"viewer": None, "next": target, "error": str(exc.detail)}, status_code=401)
