@@ -57,6 +57,19 @@ def fill_runs(db: Any, flow: str, count: int, attempts_for: int = 200) -> None:
             for pk, created in newest for n, step in enumerate(("start", "end"))])
 
 
+def _clean(db: Any, flow: str, token: str) -> None:
+    """Remove what the benchmark wrote (a --db given is left as it was found, tables aside)."""
+    from sqlalchemy import delete
+
+    from mfc.service.schema import attempts, runs, tokens
+
+    with db.write() as conn:
+        ids = [r.id for r in conn.execute(runs.select().where(runs.c.flow == flow)).all()]
+        conn.execute(delete(attempts).where(attempts.c.run.in_(ids)))
+        conn.execute(delete(runs).where(runs.c.flow == flow))
+        conn.execute(delete(tokens).where(tokens.c.token_id == token.split("_")[1]))
+
+
 def measure(url: str, token: str, flow: str, repeat: int) -> list[float]:
     import httpx
 
@@ -103,6 +116,7 @@ def main(argv: list[str] | None = None) -> float:
         finally:
             server.should_exit = True
             thread.join(10)
+            _clean(db, flow, token)
             db.engine.dispose()
     median = statistics.median(took)
     print(f"ui runs page, {args.runs} runs ({db.dialect}): median {median * 1000:.0f} ms, "
