@@ -142,7 +142,8 @@ def test_a_card_renders_in_its_sandboxed_frame_and_the_log_tail_shows(service, p
     assert page.frame_locator("figure.card iframe").locator("#hello").inner_text() == "Hello from a card"
     log = page.locator("pre.log-stdout").inner_text()
     assert "line 499" in log and "line 300" in log and "line 299\n" not in log
-    screenshot(page, "card")
+    frame.scroll_into_view_if_needed()
+    frame.screenshot(path=screenshot(page, "card").replace(".png", "-frame.png"))
 
 
 def test_the_log_tail_of_a_running_task_refreshes(service, page_for):

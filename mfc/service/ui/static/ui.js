@@ -9,6 +9,21 @@
     return url.toString();
   }
 
+  // A log shows its end, and keeps following it unless the reader scrolled up.
+  function followLogs(wasAtEnd) {
+    main.querySelectorAll("pre.log").forEach(function (pre) {
+      if (wasAtEnd[pre.className] !== false) { pre.scrollTop = pre.scrollHeight; }
+    });
+  }
+  function logsAtEnd() {
+    var at = {};
+    main.querySelectorAll("pre.log").forEach(function (pre) {
+      at[pre.className] = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    });
+    return at;
+  }
+  if (main) { followLogs({}); }
+
   var fetching = false;
   var again = false;
   function refresh() {
@@ -18,7 +33,9 @@
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
         if (html !== null) {
+          var atEnd = logsAtEnd();
           main.innerHTML = html;
+          followLogs(atEnd);
           main.dispatchEvent(new CustomEvent("mfc:updated"));
         }
       })
