@@ -5,8 +5,6 @@ execution in the sandbox. Each scenario writes a screenshot to tests/.screenshot
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from playwright.sync_api import expect
 from service_support import client, running_service, unique
@@ -212,11 +210,11 @@ def test_a_write_without_the_ui_header_is_refused(service):
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_the_trigger_button_starts_an_execution_in_the_sandbox(deploy, sandbox, page_for, tmp_path):
+def test_the_trigger_button_starts_an_execution_and_terminate_stops_it(deploy, sandbox, page_for, tmp_path):
     from mfc.config import Config
     from mfc.sfn.deploy import sfn_client
 
-    deployed = deploy("linear")
+    deploy("linear")
     config = Config()  # MFC_PROFILE=sandbox, as the sandbox fixture set it
     sfn = sfn_client(config)
     machines = [m for m in sfn.list_state_machines()["stateMachines"] if "Linear" in m["name"]]
@@ -237,13 +235,23 @@ def test_the_trigger_button_starts_an_execution_in_the_sandbox(deploy, sandbox, 
         shown = row.locator("output").inner_text()
         link = row.locator("output a").get_attribute("href")
         screenshot(page, "trigger-sandbox")
-    deadline = time.monotonic() + 30
-    while True:
         after = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
         started = [e for e in after if e["executionArn"] not in before]
-        if started or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert len(started) == 1 and started[0]["executionArn"] in shown
-    assert link == f"/flows/LinearFlow/runs/sfn-{started[0]['name']}"
-    assert deployed.path.exists()
+        assert len(started) == 1 and started[0]["executionArn"] in shown
+        run_id = f"sfn-{started[0]['name']}"
+        assert link == f"/flows/LinearFlow/runs/{run_id}"
+
+        # The run as its start step records it (the client provider will do this), then Terminate.
+        driver = {"kind": "sfn", "execution": started[0]["executionArn"], "state_machine": machine["stateMachineArn"]}
+        with client(svc) as c:
+            create_run(c, "LinearFlow", run_info(BRANCH_GRAPH, driver=driver), run_id=run_id)
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.goto(f"{svc.url}{link}")
+        running = sfn.describe_execution(executionArn=started[0]["executionArn"])["status"]
+        if running != "RUNNING":
+            pytest.fail(f"the execution ended ({running}) before it could be terminated")
+        page.locator("#terminate").click()
+        expect(page.locator(".actions output")).to_contain_text("terminated", timeout=WAIT_MS)
+        expect(page.locator("h1 .badge")).to_have_text("failed", timeout=WAIT_MS)
+        screenshot(page, "terminate-sandbox")
+    assert sfn.describe_execution(executionArn=started[0]["executionArn"])["status"] == "ABORTED"
