@@ -58,7 +58,8 @@ def test_foreach_counts_and_step_statuses():
     assert views["body"].status == "failed"
     tasks["body"] = [TaskState("ok", True)] * 2  # two of four done, nothing running yet: not succeeded
     assert step_views(FOREACH, tasks, {"start": 4}, run_ended=False)["body"].status == "running"
-    assert step_views(FOREACH, tasks, {"start": 4}, run_ended=True)["body"].status == "failed"
+    ended = step_views(FOREACH, tasks, {"start": 4}, run_ended=True)
+    assert ended["body"].status == "failed" and ended["join"].caption == "not run"
     tasks["body"] = [TaskState("ok", True)] * 4
     assert step_views(FOREACH, tasks, {"start": 4}, run_ended=False)["body"].caption == "4/4 tasks"
 

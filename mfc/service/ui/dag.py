@@ -136,9 +136,12 @@ class StepView:
     done: int
     total: int
     foreach: bool
+    run_ended: bool = False
 
     @property
     def caption(self) -> str:
+        if self.status == "pending" and self.run_ended:
+            return "not run"
         if self.status == "pending" and not self.foreach:
             return "pending"
         if self.foreach or self.total > 1:
@@ -168,7 +171,7 @@ def step_views(graph: Mapping[str, Any], tasks: Mapping[str, Iterable[TaskState]
             status = "failed"
         else:
             status = "succeeded" if done >= total else ("failed" if run_ended else "running")
-        views[name] = StepView(status, done, total, name in foreach_parent)
+        views[name] = StepView(status, done, total, name in foreach_parent, run_ended)
     return views
 
 
