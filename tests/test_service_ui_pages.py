@@ -249,3 +249,21 @@ def test_hostile_paths_queries_and_forms_answer_below_500(service):
         for body in (b"", b"\xff\xfe", b"token=" + b"x" * 100_000, b"token=mfc_%00_%00&next=javascript:alert(1)"):
             r = c.post("/login", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
             assert r.status_code == 401, body[:40]
+
+
+def test_a_log_outside_the_allowed_roots_is_not_read(service, tmp_path):
+    flow = unique("Roots")
+    secret = tmp_path / flow / "1" / "s" / "t"
+    secret.mkdir(parents=True)
+    (secret / "0.stdout").write_text("secret text\n")
+    with client(service) as c:
+        run_id = create_run(c, flow, run_info(BRANCH_GRAPH))
+        finish_task(c, flow, run_id, "start", "start",
+                    logs={"root": str(tmp_path), "stdout": f"{flow}/1/s/t/0.stdout"})
+        finish_task(c, flow, run_id, "a", "a", logs={"root": service.root, "stdout": "../../etc/passwd"})
+    with ui(service) as c:
+        page = c.get(f"/flows/{flow}/runs/{run_id}/start/start").text
+        assert "secret text" not in page and "not readable by this service" in page
+        page = c.get(f"/flows/{flow}/runs/{run_id}/a/a").text
+        assert "root:" not in page and "no stdout readable by this service" in page
+

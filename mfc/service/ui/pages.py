@@ -182,7 +182,7 @@ def task_page(request: Request, flow: str, run_id: str, step: str, task_id: str,
         if row is None or not attempts:
             return not_found(request, who, f"The service has no task {flow}/{run_id}/{step}/{task_id}.")
         context = views.task_context(conn, row, attempts, merger(request), time.time(), attempt,
-                                     log_reader(request), _card_url(flow, run_id))
+                                     log_reader(request, flow), _card_url(flow, run_id))
     return page("task.html", request, who, {"flow": flow, "step": step, "task_id": task_id,
                                             "version": row.version, **context})
 
