@@ -55,8 +55,8 @@ def _pg_setup() -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         _pg_unavailable(str(exc))
     if proc.returncode != 0:
-        _pg_unavailable((proc.stderr or proc.stdout).strip().splitlines()[-1:] and
-                        (proc.stderr or proc.stdout).strip().splitlines()[-1] or "pg-up.sh failed")
+        said = (proc.stderr or proc.stdout).strip().splitlines()
+        _pg_unavailable(said[-1] if said else "pg-up.sh failed")
     try:
         _pg_admin("SELECT 1")
     except Exception as exc:  # noqa: BLE001

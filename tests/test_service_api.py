@@ -88,6 +88,9 @@ def test_listing_by_ids_and_pages(service):  # noqa: F811
         assert [r["run_id"] for r in failed] == ["r003"]
         running = api.get(f"{API}/flows/{flow}/runs", params={"status": "running", "limit": 100}).json()["runs"]
         assert len(running) == 24
+        mixed = [new_run(api, flow, run_id=i) for i in ("r-a", "r.a", "rBa", "r_a", "rza")]
+        listed = api.get(f"{API}/flows/{flow}/run-ids").json()["run_ids"]
+        assert [i for i in listed if i in mixed] == sorted(mixed, reverse=True)  # byte order, as the local provider
         gold = api.get(f"{API}/flows/{flow}/runs", params={"tag": "gold"}).json()["runs"]
         assert [r["run_id"] for r in gold] == ["r004"]
         assert api.get(f"{API}/flows/{flow}/runs", params={"status": "bogus"}).status_code == 400
@@ -308,3 +311,18 @@ def test_queued_run_with_live_local_driver_is_running_even_when_old(service):  #
         run_id = new_run(api, flow, {"driver": driver})
         api.put(f"{API}/flows/{flow}/runs/{run_id}/lease", json=lease_record(driver, now=time.time() - 3600))
         assert api.get(f"{API}/flows/{flow}/runs/{run_id}").json()["status"] == "running"
+
+
+def test_values_that_cannot_be_stored_or_read_back_are_refused(service):  # noqa: F811
+    flow = unique()
+    headers = {"Content-Type": "application/json"}
+    with client(service) as api:
+        run_id = new_run(api, flow)
+        run = f"{API}/flows/{flow}/runs/{run_id}"
+        for body in (b'{"expires_at": 1e300}', b'{"refreshed_at": -Infinity}', b'{"host": "a\\u0000"}'):
+            answer = api.put(f"{run}/lease", content=body, headers=headers)
+            assert answer.status_code == 422, body
+        assert api.post(f"{API}/flows/{flow}/runs", content=b'{"info": {"x": NaN}}', headers=headers).status_code == 422
+        driver = {"info": {"driver": {"pid": 1, "host": "h", "timeout": -1e300}}}
+        assert api.post(f"{API}/flows/{flow}/runs", json=driver).status_code == 422
+        assert api.get(run).status_code == 200

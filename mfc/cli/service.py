@@ -77,8 +77,8 @@ def service(ctx: click.Context, db_url: str | None, host: str, port: int, datast
     app = create_app(db, config, roots)
     click.echo(f"mfc service on http://{host}:{port} (database: {db.url})")
     if not has_tokens(db):
-        click.echo(f"no API tokens yet: make one with `mfc service token create --db '{db.url}'`"
-                   if db_url else "no API tokens yet: make one with `mfc service token create`")
+        click.echo("no API tokens yet: make one with `mfc service token create"
+                   + (" --db URL` (the same URL)" if db_url else "`"))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     server.run()
     if not server.started:

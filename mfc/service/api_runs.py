@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from mfc.service import store
@@ -71,8 +71,6 @@ def list_runs(flow: str, request: Request, _: Caller = Depends(reader), ids: str
     if before is not None:
         parts(run_id=before)
     if status is not None and status not in STATUSES:
-        from fastapi import HTTPException
-
         raise HTTPException(400, f"status {status[:40]!r} is not one of {', '.join(STATUSES)}")
     if tag is not None:
         check_tag(tag)

@@ -5,6 +5,7 @@ service was given: a location a writer named elsewhere is never opened)."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -47,15 +48,31 @@ def tasks(flow: str, run_id: str, step: str, request: Request, _: Caller = Depen
     return {"tasks": store_tasks.tasks(db_of(request), flow, run_id, step)}
 
 
-def _attempt(request: Request, flow: str, run_id: str, step: str, task_id: str, attempt: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AttemptPath:
+    """The path parts naming one attempt, checked."""
+
+    flow: str
+    run_id: str
+    step: str
+    task_id: str
+    attempt: int
+
+
+def attempt_path(flow: str, run_id: str, step: str, task_id: str, attempt: str) -> AttemptPath:
+    """FastAPI dependency: the attempt a route's path names (400 for a bad part)."""
     parts(flow, run_id, step, task_id)
-    return store_tasks.attempt(db_of(request), flow, run_id, step, task_id, attempt_number(attempt))
+    return AttemptPath(flow, run_id, step, task_id, attempt_number(attempt))
+
+
+def _attempt(request: Request, where: AttemptPath) -> dict[str, Any]:
+    return store_tasks.attempt(db_of(request), where.flow, where.run_id, where.step, where.task_id, where.attempt)
 
 
 @router.get(ATTEMPT)
-def get_attempt(flow: str, run_id: str, step: str, task_id: str, attempt: str, request: Request,
+def get_attempt(request: Request, where: AttemptPath = Depends(attempt_path),
                 _: Caller = Depends(reader)) -> dict[str, Any]:
-    found = _attempt(request, flow, run_id, step, task_id, attempt)
+    found = _attempt(request, where)
     found.pop("_card_locations")
     return found
 
@@ -98,16 +115,16 @@ def _whole_characters(part: bytes, at_end: bool) -> bytes:
 
 
 @router.get(ATTEMPT + "/logs/{stream}")
-def logs(flow: str, run_id: str, step: str, task_id: str, attempt: str, stream: str, request: Request,
+def logs(stream: str, request: Request, where: AttemptPath = Depends(attempt_path),
          offset: int = Query(0, ge=0), limit: int = Query(65536, ge=1, le=MAX_LOG_CHUNK),
          _: Caller = Depends(reader)) -> dict[str, Any]:
     """A part of the attempt's stdout or stderr: ``text`` from byte ``offset``, at most ``limit``
     bytes; ``next_offset`` is where the next read starts, ``size`` the log's size so far."""
     if stream not in ("stdout", "stderr"):
         raise HTTPException(400, f"stream {stream[:40]!r} is not stdout or stderr")
-    found = _attempt(request, flow, run_id, step, task_id, attempt)
+    found = _attempt(request, where)
     blobs = _store_for(request, found["logs"], "logs")
-    key = _key_inside((found["logs"] or {}).get(stream), flow, stream)
+    key = _key_inside((found["logs"] or {}).get(stream), where.flow, stream)
     from mfc.stores.blob import UnsafeKey
 
     try:
@@ -120,16 +137,16 @@ def logs(flow: str, run_id: str, step: str, task_id: str, attempt: str, stream: 
 
 
 @router.get(ATTEMPT + "/cards/{card_id}", response_class=HTMLResponse)
-def card(flow: str, run_id: str, step: str, task_id: str, attempt: str, card_id: str, request: Request,
+def card(card_id: str, request: Request, where: AttemptPath = Depends(attempt_path),
          _: Caller = Depends(reader)) -> HTMLResponse:
     """A card's HTML, from the datastore, under a Content-Security-Policy that loads nothing from
     elsewhere and runs its scripts in a sandbox."""
-    found = _attempt(request, flow, run_id, step, task_id, attempt)
+    found = _attempt(request, where)
     location = found["_card_locations"].get(card_id)
     if location is None:
         raise HTTPException(404, f"no card {card_id[:80]!r} in this attempt")
     blobs = _store_for(request, found["logs"], "card")
-    key = _key_inside(location, flow, "card")
+    key = _key_inside(location, where.flow, "card")
     from mfc.stores.blob import BlobNotFound, UnsafeKey
 
     try:

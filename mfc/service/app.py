@@ -83,7 +83,8 @@ def _detail(exc: RequestValidationError) -> str:
     shown = []
     for error in exc.errors()[:3]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        shown.append(f"{where}: {error.get('msg', 'invalid')}")
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        shown.append(message if message.startswith(("body", where)) else f"{where}: {message}")
     more = len(exc.errors()) - len(shown)
     return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
 

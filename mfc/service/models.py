@@ -3,22 +3,68 @@ OpenAPI document at ``/openapi.json`` and ``/docs``)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mfc.pathspec import check_part
 
 MAX_BATCH = 1000
+LAST_STAMP = 1e11  # epoch seconds in the year 5138: a time past it is a mistake, not a date
+Stamp = Annotated[float, Field(ge=0, le=LAST_STAMP)]
 
 
-class Body(BaseModel):
+def storable(value: Any, where: str = "body") -> None:
+    """Refuse what JSON columns cannot keep or give back: NaN and infinities (not JSON), and
+    NUL characters (PostgreSQL's text and JSON refuse them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {value} is not a number JSON can carry")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{where}: text must not contain NUL characters")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            storable(key, where)
+            storable(item, f"{where}.{str(key)[:40]}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            storable(item, f"{where}[{index}]")
+
+
+class Storable(BaseModel):
+    """A body whose every value can be stored as JSON and read back."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        storable(data)
+        return data
+
+
+class Body(Storable):
     model_config = ConfigDict(extra="forbid")
+
+
+def _stamp(value: Any, where: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 <= value <= LAST_STAMP):
+        raise ValueError(f"{where} must be a time in epoch seconds (0 to {LAST_STAMP:.0e}) or null")
 
 
 class NewRun(Body):
     run_id: str | None = None
     info: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("info")
+    @classmethod
+    def _driver(cls, info: dict[str, Any]) -> dict[str, Any]:
+        driver = info.get("driver")
+        if driver is not None:
+            if not isinstance(driver, dict):
+                raise ValueError("info.driver must be an object")
+            for key in ("timeout", "interval"):
+                _stamp(driver.get(key), f"info.driver.{key}")
+        return info
 
     @field_validator("run_id")
     @classmethod
@@ -26,19 +72,23 @@ class NewRun(Body):
         return None if value is None else check_part(value, "run id")
 
 
-class Final(BaseModel):
+class Final(Storable):
     """A final status record: ``status`` and any other fields (``finished_at`` defaults to now)."""
 
     model_config = ConfigDict(extra="allow")
     status: Literal["succeeded", "failed", "interrupted"]
-    finished_at: float | None = None
+    finished_at: Stamp | None = None
     if_absent: bool = False
 
 
-class Lease(BaseModel):
-    """A heartbeat record (:mod:`mfc.stores.lease`): any fields, kept as given."""
+class Lease(Storable):
+    """A heartbeat record (:mod:`mfc.stores.lease`): any fields, kept as given; its times and
+    timeout are checked (the status is computed from them)."""
 
     model_config = ConfigDict(extra="allow")
+    refreshed_at: Stamp | None = None
+    expires_at: Stamp | None = None
+    timeout: Stamp | None = None
 
 
 class TagChange(Body):
@@ -57,8 +107,8 @@ class AttemptEntry(Body):
     step: str
     task_id: str
     attempt: int = Field(ge=0, le=1_000_000)
-    started_at: float | None = None
-    finished_at: float | None = None
+    started_at: Stamp | None = None
+    finished_at: Stamp | None = None
     record: dict[str, Any] | None = None
     final: bool = False
     foreach_index: int | None = Field(default=None, ge=0, le=2**31 - 1)

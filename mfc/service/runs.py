@@ -20,6 +20,7 @@ from sqlalchemy import update
 
 from mfc.service.db import Database
 from mfc.service.schema import runs
+from mfc.service.store import bump
 from mfc.stores.lease import ProcessFact
 from mfc.stores.lease import probe as process_probe
 from mfc.stores.runstatus import FINAL_STATUSES, LEGACY_GRACE_SECONDS, SFN_DRIVER, RunState, run_state
@@ -127,8 +128,6 @@ class ExecutionStatus:
         error = (record.get("result") or {}).get("error")
         if error:
             final["error"] = error
-        from mfc.service.store import bump
-
         with self.db.write() as conn:
             changed = conn.execute(update(runs).where(runs.c.id == run_pk, runs.c.final.is_(None)).values(
                 final=final, final_status=final["status"], finished_at=final["finished_at"],

@@ -69,7 +69,7 @@ def _insert_run(db: Database, values: dict[str, Any]) -> bool:
     try:
         with db.write() as conn:
             conn.execute(runs.insert().values(**values))
-            pk = conn.execute(select(runs.c.id).where(runs.c.flow == values["flow"],
+            pk: int = conn.execute(select(runs.c.id).where(runs.c.flow == values["flow"],
                                                       runs.c.run_id == values["run_id"])).scalar_one()
             bump(conn, pk)
     except IntegrityError:
@@ -139,14 +139,20 @@ def activity(conn: Connection, pks: Sequence[int]) -> dict[int, float]:
     return {int(row[0]): float(row[1]) for row in rows if row[1] is not None}
 
 
-def order_key() -> list[Any]:
+def run_id_bytes(db: Database) -> Any:
+    """The run id column compared byte by byte, as Python compares strings (PostgreSQL would
+    otherwise use its locale's collation, which orders '-', '.' and case differently)."""
+    return runs.c.run_id.collate("C") if db.dialect == "postgresql" else runs.c.run_id
+
+
+def order_key(db: Database) -> list[Any]:
     """Newest first, as ``BlobMetadata.run_ids``: by (length, id) descending."""
-    return [func.length(runs.c.run_id).desc(), runs.c.run_id.desc()]
+    return [func.length(runs.c.run_id).desc(), run_id_bytes(db).desc()]
 
 
 def run_ids(db: Database, flow: str) -> list[str]:
     with db.read() as conn:
-        return list(conn.execute(select(runs.c.run_id).where(runs.c.flow == flow).order_by(*order_key())).scalars())
+        return list(conn.execute(select(runs.c.run_id).where(runs.c.flow == flow).order_by(*order_key(db))).scalars())
 
 
 def page(db: Database, flow: str, limit: int, before: str | None,
@@ -157,13 +163,13 @@ def page(db: Database, flow: str, limit: int, before: str | None,
     query = select(runs).where(runs.c.flow == flow)
     if before is not None:
         size = func.length(runs.c.run_id)
-        query = query.where(or_(size < len(before), and_(size == len(before), runs.c.run_id < before)))
+        query = query.where(or_(size < len(before), and_(size == len(before), run_id_bytes(db) < before)))
     if final_status == "none":
         query = query.where(runs.c.final_status.is_(None))
     elif final_status is not None:
         query = query.where(runs.c.final_status == final_status)
     with db.read() as conn:
-        rows = list(conn.execute(query.order_by(*order_key()).limit(limit)).mappings())
+        rows = list(conn.execute(query.order_by(*order_key(db)).limit(limit)).mappings())
         return rows, activity(conn, [row["id"] for row in rows])
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from mfc.service.db import Database
 from mfc.service.schema import artifacts, attempts, cards
-from mfc.service.store import bump, insert_ignore, run_pk
+from mfc.service.store import NotFound, bump, insert_ignore, run_pk
 from mfc.stores.taskrecord import TaskRecord
 from mfc.taskid import sort_key
 
@@ -176,8 +176,6 @@ def tasks(db: Database, flow: str, run_id: str, step: str) -> list[dict[str, Any
 
 def attempt(db: Database, flow: str, run_id: str, step: str, task_id: str, number: int) -> dict[str, Any]:
     """One attempt: its row with record, artifacts, cards and log locations; NotFound if none."""
-    from mfc.service.store import NotFound
-
     with db.read() as conn:
         pk = run_pk(conn, flow, run_id)
         key = {"run": pk, "step": step, "task_id": task_id, "attempt": number}
