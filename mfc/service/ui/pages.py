@@ -44,6 +44,7 @@ def merger(request: Request) -> views.Merge:
 
 
 def not_found(request: Request, who: Caller, what: str) -> Response:
+    """The 404 page, saying what the service does not have."""
     return render("error.html", {"viewer": who, "code": 404, "title": "Not found", "message": what},
                   status_code=404)
 
@@ -69,6 +70,7 @@ def _bad_parts(**parts: str) -> str | None:
 
 @router.get("/")
 def flows_page(request: Request) -> Response:
+    """Every flow: its number of runs and its newest run with its status."""
     who = _guarded(request)
     if isinstance(who, Response):
         return who
@@ -128,6 +130,7 @@ def _tag_problem(tag: str | None) -> str | None:
 @router.get("/flows/{flow}")
 def runs_page(request: Request, flow: str, status: str | None = None, tag: str | None = None,
               before: str | None = None) -> Response:
+    """A flow's runs, newest first, 50 a page, filtered by status or tag."""
     who = _guarded(request)
     if isinstance(who, Response):
         return who
@@ -151,6 +154,7 @@ def runs_page(request: Request, flow: str, status: str | None = None, tag: str |
 
 @router.get("/flows/{flow}/runs/{run_id}")
 def run_page(request: Request, flow: str, run_id: str) -> Response:
+    """A run: summary, DAG, timeline and steps."""
     who = _guarded(request)
     if isinstance(who, Response):
         return who
@@ -172,6 +176,7 @@ def _card_url(flow: str, run_id: str) -> Callable[[Row, str], str]:
 @router.get("/flows/{flow}/runs/{run_id}/{step}/{task_id}")
 def task_page(request: Request, flow: str, run_id: str, step: str, task_id: str,
               attempt: int | None = None) -> Response:
+    """A task: foreach item, attempts, and one attempt's logs, artifacts and cards."""
     who = _guarded(request)
     if isinstance(who, Response):
         return who
@@ -189,6 +194,7 @@ def task_page(request: Request, flow: str, run_id: str, step: str, task_id: str,
 
 @router.get("/deployments")
 def deployments_page(request: Request) -> Response:
+    """The deployed flows, their schedules and triggers; a Trigger button for a token that may write."""
     who = _guarded(request)
     if isinstance(who, Response):
         return who

@@ -37,6 +37,7 @@ def run_row(conn: Connection, flow: str, run_id: str) -> Row | None:
 
 
 def flow_exists(conn: Connection, flow: str) -> bool:
+    """Whether the service has any run of this flow."""
     return conn.execute(select(runs.c.id).where(runs.c.flow == flow).limit(1)).first() is not None
 
 
@@ -107,24 +108,22 @@ def task_attempts(conn: Connection, run_pk: int, step: str, task_id: str) -> lis
         .order_by(attempts.c.attempt)).all())
 
 
-def step_exists(conn: Connection, run_pk: int, step: str) -> bool:
-    return conn.execute(select(attempts.c.task_id).where(attempts.c.run == run_pk, attempts.c.step == step)
-                        .limit(1)).first() is not None
-
-
 def attempt_artifacts(conn: Connection, run_pk: int, step: str, task_id: str, attempt: int) -> list[Row]:
+    """The artifact index of one attempt, by name."""
     return list(conn.execute(select(artifacts).where(
         artifacts.c.run == run_pk, artifacts.c.step == step, artifacts.c.task_id == task_id,
         artifacts.c.attempt == attempt).order_by(artifacts.c.name)).all())
 
 
 def attempt_cards(conn: Connection, run_pk: int, step: str, task_id: str, attempt: int) -> list[Row]:
+    """The cards one attempt rendered, by id."""
     return list(conn.execute(select(cards).where(
         cards.c.run == run_pk, cards.c.step == step, cards.c.task_id == task_id,
         cards.c.attempt == attempt).order_by(cards.c.card_id)).all())
 
 
 def all_deployments(conn: Connection) -> list[Row]:
+    """Every deployment, by flow and name."""
     return list(conn.execute(select(deployments).order_by(deployments.c.flow, deployments.c.name)).all())
 
 

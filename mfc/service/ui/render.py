@@ -73,5 +73,6 @@ def render(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLRe
 
 
 def page_headers() -> dict[str, str]:
+    """The headers of every page: its content policy, no sniffing, no caching."""
     return {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}

@@ -42,11 +42,13 @@ def _safe_next(target: str | None) -> str:
 
 @router.get("/login", include_in_schema=False)
 def login_form(request: Request, next: str | None = None) -> Response:
+    """The login form."""
     return render("login.html", {"viewer": None, "next": _safe_next(next), "error": None})
 
 
 @router.post("/login", include_in_schema=False)
 async def login(request: Request) -> Response:
+    """Check the token typed in, then set it as the HttpOnly, SameSite=Strict cookie."""
     body = await request.body()
     form = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
     token = (form.get("token") or [""])[0].strip()
@@ -66,6 +68,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout", include_in_schema=False)
 def logout() -> Response:
+    """Forget the cookie."""
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -39,6 +39,7 @@ def driver_kind(run: dict[str, Any]) -> str:
 
 
 def short(value: Any, chars: int = PARAMETER_CHARS) -> str:
+    """A value as a short text (a string as it is, anything else by its repr), cut at ``chars``."""
     text = value if isinstance(value, str) else reprlib.repr(value)
     return text if len(text) <= chars else text[:chars - 1] + "…"
 
@@ -150,6 +151,7 @@ def next_fires(schedule: dict[str, Any] | None, since: float, now: float, count:
 
 
 def deployments_context(conn: Connection, now: float) -> list[dict[str, Any]]:
+    """The deployments page: each deployment with its next three fire times."""
     return [{"name": d.name, "flow": d.flow, "state_machine_arn": d.state_machine_arn, "region": d.region,
              "schedule": d.schedule, "triggers": d.triggers or [],
              "next_fires": next_fires(d.schedule, float(d.created_at), now)} for d in queries.all_deployments(conn)]
