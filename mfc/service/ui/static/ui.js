@@ -30,7 +30,10 @@
     if (fetching) { again = true; return; }
     fetching = true;
     fetch(fragmentUrl(), { credentials: "same-origin", headers: { "X-MFC-UI": "1" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (r) {
+        if (r.redirected) { window.location.assign(r.url); return null; }  // logged out: to the login form
+        return r.ok ? r.text() : null;
+      })
       .then(function (html) {
         if (html !== null) {
           var atEnd = logsAtEnd();
