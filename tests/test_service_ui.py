@@ -167,6 +167,21 @@ def test_the_log_tail_of_a_running_task_refreshes(service, page_for):
     screenshot(page, "log-tail")
 
 
+def test_a_revoked_token_sends_an_open_page_to_the_login_form(service, page_for):
+    from mfc.service.auth import create_token, revoke_token
+
+    flow = unique("Revoked")
+    token = create_token(service.db, label="to revoke")
+    with client(service) as c:
+        run_id = create_run(c, flow, run_info(BRANCH_GRAPH))
+    page = page_for(service, token)
+    page.goto(f"{service.url}/flows/{flow}/runs/{run_id}")
+    revoke_token(service.db, token.split("_")[1])
+    page.wait_for_url(f"{service.url}/login?next=*", timeout=20_000)
+    expect(page.locator("input[name=token]")).to_be_visible()
+    screenshot(page, "revoked-to-login")
+
+
 def _sfn_run(c, flow: str) -> str:
     driver = {"kind": "sfn", "execution": "arn:aws:states:us-east-1:123456789012:execution:M:x1"}
     return create_run(c, flow, run_info(BRANCH_GRAPH, driver=driver))

@@ -51,15 +51,21 @@ def _headers() -> dict[str, str]:
 async def _stream(request: Request, look: Callable[[], tuple[Any, bool]], since: str | None,
                   clock: Callable[[], float] = time.monotonic) -> AsyncIterator[bytes]:
     """Send ``change`` each time ``look()``'s first value changes (and at once when it differs
-    from ``since``, what the page was rendered from), ``end`` and stop once its second is True."""
+    from ``since``, what the page was rendered from), ``end`` and stop once its second is True.
+    A token revoked or expired meanwhile ends the stream with ``denied``."""
     _open["streams"] += 1
     try:
-        started = last_sent = clock()
+        started = last_sent = checked = clock()
         yield b"retry: 2000\n\n"
         seen: Any = since
         while clock() - started < MAX_SECONDS:
             if await request.is_disconnected():
                 return
+            if clock() - checked > STATUS_SECONDS:
+                checked = clock()
+                if await to_thread.run_sync(viewer, request) is None:
+                    yield _event("denied", "log in again")
+                    return
             state, ended = await to_thread.run_sync(look)
             if str(state) != str(seen):
                 seen = state

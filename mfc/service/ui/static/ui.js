@@ -50,6 +50,7 @@
     var source = new EventSource(main.dataset.events);
     source.addEventListener("change", refresh);
     source.addEventListener("end", function () { refresh(); source.close(); });
+    source.addEventListener("denied", function () { source.close(); window.location.reload(); });
     window.addEventListener("pagehide", function () { source.close(); });
   }
   if (main && main.dataset.refresh) {
