@@ -100,6 +100,21 @@ def test_a_run_page_follows_the_run_without_reloading(service, page_for):
     screenshot(page, "live-3-succeeded")
 
 
+def test_the_runs_page_shows_a_new_run_and_a_status_change_live(service, page_for):
+    flow = unique("Listing")
+    with client(service) as c:
+        first = create_run(c, flow, run_info(BRANCH_GRAPH))
+        page = page_for(service, service.read_only_token)
+        page.goto(f"{service.url}/flows/{flow}")
+        page.evaluate("window.__notReloaded = true")
+        second = create_run(c, flow, run_info(BRANCH_GRAPH, tags=["fresh"]))
+        expect(page.locator(f'tr[data-run="{second}"]')).to_be_visible(timeout=WAIT_MS)
+        finish_run(c, flow, first, "failed")
+    expect(page.locator(f'tr[data-run="{first}"] .badge')).to_have_text("failed", timeout=WAIT_MS)
+    assert page.evaluate("window.__notReloaded") is True
+    screenshot(page, "runs-live")
+
+
 def test_a_failed_step_is_drawn_in_the_failed_colour(service, page_for):
     flow = unique("Failed")
     with client(service) as c:
