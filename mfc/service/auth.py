@@ -34,6 +34,7 @@ from mfc.service.schema import tokens
 
 PREFIX = "mfc_"
 COOKIE = "mfc_token"
+UI_HEADER = "x-mfc-ui"  # what the web UI's script sends with a write (a form on another site cannot)
 CACHE_SECONDS = 5.0
 SECONDS_PER_DAY = 86400.0
 
@@ -159,8 +160,13 @@ def reader(request: Request) -> Caller:
 
 def writer(request: Request) -> Caller:
     """FastAPI dependency of write routes: the caller, 401 without a valid token, 403 for a
-    read-only one."""
+    read-only one, 403 for a write authenticated by the UI's cookie alone without the UI's
+    ``X-MFC-UI: 1`` header (cross-site request forgery: another site can make a browser send
+    the cookie, but not a custom header)."""
     caller = reader(request)
     if caller.read_only:
         raise HTTPException(403, f"API token {caller.token_id} is read-only; this route writes")
+    if not request.headers.get("authorization") and request.headers.get(UI_HEADER) != "1":
+        raise HTTPException(403, "a write authenticated by the mfc_token cookie needs the header 'X-MFC-UI: 1' "
+                                 "(the web UI sends it); scripts send 'Authorization: Bearer <token>'")
     return caller
