@@ -147,7 +147,7 @@ def test_a_card_renders_in_its_sandboxed_frame_and_the_log_tail_shows(service, p
         blobs.put_bytes(f"{base}.stdout", "".join(f"line {i}\n" for i in range(500)).encode())
         logs = {"root": service.root, "stdout": f"{base}.stdout", "stderr": f"{base}.stderr"}
         finish_task(c, flow, run_id, "start", "start", logs=logs,
-                    extra={"cards": [{"id": "summary", "type": "default", "key": card_key}]})
+                    cards=[{"id": "summary", "type": "default", "key": card_key}])
     page = page_for(service, service.read_only_token)
     page.goto(f"{service.url}/flows/{flow}/runs/{run_id}/start/start")
     frame = page.locator("figure.card iframe")
