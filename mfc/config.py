@@ -98,6 +98,8 @@ SETTINGS = {s.key: s for s in (
     Setting("ecr_keep_images", 50, int, "images an ECR repository keeps (lifecycle policy)", None, 1),
     Setting("sfn_role", None, str, "IAM role ARN Step Functions state machines run as"),
     Setting("events_role", None, str, "IAM role ARN EventBridge uses to start state machines"),
+    Setting("aws_stack", None, str, "the CloudFormation stack this profile's resources come from "
+                                    "(`mfc configure --from-stack`; `mfc doctor` checks it)"),
 )}
 
 
