@@ -8,6 +8,7 @@ resource scopes or conditions."""
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -39,8 +40,7 @@ def role_name(arn: str) -> str:
 
 def trusted_services(document: Any) -> set[str]:
     """The services an assume-role policy document (dict, JSON or URL-encoded JSON) lets assume the role."""
-    if isinstance(document, str):
-        document = json.loads(unquote(document))
+    document = _document(document)
     statements = document.get("Statement", [])
     statements = [statements] if isinstance(statements, dict) else statements
     found: set[str] = set()
@@ -79,17 +79,27 @@ def instance_role(iam: Any, profile_arn: str) -> str | None:
     return str(roles[0]["Arn"]) if roles else None
 
 
+def _document(document: Any) -> dict[str, Any]:
+    """A policy document as IAM returns it: a dict, or (URL-encoded) JSON text."""
+    if not isinstance(document, str):
+        return dict(document)
+    text = unquote(document)
+    try:
+        return dict(json.loads(text))
+    except ValueError:
+        # moto returns the inline policies of a CloudFormation role as Python's repr of the dict.
+        return dict(ast.literal_eval(text))
+
+
 def role_actions(iam: Any, name: str) -> list[str]:
     """The action patterns the role's inline and attached policies allow."""
     patterns: list[str] = []
     for policy in iam.list_role_policies(RoleName=name).get("PolicyNames") or []:
-        document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
-        patterns += policy_actions(json.loads(unquote(document)) if isinstance(document, str) else document)
+        patterns += policy_actions(_document(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]))
     for attached in iam.list_attached_role_policies(RoleName=name).get("AttachedPolicies") or []:
         policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
         version = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"])
-        document = version["PolicyVersion"]["Document"]
-        patterns += policy_actions(json.loads(unquote(document)) if isinstance(document, str) else document)
+        patterns += policy_actions(_document(version["PolicyVersion"]["Document"]))
     return patterns
 
 

@@ -163,11 +163,16 @@ def dry_run(config: Any, name: str, given: Mapping[str, str], template: str | No
     current = [str(p["ParameterKey"]) for p in (existing or {}).get("Parameters") or []]
     change_set = f"mfc-dry-run-{uuid.uuid4().hex[:12]}"
     kind = "CREATE" if existing is None else "UPDATE"
-    with calling(config, CFN, "cloudformation"):
-        created = cfn.create_change_set(StackName=name, ChangeSetName=change_set, ChangeSetType=kind,
-                                        TemplateBody=body, Capabilities=CAPABILITIES,
-                                        Parameters=pure.stack_parameters(declared, given, current),
-                                        Tags=[{"Key": pure.STACK_TAG, "Value": name}])
+    try:
+        with calling(config, CFN, "cloudformation"):
+            created = cfn.create_change_set(StackName=name, ChangeSetName=change_set, ChangeSetType=kind,
+                                            TemplateBody=body, Capabilities=CAPABILITIES,
+                                            Parameters=pure.stack_parameters(declared, given, current),
+                                            Tags=[{"Key": pure.STACK_TAG, "Value": name}])
+    except MfcError as exc:
+        if "No updates are to be performed" not in str(exc):  # moto says so instead of an empty change set
+            raise
+        return pure.change_lines(name, kind, {"Changes": [], "StatusReason": "the stack is up to date"})
     arn = created["Id"]
     try:
         with calling(config, CFN, "cloudformation"):
