@@ -84,9 +84,14 @@ class Events:
             self.seen.add(str(event.get("EventId")))
 
     def _fetch(self) -> list[dict[str, Any]]:
-        with calling(self.config, CFN, "cloudformation"):
-            pages = self.cfn.get_paginator("describe_stack_events").paginate(StackName=self.name)
-            return [e for page in pages for e in page.get("StackEvents") or []]
+        try:
+            with calling(self.config, CFN, "cloudformation"):
+                pages = self.cfn.get_paginator("describe_stack_events").paginate(StackName=self.name)
+                return [e for page in pages for e in page.get("StackEvents") or []]
+        except MfcError as exc:
+            if "does not exist" in str(exc):  # deleted: gone by name (moto: by id too)
+                return []
+            raise
 
     def pump(self) -> None:
         fresh = [e for e in self._fetch() if str(e.get("EventId")) not in self.seen]
@@ -127,9 +132,12 @@ def deploy(config: Any, name: str, given: Mapping[str, str], template: str | Non
     tags = [{"Key": pure.STACK_TAG, "Value": name}]
     if existing is None:
         echo(f"creating stack {name} ...")
-        with calling(config, CFN, "cloudformation"):
-            cfn.create_stack(StackName=name, TemplateBody=body, Parameters=parameters, Capabilities=CAPABILITIES,
-                             Tags=tags, OnFailure="ROLLBACK")
+        try:
+            with calling(config, CFN, "cloudformation"):
+                cfn.create_stack(StackName=name, TemplateBody=body, Parameters=parameters,
+                                 Capabilities=CAPABILITIES, Tags=tags, OnFailure="ROLLBACK")
+        except MfcError as exc:
+            raise _with_leftovers(exc, cfn, config, name) from None
     else:
         events.skip_existing()
         echo(f"updating stack {name} ...")
@@ -147,8 +155,24 @@ def deploy(config: Any, name: str, given: Mapping[str, str], template: str | Non
         raise MfcError(pure.failure_message(name, status, events.all))
     stack = find_stack(cfn, config, name)
     assert stack is not None
-    echo(f"stack {name}: {status}")
+    with calling(config, CFN, "cloudformation"):
+        pages = cfn.get_paginator("list_stack_resources").paginate(StackName=name)
+        count = sum(len(page.get("StackResourceSummaries") or []) for page in pages)
+    echo(f"stack {name}: {status} ({count} resources)")
     return stack
+
+
+def _with_leftovers(exc: MfcError, cfn: Any, config: Any, name: str) -> MfcError:
+    """``exc``, saying what a create that failed left behind (moto, unlike AWS, fails the call and
+    keeps what it had created)."""
+    try:
+        left = find_stack(cfn, config, name)
+    except MfcError:
+        left = None
+    if left is None:
+        return exc
+    return MfcError(f"{exc}; stack {name} is left {left.get('StackStatus')} with what it created",
+                    hint=f"`mfc deploy aws --stack {name} --delete` removes it")
 
 
 def dry_run(config: Any, name: str, given: Mapping[str, str], template: str | None = None) -> list[str]:
@@ -249,12 +273,13 @@ def delete(config: Any, name: str, force: bool = False, echo: Echo = print, poll
             if count:
                 echo(f"emptying bucket {bucket} (--force) ...")
                 echo(f"deleted {_empty(s3, bucket)} objects")
-    events = Events(cfn, config, name, echo)
+    stack_id = str(stack.get("StackId") or name)  # a deleted stack is found by its id only
+    events = Events(cfn, config, stack_id, echo)
     events.skip_existing()
     echo(f"deleting stack {name} ...")
     with calling(config, CFN, "cloudformation"):
         cfn.delete_stack(StackName=name)
-    status = _wait(cfn, config, name, events, poll)
+    status = _wait(cfn, config, stack_id, events, poll)
     if status != "DELETE_COMPLETE":
         raise MfcError(pure.failure_message(name, status, events.all))
     registry = pure.outputs_to_settings(stack.get("Outputs") or []).get("image_registry")
