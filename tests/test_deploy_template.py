@@ -95,6 +95,14 @@ def test_create_sends_list_defaults_and_update_keeps_previous_values():
         {"ParameterKey": "CpuInstanceTypes", "UsePreviousValue": True}]
 
 
+def test_an_unchanged_stack_is_recognised_also_from_moto_list_reprs():
+    current = [{"ParameterKey": "Namespace", "ParameterValue": "mfc"},
+               {"ParameterKey": "SubnetIds", "ParameterValue": "['subnet-1', 'subnet-2']"}]
+    assert pure.parameters_unchanged(current, {"Namespace": "mfc", "SubnetIds": "subnet-1,subnet-2"})
+    assert not pure.parameters_unchanged(current, {"SubnetIds": "subnet-1"})
+    assert not pure.parameters_unchanged(current, {"CpuMaxVcpus": "8"})
+
+
 def test_outputs_become_settings_and_stacks_are_recognised():
     outputs = [{"OutputKey": "BatchGpuQueue", "OutputValue": "mfc-gpu"}, {"OutputKey": "Other", "OutputValue": "x"}]
     assert pure.outputs_to_settings(outputs) == {"batch_gpu_queue": "mfc-gpu"}

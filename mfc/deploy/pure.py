@@ -71,6 +71,26 @@ def stack_parameters(declared: Sequence[Mapping[str, Any]], given: Mapping[str, 
     return result
 
 
+def parameters_unchanged(current: Sequence[Mapping[str, Any]], given: Mapping[str, str]) -> bool:
+    """Whether a stack's ``current`` Parameters (DescribeStacks) already have every ``given`` value."""
+    values = {str(p.get("ParameterKey")): _listed(str(p.get("ParameterValue", ""))) for p in current}
+    return all(key in values and values[key] == value for key, value in given.items())
+
+
+def _listed(value: str) -> str:
+    """A list parameter's value as given (``a,b``): moto reports one as Python's repr (``['a', 'b']``)."""
+    if value.startswith("[") and value.endswith("]"):
+        import ast
+
+        try:
+            items = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+        if isinstance(items, list):
+            return ",".join(str(item) for item in items)
+    return value
+
+
 def setting_for_output(key: str) -> str | None:
     """The mfc setting a stack output fills (``BatchGpuQueue`` -> ``batch_gpu_queue``), None when the
     output fills none (output names are alphanumeric, so they are the settings in CamelCase)."""
