@@ -142,13 +142,16 @@ def role_checks(iam: Any, settings: Mapping[str, Any], environments: list[dict[s
     checks = [trust_check(iam, key, settings.get(key), services,
                           f"set {key} (`mfc configure --from-stack` fills it)")
               for key, services in ROLE_SERVICES.items()]
+    seen: set[str] = set()  # compute environments usually share their roles: one line each
     for ce in environments:
         ce_name = str(ce.get("computeEnvironmentName"))
-        if ce.get("serviceRole"):
+        if ce.get("serviceRole") and ce["serviceRole"] not in seen:
+            seen.add(ce["serviceRole"])
             checks.append(trust_check(iam, f"Batch service ({ce_name})", str(ce["serviceRole"]),
                                       ["batch.amazonaws.com"], ""))
         profile = (ce.get("computeResources") or {}).get("instanceRole")
-        if profile:
+        if profile and profile not in seen:
+            seen.add(profile)
             role = instance_role(iam, str(profile))
             checks.append(trust_check(iam, f"Batch instances ({ce_name})", role, ["ec2.amazonaws.com"],
                                       f"give instance profile {profile} a role (the template's InstanceRole)"))

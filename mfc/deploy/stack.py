@@ -124,6 +124,9 @@ def deploy(config: Any, name: str, given: Mapping[str, str], template: str | Non
     if existing is not None and str(existing.get("StackStatus")) == "ROLLBACK_COMPLETE":
         raise MfcError(f"stack {name} failed to create earlier and is empty (ROLLBACK_COMPLETE)",
                        hint=f"delete it with `mfc deploy aws --stack {name} --delete`, then deploy again")
+    if existing is not None and str(existing.get("StackStatus")).endswith("_IN_PROGRESS"):
+        raise MfcError(f"stack {name} is {existing.get('StackStatus')}: another deployment is under way",
+                       hint="wait for it to end (the CloudFormation console shows its events), then run this again")
     declared = _declared(cfn, config, body)
     pure.parse_parameters([f"{k}={v}" for k, v in given.items()], [str(p["ParameterKey"]) for p in declared])
     current = [str(p["ParameterKey"]) for p in (existing or {}).get("Parameters") or []]
