@@ -82,6 +82,7 @@ def test_dry_run_of_a_new_stack_lists_its_resources_and_leaves_nothing(aws):
 def test_configure_from_stack_writes_a_profile_of_its_outputs_and_keeps_others(aws):
     server, env, config, _ = aws
     write_profile(str(config), "other", {"max_workers": 3})
+    write_profile(str(config), "aws", {"max_workers": 5, "batch_queue": "stale"})
     proc, out = _cli(env, "configure", "--from-stack", "mfc", "--profile", "aws")
     assert proc.returncode == 0, out
     profile = read_profile(str(config), "aws")
@@ -94,6 +95,7 @@ def test_configure_from_stack_writes_a_profile_of_its_outputs_and_keeps_others(a
     assert profile["image_registry"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/mfc"
     assert profile["aws_endpoint_url"] == server.endpoint and profile["aws_stack"] == "mfc"
     assert read_profile(str(config), "other") == {"max_workers": 3}
+    assert profile["max_workers"] == 5  # the profile's own settings stay; the stack's are replaced
     shown, out = _cli({**env, "MFC_PROFILE": "aws"}, "config", "show")
     assert shown.returncode == 0, out
 

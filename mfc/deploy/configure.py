@@ -10,6 +10,10 @@ from mfc.deploy import pure
 from mfc.deploy.errors import calling
 from mfc.exceptions import MfcError
 
+# What a profile from a stack holds: a new configure replaces these and keeps the rest (max_workers ...).
+FROM_STACK = {"datastore_root", "aws_region", "batch_queue", "batch_gpu_queue", "batch_job_role", "sfn_role",
+              "events_role", "image_registry", "service_url", "service_token", "metadata", "aws_endpoint_url",
+              "s3_endpoint_url", "aws_stack"}
 REQUIRED = ("datastore_root", "aws_region", "batch_queue", "batch_job_role", "sfn_role", "events_role")
 READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 
@@ -47,13 +51,16 @@ def profile_values(config: Any, name: str) -> dict[str, Any]:
 
 
 def write(config: Any, name: str, profile: str, path: str | None = None) -> tuple[str, dict[str, Any]]:
-    """Write profile ``profile`` from stack ``name`` (other profiles stay as they are); returns the
-    config file and the values. A file holding a service token is made readable by its owner only."""
+    """Write profile ``profile`` from stack ``name`` (other profiles stay as they are, and so do the
+    profile's own settings no stack fills, e.g. max_workers); returns the config file and the
+    values. A file holding a service token is made readable by its owner only."""
     from mfc.config import config_path
-    from mfc.sandbox.profile import write_profile
+    from mfc.sandbox.profile import read_profile, write_profile
 
     values = profile_values(config, name)
     target = path or config_path()
+    kept = {k: v for k, v in (read_profile(target, profile) or {}).items() if k not in FROM_STACK}
+    values = {**values, **kept}
     write_profile(target, profile, values, comment=f"Written by `mfc configure --from-stack {name}`.")
     if values.get("service_token"):
         os.chmod(target, 0o600)

@@ -84,10 +84,17 @@ class Events:
             self.seen.add(str(event.get("EventId")))
 
     def _fetch(self) -> list[dict[str, Any]]:
+        """The stack's events newer than those seen (CloudFormation lists the newest first, so
+        the pages stop at the first seen one)."""
+        found: list[dict[str, Any]] = []
         try:
             with calling(self.config, CFN, "cloudformation"):
-                pages = self.cfn.get_paginator("describe_stack_events").paginate(StackName=self.name)
-                return [e for page in pages for e in page.get("StackEvents") or []]
+                for page in self.cfn.get_paginator("describe_stack_events").paginate(StackName=self.name):
+                    for event in page.get("StackEvents") or []:
+                        if str(event.get("EventId")) in self.seen:
+                            return found
+                        found.append(event)
+                return found
         except MfcError as exc:
             if "does not exist" in str(exc):  # deleted: gone by name (moto: by id too)
                 return []
