@@ -22,8 +22,8 @@ Echo = Callable[[str], None]
 CFN = "AWS CloudFormation"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 POLL_SECONDS = 5.0
-# In a source checkout (and an editable install) the template sits beside the package.
-TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "cloudformation" / "mfc.yaml"
+# deploy/cloudformation/mfc.yaml, through the link beside this module (package data in a wheel).
+TEMPLATE = Path(__file__).with_name("mfc.yaml")
 
 
 def template_body(path: str | os.PathLike[str] | None = None) -> str:
