@@ -101,6 +101,8 @@ SETTINGS = {s.key: s for s in (
     Setting("service_db", None, str, "the metadata service's database URL (sqlite:///PATH or "
                                      "postgresql://USER:PASSWORD@HOST:PORT/NAME; default: service.db in the "
                                      "local datastore)"),
+    Setting("aws_stack", None, str, "the CloudFormation stack this profile's resources come from "
+                                    "(`mfc configure --from-stack`; `mfc doctor` checks it)"),
 )}
 
 

@@ -189,7 +189,7 @@ def test_job_definitions_are_registered_once_and_reused(sandbox):
     assert [d["revision"] for d in found] == [1]
     props = found[0]["containerProperties"]
     assert {"type": "VCPU", "value": "3"} in props["resourceRequirements"]
-    assert props["jobRoleArn"].endswith(":role/mfc-sandbox-batch-job")
+    assert ":role/mfc-sandbox-JobRole-" in props["jobRoleArn"]  # the template's JobRole in stack mfc-sandbox
     assert found[0]["retryStrategy"] == {"attempts": 1}
     for executor in (first, second):
         executor.close()
@@ -221,7 +221,7 @@ def test_job_stuck_in_runnable_is_terminated_with_the_likely_reasons(sandbox, tm
     assert event.key == handle.key and event.code == 1
     assert f"Batch job {handle.extra['job_id']} of step start stayed RUNNABLE for" in event.error
     assert "on queue mfc-cpu (asks for 1 vCPU, 4096 MiB)" in event.error
-    assert "mfc-sandbox-cpu look usable" in event.error and "MFC_BATCH_RUNNABLE_TIMEOUT" in event.error
+    assert "mfc-cpu look usable" in event.error and "MFC_BATCH_RUNNABLE_TIMEOUT" in event.error
     job = _client("batch").describe_jobs(jobs=[handle.extra["job_id"]])["jobs"][0]
     assert job["statusReason"].startswith("mfc: stayed RUNNABLE for")  # terminate_job reached Batch
 

@@ -291,7 +291,8 @@ def test_up_starts_healthy_components_and_writes_the_profile(sandbox):
     assert values["image_registry"] == f"127.0.0.1:{sandbox.registry_port}"
     assert values["datastore_root"] == "s3://mfc-sandbox/mfc"
     assert (values["batch_queue"], values["batch_gpu_queue"]) == ("mfc-cpu", "mfc-gpu")
-    assert values["batch_job_role"].endswith(":role/mfc-sandbox-batch-job")
+    assert ":role/mfc-sandbox-JobRole-" in values["batch_job_role"]  # the template's JobRole in stack mfc-sandbox
+    assert "aws_stack" not in values
 
 
 def test_profile_is_a_valid_mfc_config(sandbox, monkeypatch):
@@ -311,14 +312,24 @@ def test_resources_exist_through_boto3(sandbox):
     assert {n: (queues[n]["state"], queues[n]["status"]) for n in ("mfc-cpu", "mfc-gpu")} == {
         "mfc-cpu": ("ENABLED", "VALID"), "mfc-gpu": ("ENABLED", "VALID")}
     ces = {c["computeEnvironmentName"]: c for c in batch.describe_compute_environments()["computeEnvironments"]}
-    assert "g4dn.xlarge" in ces["mfc-sandbox-gpu"]["computeResources"]["instanceTypes"]
-    assert ces["mfc-sandbox-cpu"]["status"] == "VALID"
+    assert "g4dn.xlarge" in ces["mfc-gpu"]["computeResources"]["instanceTypes"]
+    assert ces["mfc-cpu"]["status"] == "VALID"
     iam = sandbox.client("iam")
     values = profile.read_profile(str(sandbox.config), "sandbox")
     for key in ("batch_job_role", "sfn_role", "events_role"):
         assert iam.get_role(RoleName=values[key].rsplit("/", 1)[1])["Role"]["Arn"] == values[key]
     groups = sandbox.client("logs").describe_log_groups(logGroupNamePrefix="/aws/batch/job")["logGroups"]
     assert [g["logGroupName"] for g in groups] == ["/aws/batch/job"]
+
+
+def test_resources_come_from_the_template_deployed_into_moto(sandbox):
+    stack = sandbox.client("cloudformation").describe_stacks(StackName="mfc-sandbox")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE" and stack["Description"].startswith("mfc:")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    values = profile.read_profile(str(sandbox.config), "sandbox")
+    assert (outputs["DatastoreRoot"], outputs["BatchQueue"], outputs["SfnRole"], outputs["EventsRole"]) == (
+        values["datastore_root"], values["batch_queue"], values["sfn_role"], values["events_role"])
+    assert outputs["ImageRegistry"] != values["image_registry"]  # images go to the sandbox's own registry
 
 
 @pytest.mark.docker

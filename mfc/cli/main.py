@@ -33,6 +33,7 @@ def _register() -> None:
     from mfc.cli.cleanup import cleanup
     from mfc.cli.client import dump, tag
     from mfc.cli.config import config_group
+    from mfc.cli.deploy import configure_cmd, deploy_group, doctor_cmd
     from mfc.cli.event import event
     from mfc.cli.graph import check, show
     from mfc.cli.image import image, lock
@@ -46,7 +47,8 @@ def _register() -> None:
     from mfc.cli.verify import verify
 
     for command in (run, resume, show, check, logs, runs, package_group, dump, tag, cleanup, sandbox, image, lock,
-                    task_command, config_group, verify, sfn, schedule_command, event, card_group, service):
+                    task_command, config_group, verify, sfn, schedule_command, event, card_group, service,
+                    deploy_group, configure_cmd, doctor_cmd):
         cli.add_command(command)
 
 

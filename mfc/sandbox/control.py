@@ -15,11 +15,8 @@ from typing import Any
 from mfc.config import config_path
 from mfc.exceptions import MfcError
 from mfc.sandbox import (
-    CPU_QUEUE,
-    DATASTORE_ROOT,
     DEFAULT_PORT,
     DEFAULT_REGISTRY_PORT,
-    GPU_QUEUE,
     HOST,
     PROFILE,
     REGION,
@@ -93,19 +90,23 @@ def _ensure_process(state_dir: str, name: str, port: int, start: Callable[[], pr
     return True
 
 
-def profile_values(port: int, registry_port: int, arns: dict[str, str]) -> dict[str, Any]:
-    """The settings of the ``sandbox`` profile (keys of :data:`mfc.config.SETTINGS`)."""
+def profile_values(port: int, registry_port: int, stack: dict[str, Any]) -> dict[str, Any]:
+    """The settings of the ``sandbox`` profile (keys of :data:`mfc.config.SETTINGS`): those the
+    stack's outputs fill (``stack``, see :func:`mfc.sandbox.resources.ensure`), with moto's
+    endpoints and the sandbox's own registry instead of ECR."""
     return {
-        "datastore_root": DATASTORE_ROOT,
+        "datastore_root": stack["datastore_root"],
         "aws_region": REGION,
         "aws_endpoint_url": endpoint(port),
         "s3_endpoint_url": endpoint(port),
-        "batch_queue": CPU_QUEUE,
-        "batch_gpu_queue": GPU_QUEUE,
-        "batch_job_role": arns["batch_job_role"],
+        "batch_queue": stack["batch_queue"],
+        "batch_gpu_queue": stack["batch_gpu_queue"],
+        "batch_job_role": stack["batch_job_role"],
         "image_registry": f"{HOST}:{registry_port}",
-        "sfn_role": arns["sfn_role"],
-        "events_role": arns["events_role"],
+        "sfn_role": stack["sfn_role"],
+        "events_role": stack["events_role"],
+        # No aws_stack: the sandbox's Batch containers read this file with the image's mfc, which
+        # may predate that setting (and refuses a profile with a setting it does not know).
     }
 
 

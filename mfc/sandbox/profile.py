@@ -61,7 +61,7 @@ def _split(text: str, name: str) -> tuple[list[str], list[str], list[str]]:
     if start is None:
         return lines, [], []
     end = next((i for i in range(start + 1, len(lines)) if _HEADER.match(lines[i])), len(lines))
-    while start > 0 and lines[start - 1].startswith("# Written by `mfc sandbox"):
+    while start > 0 and lines[start - 1].startswith("# Written by `mfc "):
         start -= 1
     return lines[:start], lines[start:end], lines[end:]
 

@@ -1,34 +1,30 @@
-"""The AWS resources of the sandbox, created idempotently in moto: the bucket, IAM roles, Batch
-compute environments and job queues, the CloudWatch log group Batch writes job logs to, and the
-EventBridge bus ``mfc`` that flows' event triggers listen on.
+"""The AWS resources of the sandbox: mfc's CloudFormation template
+(``deploy/cloudformation/mfc.yaml``, the one users deploy to AWS) deployed into moto's
+CloudFormation as stack ``mfc-sandbox``, so every change to the template is exercised by the
+tests; the profile's settings come from the stack's outputs, as `mfc configure --from-stack` reads
+them.
 
-moto's Batch validates like AWS does in part: a managed EC2 compute environment needs a service
-role, an instance profile, subnets and a security group that exist (moto's default VPC has them),
-and compute-environment and queue names of 3+ characters that start and end alphanumeric. The
-"GPU" environment is just another managed EC2 environment with GPU instance types; moto runs its
-jobs like any other (no GPU is attached).
+The sandbox's parameters: the bucket ``mfc-sandbox`` with the datastore under ``mfc/``, queues
+``mfc-cpu`` and ``mfc-gpu``, moto's default VPC (``CreateVpc=false``: moto cannot delete the VPC
+endpoints of a VPC it made). What moto cannot create from a template, or what the template leaves
+to mfc, is created directly: the EventBridge bus ``mfc`` (mfc makes it on demand; @trigger tests
+expect it), and images go to the sandbox's own registry (moto's ECR stores no layers).
+
+moto's Batch validates like AWS in part: a managed EC2 compute environment needs a service role,
+an instance profile, subnets and a security group that exist. The "GPU" environment is just
+another managed EC2 environment with GPU instance types; moto runs its jobs like any other (no
+GPU is attached).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from mfc.sandbox import BUCKET, CPU_QUEUE, CREDENTIALS, GPU_QUEUE, REGION, endpoint
+from mfc.sandbox import BUCKET, CREDENTIALS, REGION, endpoint
 
 LOG_GROUP = "/aws/batch/job"  # where moto's Batch (and AWS Batch by default) writes job logs
-SERVICES = {  # role name -> service principal that assumes it
-    "mfc-sandbox-batch-service": "batch.amazonaws.com",
-    "mfc-sandbox-ecs-instance": "ec2.amazonaws.com",
-    "mfc-sandbox-batch-job": "ecs-tasks.amazonaws.com",
-    "mfc-sandbox-sfn": "states.amazonaws.com",
-    "mfc-sandbox-events": "events.amazonaws.com",
-}
-INSTANCE_PROFILE = "mfc-sandbox-ecs-instance"
-COMPUTE_ENVIRONMENTS = {  # name -> (queue, instance types)
-    "mfc-sandbox-cpu": (CPU_QUEUE, ["optimal"]),
-    "mfc-sandbox-gpu": (GPU_QUEUE, ["g4dn.xlarge", "g5.xlarge"]),
-}
+STACK = "mfc-sandbox"
+PARAMETERS = {"Namespace": "mfc", "BucketName": BUCKET, "DatastorePrefix": "mfc", "CreateVpc": "false"}
 
 
 def client(service: str, port: int) -> Any:
@@ -44,69 +40,12 @@ def client(service: str, port: int) -> Any:
     )
 
 
-def _trust(principal: str) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}]})
-
-
-def _ensure_roles(iam: Any) -> dict[str, str]:
-    arns: dict[str, str] = {}
-    for name, principal in SERVICES.items():
-        try:
-            arns[name] = iam.get_role(RoleName=name)["Role"]["Arn"]
-        except iam.exceptions.NoSuchEntityException:
-            arns[name] = iam.create_role(RoleName=name, AssumeRolePolicyDocument=_trust(principal))["Role"]["Arn"]
-    try:
-        profile = iam.get_instance_profile(InstanceProfileName=INSTANCE_PROFILE)["InstanceProfile"]
-    except iam.exceptions.NoSuchEntityException:
-        profile = iam.create_instance_profile(InstanceProfileName=INSTANCE_PROFILE)["InstanceProfile"]
-    if not any(r["RoleName"] == INSTANCE_PROFILE for r in profile.get("Roles", [])):
-        iam.add_role_to_instance_profile(InstanceProfileName=INSTANCE_PROFILE, RoleName=INSTANCE_PROFILE)
-    arns["instance_profile"] = profile["Arn"]
-    return arns
-
-
-def _default_network(ec2: Any) -> tuple[list[str], list[str]]:
-    """Subnets and the default security group of moto's default VPC."""
+def _default_network(ec2: Any) -> tuple[str, list[str]]:
+    """moto's default VPC and two of its subnets."""
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
-    vpc_filter = [{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}] if vpcs else []
-    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=vpc_filter)["Subnets"]]
-    groups = ec2.describe_security_groups(Filters=vpc_filter + [{"Name": "group-name", "Values": ["default"]}])
-    return subnets[:2], [g["GroupId"] for g in groups["SecurityGroups"]][:1]
-
-
-def _ensure_batch(batch: Any, ec2: Any, service_role: str, instance_profile: str) -> None:
-    existing = {ce["computeEnvironmentName"]: ce for ce in batch.describe_compute_environments()["computeEnvironments"]}
-    queues = {q["jobQueueName"] for q in batch.describe_job_queues()["jobQueues"]}
-    network: tuple[list[str], list[str]] | None = None
-    for name, (queue, instance_types) in COMPUTE_ENVIRONMENTS.items():
-        if name in existing:
-            ce_arn = existing[name]["computeEnvironmentArn"]
-        else:
-            network = network or _default_network(ec2)
-            ce_arn = batch.create_compute_environment(
-                computeEnvironmentName=name, type="MANAGED", state="ENABLED", serviceRole=service_role,
-                computeResources={
-                    "type": "EC2", "minvCpus": 0, "maxvCpus": 256, "instanceTypes": instance_types,
-                    "subnets": network[0], "securityGroupIds": network[1], "instanceRole": instance_profile,
-                },
-            )["computeEnvironmentArn"]
-        if queue not in queues:
-            batch.create_job_queue(jobQueueName=queue, state="ENABLED", priority=1,
-                                   computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce_arn}])
-
-
-def _ensure_bucket(s3: Any) -> None:
-    try:
-        s3.head_bucket(Bucket=BUCKET)
-    except s3.exceptions.ClientError:
-        s3.create_bucket(Bucket=BUCKET)
-
-
-def _ensure_log_group(logs: Any) -> None:
-    found = logs.describe_log_groups(logGroupNamePrefix=LOG_GROUP)["logGroups"]
-    if not any(g["logGroupName"] == LOG_GROUP for g in found):
-        logs.create_log_group(logGroupName=LOG_GROUP)
+    vpc = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    return vpc, sorted(s["SubnetId"] for s in subnets)[:2]
 
 
 def _ensure_event_bus(events: Any) -> None:
@@ -119,20 +58,18 @@ def _ensure_event_bus(events: Any) -> None:
         events.create_event_bus(Name=EVENT_BUS)
 
 
-def ensure(port: int) -> dict[str, str]:
-    """Create whatever is missing; return the ARNs the profile needs (``batch_job_role``,
-    ``sfn_role``, ``events_role``)."""
-    _ensure_bucket(client("s3", port))
-    roles = _ensure_roles(client("iam", port))
-    _ensure_batch(client("batch", port), client("ec2", port), roles["mfc-sandbox-batch-service"],
-                  roles["instance_profile"])
-    _ensure_log_group(client("logs", port))
+def ensure(port: int) -> dict[str, Any]:
+    """Deploy (or update) the template into moto and create what it leaves out; returns the settings
+    its outputs fill (``datastore_root``, ``batch_queue``, ``batch_job_role``, ``sfn_role``,
+    ``events_role``, ...)."""
+    from mfc.deploy.configure import profile_values
+    from mfc.deploy.stack import deploy
+
+    config = {"aws_region": REGION, "aws_endpoint_url": endpoint(port), "s3_endpoint_url": endpoint(port)}
+    vpc, subnets = _default_network(client("ec2", port))
+    deploy(config, STACK, {**PARAMETERS, "VpcId": vpc, "SubnetIds": ",".join(subnets)}, echo=lambda _line: None)
     _ensure_event_bus(client("events", port))
-    return {
-        "batch_job_role": roles["mfc-sandbox-batch-job"],
-        "sfn_role": roles["mfc-sandbox-sfn"],
-        "events_role": roles["mfc-sandbox-events"],
-    }
+    return profile_values(config, STACK)
 
 
 def describe(port: int) -> dict[str, Any]:
