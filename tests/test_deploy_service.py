@@ -93,6 +93,6 @@ def test_configure_reads_the_service_token_from_its_secret(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert TOKEN not in proc.stdout and "service_token = ***" in proc.stdout
     profile = read_profile(str(config), "default")
-    assert profile["service_token"] == TOKEN and profile["metadata"] == "service"
+    assert profile["service_token"] == f"mfc_bootstrap_{TOKEN}" and profile["metadata"] == "service"
     assert profile["service_url"] == "http://service.internal"
     assert stat.S_IMODE(os.stat(config).st_mode) == 0o600

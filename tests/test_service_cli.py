@@ -116,3 +116,38 @@ def test_newer_schema_is_one_line(tmp_path):
     assert "schema revision f00d" in line and "upgrade mfc" in line
     assert "f00d" in one_line(mfc("service", "token", "create", "--db", url))
     assert os.path.exists(f"{tmp_path}/svc.db")
+
+
+def test_a_bootstrap_secret_from_the_environment_is_a_writing_token(tmp_path):
+    """A service deployed by the template gets its token's secret as MFC_SERVICE_BOOTSTRAP_TOKEN;
+    ``mfc configure --from-stack`` writes ``mfc_bootstrap_<secret>``; a rotated secret replaces it."""
+    from mfc.service.auth import bootstrap_token
+
+    db = f"sqlite:///{tmp_path / 'boot.db'}"
+    command = [sys.executable, "-c", "import sys; from mfc.cli import main; main(sys.argv[1:])", "service", "--db", db]
+    weak = subprocess.run([*command, "--port", str(free_port())], capture_output=True, text=True, timeout=60,
+                          env=clean_env(None, {"PYTHONPATH": REPO, "MFC_SERVICE_BOOTSTRAP_TOKEN": "short"}))
+    assert weak.returncode == 2 and "MFC_SERVICE_BOOTSTRAP_TOKEN must be at least 32" in weak.stderr, weak.stderr
+    for secret, old in (("a" * 40, None), ("b" * 40, "a" * 40)):
+        port = free_port()
+        proc = subprocess.Popen([*command, "--port", str(port)],
+                                env=clean_env(None, {"PYTHONPATH": REPO, "MFC_SERVICE_BOOTSTRAP_TOKEN": secret}),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"{url}/health", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                    time.sleep(0.2)
+            who = httpx.get(f"{url}/api/v1/whoami", headers={"Authorization": f"Bearer {bootstrap_token(secret)}"})
+            assert who.status_code == 200 and who.json() == {"token_id": "bootstrap", "read_only": False}
+            if old is not None:
+                gone = httpx.get(f"{url}/api/v1/whoami", headers={"Authorization": f"Bearer {bootstrap_token(old)}"})
+                assert gone.status_code == 401
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

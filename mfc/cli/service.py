@@ -69,10 +69,13 @@ def service(ctx: click.Context, db_url: str | None, host: str, port: int, datast
     import uvicorn
 
     from mfc.service.app import create_app
-    from mfc.service.auth import has_tokens
+    from mfc.service.auth import BOOTSTRAP_ENV, ensure_bootstrap_token, has_tokens
 
     _check_port(host, port)
     db, config = _open(db_url)
+    bootstrap = os.environ.get(BOOTSTRAP_ENV)
+    if bootstrap:
+        ensure_bootstrap_token(db, bootstrap)
     roots = list(datastore_roots) or [config.datastore_root]
     app = create_app(db, config, roots)
     click.echo(f"mfc service on http://{host}:{port} (database: {db.url})")

@@ -41,7 +41,8 @@ def profile_values(config: Any, name: str) -> dict[str, Any]:
     if values.get("service_token"):
         secrets = client("secretsmanager", config)
         with calling(config, "AWS Secrets Manager", "secretsmanager"):
-            values["service_token"] = secrets.get_secret_value(SecretId=values["service_token"])["SecretString"]
+            secret = secrets.get_secret_value(SecretId=values["service_token"])["SecretString"]
+        values["service_token"] = f"mfc_bootstrap_{secret}"  # the token the service accepts for it
         values["metadata"] = "service"
     for key in ("aws_endpoint_url", "s3_endpoint_url"):
         if config[key]:

@@ -22,7 +22,7 @@ Echo = Callable[[str], None]
 CFN = "AWS CloudFormation"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 POLL_SECONDS = 5.0
-# deploy/cloudformation/mfc.yaml, through the link beside this module (package data in a wheel).
+# The template itself (package data in a wheel); deploy/cloudformation/mfc.yaml links to it.
 TEMPLATE = Path(__file__).with_name("mfc.yaml")
 
 

@@ -64,6 +64,34 @@ def create_token(db: Database, read_only: bool = False, label: str = "", expires
     return token
 
 
+BOOTSTRAP_ID = "bootstrap"
+BOOTSTRAP_ENV = "MFC_SERVICE_BOOTSTRAP_TOKEN"
+
+
+def bootstrap_token(secret: str) -> str:
+    """The token a deployment's generated secret stands for (``mfc_bootstrap_<secret>``): what
+    ``mfc configure --from-stack`` writes as ``service_token``."""
+    return f"{PREFIX}{BOOTSTRAP_ID}_{secret}"
+
+
+def ensure_bootstrap_token(db: Database, secret: str) -> None:
+    """Accept ``bootstrap_token(secret)`` as a writing token (``MFC_SERVICE_BOOTSTRAP_TOKEN`` of a
+    service deployed by the template, whose token lives in Secrets Manager): created on first
+    start, its hash replaced when the secret was rotated. MfcError for a secret too weak to be one."""
+    if len(secret) < 32 or not secret.isalnum():
+        raise MfcError(f"{BOOTSTRAP_ENV} must be at least 32 letters and digits",
+                       hint="let Secrets Manager generate it (the template does), or use `mfc service token create`")
+    digest, now = _hash(bootstrap_token(secret)), time.time()
+    with db.write() as conn:
+        found = conn.execute(select(tokens.c.hash).where(tokens.c.token_id == BOOTSTRAP_ID)).first()
+        if found is None:
+            conn.execute(tokens.insert().values(token_id=BOOTSTRAP_ID, hash=digest, read_only=False,
+                                                label="from " + BOOTSTRAP_ENV, created_at=now))
+        elif found[0] != digest:
+            conn.execute(update(tokens).where(tokens.c.token_id == BOOTSTRAP_ID).values(
+                hash=digest, created_at=now, revoked_at=None))
+
+
 def revoke_token(db: Database, token_id: str) -> None:
     """Revoke a token by its id; MfcError when there is no such token."""
     with db.write() as conn:
