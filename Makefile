@@ -16,7 +16,7 @@ help:
 	@echo "make test-fast  run the tests that need no Docker engine"
 	@echo "make bench      print the benchmark figures"
 	@echo "make lint       ruff and mypy over the code"
-	@echo "make image      build the runtime image (see .ci/image.mk for image-gpu, base-os)"
+	@echo "make image      build the runtime image (see .ci/image.mk for image-gpu, image-service, base-os)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON_BOOT) -m venv $(VENV)
