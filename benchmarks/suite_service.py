@@ -114,9 +114,9 @@ def _foreach_overhead(ctx: Any) -> Figure:
 
 def _write_runs(db_url: str, count: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from mfc.service.db import open_database
     from sqlalchemy import insert
 
+    from mfc.service.db import open_database
     from mfc.service.schema import runs
 
     database = open_database(db_url)
