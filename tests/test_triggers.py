@@ -152,20 +152,23 @@ def test_rules_targets_and_input_transformer():
     assert event.target["Arn"] == ARN and event.target["RoleArn"] == ROLE
     transformer = event.target["InputTransformer"]
     assert transformer["InputPathsMap"] == {"alpha": "$.detail.weight", "day": "$.detail.meta.day"}
-    assert transformer["InputTemplate"] == '{"parameters": {"alpha": <alpha>, "day": <day>, "n": "3"}}'
+    assert transformer["InputTemplate"] == ('{"parameters": {"alpha": <alpha>, "day": <day>, "n": "3"}, '
+                                            '"trigger": {"kind": "event", "name": "data.ready"}}')
     # what EventBridge makes of it for a payload: the placeholders become the fields' JSON values
     filled = transformer["InputTemplate"].replace("<alpha>", json.dumps(0.9)).replace("<day>", json.dumps("mon"))
-    assert json.loads(filled) == {"parameters": {"alpha": 0.9, "day": "mon", "n": "3"}}
+    assert json.loads(filled) == {"parameters": {"alpha": 0.9, "day": "mon", "n": "3"},
+                                  "trigger": {"kind": "event", "name": "data.ready"}}
     assert (finish.name, finish.bus) == (rule_name("DownFlow", "finish", "UpFlow"), "default")
     assert finish.pattern == {"source": ["aws.states"], "detail-type": ["Step Functions Execution Status Change"],
                               "detail": {"status": ["SUCCEEDED"], "stateMachineArn": [sibling_arn(ARN, "UpFlow")]}}
-    assert json.loads(finish.target["Input"]) == {"parameters": {"alpha": "0.5", "n": "3"}}
+    assert json.loads(finish.target["Input"]) == {"parameters": {"alpha": "0.5", "n": "3"},
+                                                  "trigger": {"kind": "upstream", "name": "UpFlow"}}
     assert sibling_arn(ARN, "UpFlow") == "arn:aws:states:us-east-1:123456789012:stateMachine:UpFlow"
 
 
 def test_a_template_escapes_names_and_defaults():
-    text = input_template({"q": 'say "hi" <x>'}, {})
-    assert json.loads(text) == {"parameters": {"q": 'say "hi" <x>'}}
+    text = input_template({"q": 'say "hi" <x>'}, {}, 'ev "1"')
+    assert json.loads(text) == {"parameters": {"q": 'say "hi" <x>'}, "trigger": {"kind": "event", "name": 'ev "1"'}}
 
 
 def test_rule_names_stay_within_eventbridges_limits():
