@@ -113,24 +113,15 @@ def _foreach_overhead(ctx: Any) -> Figure:
 
 
 def _write_runs(db_url: str, count: int) -> None:
+    """``count`` runs shaped as ``mfc run`` records them, straight into the service's database
+    (``ui_runs_page.fill_runs``: finished, failed, crashed and running ones, with attempts)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from sqlalchemy import insert
+    from ui_runs_page import fill_runs
 
     from mfc.service.db import open_database
-    from mfc.service.schema import runs
 
     database = open_database(db_url)
-    base = time.time() - count
-    rows = [{"flow": PAGE_FLOW, "run_id": str(int((base + i) * 1000)), "created_at": base + i, "user": "bench",
-             "info": {"user": "bench", "tags": [f"t{i % 7}"], "flow": PAGE_FLOW, "created_at": base + i,
-                      "run_id": str(int((base + i) * 1000)), "graph": {"start": ["start", ["end"], None, False],
-                                                                        "end": ["end", [], None, False]}},
-             "tags": [f"t{i % 7}"], "trigger": {"kind": "manual"}, "final": {"status": "succeeded", "finished_at": base + i + 1},
-             "final_status": "succeeded", "finished_at": base + i + 1, "version": 1, "updated_at": base + i + 1}
-            for i in range(count)]
-    with database.engine.begin() as connection:
-        for start in range(0, len(rows), 1000):
-            connection.execute(insert(runs), rows[start:start + 1000])
+    fill_runs(database, PAGE_FLOW, count)
     database.engine.dispose()
 
 

@@ -151,3 +151,12 @@ def test_a_bootstrap_secret_from_the_environment_is_a_writing_token(tmp_path):
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_token_commands_take_the_database_given_to_mfc_service(tmp_path):
+    db = f"sqlite:///{tmp_path / 'given.db'}"
+    made = mfc("service", "--db", db, "token", "create", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "given.db").exists() and not (tmp_path / ".mfc").exists()
+    listed = mfc("service", "token", "list", "--db", db, cwd=tmp_path)
+    assert listed.returncode == 0 and "read-write" in listed.stdout, listed.stderr

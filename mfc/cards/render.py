@@ -18,9 +18,8 @@ from mfc.cards.collector import CardCollector, CardSlot, warn
 from mfc.cards.components import CardComponent
 from mfc.cards.html import error_block, short_repr
 from mfc.cards.types import CardArtifact, CardTask, card_class, error_card
+from mfc.client.render import PREVIEW_MAX_STORED
 from mfc.current import current
-
-PREVIEW_MAX_STORED = 100 * 1024  # inherited artifacts larger than this (stored bytes) are not loaded
 
 
 def preload() -> None:

@@ -8,7 +8,6 @@ artifacts with short previews) and the components the step gave it.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,15 +33,10 @@ class CardTask:
     pathspec: str
     attempt: int
     artifacts: list[CardArtifact] = field(default_factory=list)
-    finished_at: float | None = None
 
     @property
     def meta(self) -> str:
-        when = ""
-        if self.finished_at is not None:
-            stamp = datetime.datetime.fromtimestamp(self.finished_at, datetime.timezone.utc)
-            when = f", {stamp:%Y-%m-%d %H:%M:%S} UTC"
-        return f"attempt {self.attempt}{when}"
+        return f"attempt {self.attempt}"
 
 
 class MetaflowCard:

@@ -8,8 +8,9 @@ import os
 import click
 
 from mfc.config import Config
+from mfc.deploy.pure import DEFAULT_STACK
 
-stack_option = click.option("--stack", "stack_name", default="mfc", show_default=True, metavar="NAME",
+stack_option = click.option("--stack", "stack_name", default=DEFAULT_STACK, show_default=True, metavar="NAME",
                             help="The CloudFormation stack's name.")
 region_option = click.option("--region", default=None, metavar="REGION",
                              help="AWS region (default: the aws_region setting).")

@@ -30,7 +30,7 @@ def _db_option(func: Any) -> Any:
                              "(default: service_db, else service.db in the local datastore).")(func)
 
 
-def _open(db_url: str | None, migrate: bool = True) -> Any:
+def _open(db_url: str | None) -> Any:
     from mfc.config import Config
     from mfc.service.db import default_db_url, open_database
 
@@ -39,7 +39,7 @@ def _open(db_url: str | None, migrate: bool = True) -> Any:
     if not url:  # the default file: its directory is the local datastore, made as `mfc run` makes it
         url = default_db_url(config)
         os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")), exist_ok=True)
-    return open_database(url, migrate=migrate), config
+    return open_database(url), config
 
 
 def _check_port(host: str, port: int) -> None:
@@ -94,8 +94,7 @@ def token_group() -> None:
 
 
 def _token_db(ctx: click.Context, db_url: str | None) -> Any:
-    parent = (ctx.find_root().obj or {}).get("db_url") if ctx.find_root().obj else None
-    return _open(db_url or parent)[0]
+    return _open(db_url or (ctx.obj or {}).get("db_url"))[0]  # `mfc service --db URL token ...` too
 
 
 @token_group.command("create")

@@ -15,7 +15,6 @@ FROM_STACK = {"datastore_root", "aws_region", "batch_queue", "batch_gpu_queue", 
               "events_role", "image_registry", "service_url", "service_token", "metadata", "aws_endpoint_url",
               "s3_endpoint_url", "aws_stack"}
 REQUIRED = ("datastore_root", "aws_region", "batch_queue", "batch_job_role", "sfn_role", "events_role")
-READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 
 
 def profile_values(config: Any, name: str) -> dict[str, Any]:
@@ -31,7 +30,7 @@ def profile_values(config: Any, name: str) -> dict[str, Any]:
         raise MfcError(f"no stack {name} in {where} (never deployed, or deleted)",
                        hint=f"deploy it with `mfc deploy aws --stack {name}`, or check aws_region")
     status = str(stack.get("StackStatus"))
-    if status not in READY:
+    if status not in pure.READY:
         raise MfcError(f"stack {name} is {status}, not deployed", hint=f"run `mfc deploy aws --stack {name}` first")
     values: dict[str, Any] = pure.outputs_to_settings(stack.get("Outputs") or [])
     missing = [s for s in REQUIRED if not values.get(s)]
@@ -42,7 +41,9 @@ def profile_values(config: Any, name: str) -> dict[str, Any]:
         secrets = client("secretsmanager", config)
         with calling(config, "AWS Secrets Manager", "secretsmanager"):
             secret = secrets.get_secret_value(SecretId=values["service_token"])["SecretString"]
-        values["service_token"] = f"mfc_bootstrap_{secret}"  # the token the service accepts for it
+        from mfc.service.auth import bootstrap_token
+
+        values["service_token"] = bootstrap_token(secret)  # the token the service accepts for it
         values["metadata"] = "service"
     for key in ("aws_endpoint_url", "s3_endpoint_url"):
         if config[key]:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from mfc.deploy import pure
 from mfc.deploy.result import Check
 from mfc.runner.batch_setup import explain
 
@@ -61,7 +62,7 @@ def stack(config: Any) -> Check:
     if found is None:
         return Check("stack", False, f"{name} does not exist (deleted?); the profile points at it", fix)
     status = str(found.get("StackStatus"))
-    ok = status.endswith("_COMPLETE") and "ROLLBACK" not in status.replace("UPDATE_ROLLBACK_COMPLETE", "")
+    ok = status in pure.READY
     return Check("stack", ok, f"{name} is {status}", fix)
 
 

@@ -15,13 +15,13 @@ from mfc.exceptions import MfcError
 DEFAULT_STACK = "mfc"
 STACK_TAG = "mfc:stack"  # put on every stack `mfc deploy aws` creates
 DESCRIPTION_MARKER = "mfc:"  # the template's Description starts with it
-SECRET_OUTPUTS = {"service_token"}  # outputs holding a Secrets Manager ARN, not the value itself
 _STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 _PARAMETER_KEY = re.compile(r"[A-Za-z0-9]+")
 FAILED = re.compile(r"_FAILED$")
 TERMINAL = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED",
             "CREATE_FAILED", "DELETE_FAILED", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED",
             "UPDATE_FAILED", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
+READY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}  # a stack to use
 SUCCEEDED = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE", "IMPORT_COMPLETE"}
 
 

@@ -24,9 +24,7 @@ DEFAULT_REGISTRY_PORT = 5056
 HOST = "127.0.0.1"
 REGION = "us-east-1"
 BUCKET = "mfc-sandbox"
-DATASTORE_ROOT = f"s3://{BUCKET}/mfc"
 CPU_QUEUE = "mfc-cpu"
-GPU_QUEUE = "mfc-gpu"
 PROFILE = "sandbox"
 # moto accepts any credentials; boto3 still wants some.
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}

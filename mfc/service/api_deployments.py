@@ -18,6 +18,7 @@ from mfc.service import store
 from mfc.service.api_common import db_of, parts
 from mfc.service.auth import Caller, reader, writer
 from mfc.service.models import Deployment, Trigger
+from mfc.service.runs import driver_of
 from mfc.service.schema import deployments
 from mfc.stores.runstatus import SFN_DRIVER
 
@@ -171,8 +172,8 @@ def terminate(flow: str, run_id: str, request: Request, _: Caller = Depends(writ
     row = store.run_row(db_of(request), flow, run_id)
     if row is None:
         raise store.NotFound(f"no run {flow}/{run_id}")
-    driver = (row["info"] or {}).get("driver")
-    arn = driver.get("execution") if isinstance(driver, dict) and driver.get("kind") == SFN_DRIVER else None
+    driver = driver_of(row) or {}
+    arn = driver.get("execution") if driver.get("kind") == SFN_DRIVER else None
     if not isinstance(arn, str) or ":execution:" not in arn:
         raise store.Conflict(f"run {flow}/{run_id} is not driven by a Step Functions execution")
     if row["final"] is not None:

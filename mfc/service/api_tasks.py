@@ -4,6 +4,7 @@ service was given: a location a writer named elsewhere is never opened)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -83,19 +84,26 @@ def _same_root(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _store_for(request: Request, logs: dict[str, Any] | None, what: str) -> Any:
+def attempt_store(request: Request, logs: dict[str, Any] | None, what: str) -> Any:
     """The blob store of an attempt's datastore root, if this service may read it (404 otherwise)."""
     root = (logs or {}).get("root")
     allowed: list[str] = request.app.state.datastore_roots
     if not isinstance(root, str) or not any(_same_root(root, r) for r in allowed):
         raise HTTPException(404, f"the {what} of this attempt is in {str(root)[:200]!r}, "
                                  "not readable by this service (start it with --datastore-root for that root)")
+    return _blob_store(root)
+
+
+@functools.lru_cache(maxsize=16)
+def _blob_store(root: str) -> Any:
+    """One store per served root, opened on first use (an S3 store builds its clients once)."""
     from mfc.stores.blob import open_blob_store
 
     return open_blob_store(root)
 
 
-def _key_inside(key: Any, flow: str, what: str) -> str:
+def key_inside(key: Any, flow: str, what: str) -> str:
+    """``key`` if it is a blob key inside ``flow`` (404 otherwise: a writer may not point readers elsewhere)."""
     if not isinstance(key, str) or not key.startswith(f"{flow}/") or ".." in key.split("/"):
         raise HTTPException(404, f"this attempt has no {what} readable by this service")
     return key
@@ -123,8 +131,8 @@ def logs(stream: str, request: Request, where: AttemptPath = Depends(attempt_pat
     if stream not in ("stdout", "stderr"):
         raise HTTPException(400, f"stream {stream[:40]!r} is not stdout or stderr")
     found = _attempt(request, where)
-    blobs = _store_for(request, found["logs"], "logs")
-    key = _key_inside((found["logs"] or {}).get(stream), where.flow, stream)
+    blobs = attempt_store(request, found["logs"], "logs")
+    key = key_inside((found["logs"] or {}).get(stream), where.flow, stream)
     from mfc.stores.blob import UnsafeKey
 
     try:
@@ -145,8 +153,8 @@ def card(card_id: str, request: Request, where: AttemptPath = Depends(attempt_pa
     location = found["_card_locations"].get(card_id)
     if location is None:
         raise HTTPException(404, f"no card {card_id[:80]!r} in this attempt")
-    blobs = _store_for(request, found["logs"], "card")
-    key = _key_inside(location, where.flow, "card")
+    blobs = attempt_store(request, found["logs"], "card")
+    key = key_inside(location, where.flow, "card")
     from mfc.stores.blob import BlobNotFound, UnsafeKey
 
     try:

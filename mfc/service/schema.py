@@ -79,35 +79,38 @@ attempts = Table(
     ForeignKeyConstraint(["run"], ["runs.id"], name="fk_attempts_run", ondelete="CASCADE"),
 )
 
+def _per_attempt(name: str, key: str, *columns: Column) -> Table:
+    """A table of things an attempt has, one row each, named by ``key`` (fresh key columns each
+    call: a Column belongs to one Table)."""
+    return Table(
+        name, metadata,
+        Column("run", Integer, nullable=False),
+        Column("step", String(NAME), nullable=False),
+        Column("task_id", String(NAME), nullable=False),
+        Column("attempt", Integer, nullable=False),
+        *columns,
+        PrimaryKeyConstraint("run", "step", "task_id", "attempt", key, name=f"pk_{name}"),
+        ForeignKeyConstraint(["run"], ["runs.id"], name=f"fk_{name}_run", ondelete="CASCADE"),
+    )
+
+
 # The artifact index of each finished attempt (from its record): name, content address, the
 # value's type and stored size, and a short repr of a small value.
-artifacts = Table(
-    "artifacts", metadata,
-    Column("run", Integer, nullable=False),
-    Column("step", String(NAME), nullable=False),
-    Column("task_id", String(NAME), nullable=False),
-    Column("attempt", Integer, nullable=False),
+artifacts = _per_attempt(
+    "artifacts", "name",
     Column("name", String(NAME), nullable=False),
     Column("sha", String(128), nullable=False),
     Column("type", String(NAME), nullable=True),
     Column("size", Integer, nullable=True),
     Column("preview", Text, nullable=True),
-    PrimaryKeyConstraint("run", "step", "task_id", "attempt", "name", name="pk_artifacts"),
-    ForeignKeyConstraint(["run"], ["runs.id"], name="fk_artifacts_run", ondelete="CASCADE"),
 )
 
 # Cards an attempt rendered: where the HTML is in the datastore.
-cards = Table(
-    "cards", metadata,
-    Column("run", Integer, nullable=False),
-    Column("step", String(NAME), nullable=False),
-    Column("task_id", String(NAME), nullable=False),
-    Column("attempt", Integer, nullable=False),
+cards = _per_attempt(
+    "cards", "card_id",
     Column("card_id", String(NAME), nullable=False),
     Column("type", String(64), nullable=False),
     Column("location", Text, nullable=False),
-    PrimaryKeyConstraint("run", "step", "task_id", "attempt", "card_id", name="pk_cards"),
-    ForeignKeyConstraint(["run"], ["runs.id"], name="fk_cards_run", ondelete="CASCADE"),
 )
 
 # A flow deployed to Step Functions (``mfc sfn create``): its state machine, its schedule and

@@ -5,7 +5,6 @@ schedule's next fire times and a button to trigger it. Nothing is recorded on th
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from mfc.exceptions import warn
@@ -86,5 +85,4 @@ def _trigger(trigger: Any) -> dict[str, Any]:
 
     if isinstance(trigger, EventTrigger):
         return {"kind": "event", "name": trigger.event}
-    data = asdict(trigger) if hasattr(trigger, "__dataclass_fields__") else {}
-    return {"kind": "upstream", "name": getattr(trigger, "flow", ""), **{k: v for k, v in data.items() if k == "project"}}
+    return {"kind": "upstream", "name": trigger.flow, "project": trigger.project}

@@ -27,7 +27,6 @@ from mfc.exceptions import MfcError, warn
 from mfc.stores.metadata import BlobMetadata
 from mfc.stores.provider import ExecutionProbe, RunExists, RunRead
 from mfc.stores.records import TaskRecords
-from mfc.stores.runstatus import RunState
 from mfc.stores.service_client import ServiceClient, ServiceError, quoted
 from mfc.stores.taskrecord import TaskRecord
 
@@ -36,18 +35,27 @@ if TYPE_CHECKING:
     from mfc.stores.blob import BlobStore
 
 ITEM_CHARS = 200  # of a foreach item's repr kept in the service
-ENV = ("MFC_METADATA", "MFC_SERVICE_URL", "MFC_SERVICE_TOKEN")
+
+
+def service_env(url: str, token: str | None) -> dict[str, str]:
+    """The variables that make a task (a process, a container, a Batch job) record into the
+    metadata service at ``url`` (read back by :func:`task_records` and :func:`task_metadata`)."""
+    env = {"MFC_METADATA": "service", "MFC_SERVICE_URL": url}
+    if token:
+        env["MFC_SERVICE_TOKEN"] = token
+    return env
 
 
 def metadata_env(config: Config | Any) -> dict[str, str]:
-    """The variables that make a task (a process, a container, a Batch job) record into the same
-    metadata service as the run: none for the local provider."""
+    """:func:`service_env` of the service a config names; none for the local provider."""
     if config["metadata"] != "service":
         return {}
-    env = {"MFC_METADATA": "service", "MFC_SERVICE_URL": str(config["service_url"] or "")}
-    if config["service_token"]:
-        env["MFC_SERVICE_TOKEN"] = str(config["service_token"])
-    return env
+    return service_env(str(config["service_url"] or ""), config["service_token"])
+
+
+def client_from_env() -> ServiceClient:
+    """The client of the service a run exported to its tasks (:func:`service_env`)."""
+    return ServiceClient(os.environ.get("MFC_SERVICE_URL", ""), os.environ.get("MFC_SERVICE_TOKEN"))
 
 
 def client_from_config(config: Config | Any) -> ServiceClient:
@@ -69,9 +77,7 @@ class ServiceMetadata(BlobMetadata):
     def __init__(self, blobs: BlobStore, client: ServiceClient | None = None,
                  execution_probe: ExecutionProbe | None = None) -> None:
         super().__init__(blobs, execution_probe)
-        if client is None:
-            client = ServiceClient(os.environ.get("MFC_SERVICE_URL", ""), os.environ.get("MFC_SERVICE_TOKEN"))
-        self.client = client
+        self.client = client if client is not None else client_from_env()
 
     @classmethod
     def from_config(cls, blobs: BlobStore, config: Config) -> BlobMetadata:
@@ -89,10 +95,7 @@ class ServiceMetadata(BlobMetadata):
         return cls(blobs, client)
 
     def task_environment(self) -> dict[str, str]:
-        env = {"MFC_METADATA": "service", "MFC_SERVICE_URL": self.client.url}
-        if self.client.token:
-            env["MFC_SERVICE_TOKEN"] = self.client.token
-        return env
+        return service_env(self.client.url, self.client.token)
 
     # -- runs ---------------------------------------------------------------------------------
     def create_run(self, flow: str, info: dict[str, Any], run_id: str | None = None) -> str:
@@ -114,15 +117,6 @@ class ServiceMetadata(BlobMetadata):
             self.client.put(_run_path(flow, run_id, "final"), {**(info or {}), "status": status})
         except ServiceError as exc:  # the datastore's final record stands: the run's outcome is not lost
             warn(f"{exc}; run {flow}/{run_id} ended {status}, recorded in the datastore but not in the metadata service")
-
-    def _record_end(self, flow: str, run_id: str, state: RunState, execution: dict[str, Any]) -> None:
-        super()._record_end(flow, run_id, state, execution)
-        final = {"status": state.status, "finished_at": state.ended_at, "execution_status": execution.get("status"),
-                 "if_absent": True, **({"error": state.reason} if state.reason else {})}
-        try:
-            self.client.put(_run_path(flow, run_id, "final"), final)
-        except ServiceError:  # a read-only token: the service asks Step Functions itself
-            pass
 
     def write_lease(self, flow: str, run_id: str, lease: dict[str, Any]) -> None:
         super().write_lease(flow, run_id, lease)
@@ -274,6 +268,5 @@ def task_records(blobs: BlobStore, flow: str) -> TaskRecords:
     """The task records a task writes through: registered in the metadata service when the run
     exported one (``MFC_METADATA=service``), else the datastore's alone."""
     if os.environ.get("MFC_METADATA") == "service":
-        client = ServiceClient(os.environ.get("MFC_SERVICE_URL", ""), os.environ.get("MFC_SERVICE_TOKEN"))
-        return ServiceTaskRecords(blobs, flow, client)
+        return ServiceTaskRecords(blobs, flow, client_from_env())
     return TaskRecords(blobs, flow)

@@ -11,6 +11,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy.engine import Row
 
 from mfc.exceptions import MfcError
+from mfc.service.api_tasks import attempt_store, key_inside
 
 TAIL_BYTES = 256 * 1024  # of a log read for its last lines
 
@@ -18,14 +19,12 @@ TAIL_BYTES = 256 * 1024  # of a log read for its last lines
 def log_reader(request: Request, flow: str) -> Callable[[Row, str], str]:
     """``read(attempt_row, stream)``: the end of that attempt's stdout or stderr as text, or a
     line saying why it cannot be shown."""
-    from mfc.service.api_tasks import _key_inside, _store_for
-
     def read(attempt: Row, stream: str) -> str:
         logs = attempt.logs if isinstance(attempt.logs, dict) else {}
         if not logs.get(stream):
             return ""
         try:
-            data = _store_for(request, logs, "logs").read_log(_key_inside(logs[stream], flow, stream))
+            data = attempt_store(request, logs, "logs").read_log(key_inside(logs[stream], flow, stream))
         except HTTPException as exc:
             return f"({exc.detail})"
         except (MfcError, OSError) as exc:
