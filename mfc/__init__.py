@@ -21,6 +21,7 @@ from mfc.decorators import (
     resources,
     retry,
     schedule,
+    secrets,
     step,
     timeout,
     trigger,
@@ -37,7 +38,7 @@ _CLIENT_NAMES = {
 
 __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
-    "retry", "catch", "timeout", "environment", "resources", "batch", "card", "schedule",
+    "retry", "catch", "timeout", "environment", "resources", "batch", "card", "schedule", "secrets",
     "project", "pypi", "pypi_base", "trigger", "trigger_on_finish", *sorted(_CLIENT_NAMES),
 ]
 

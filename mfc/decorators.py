@@ -1,5 +1,5 @@
 """Step and flow decorators: ``@step``, ``@retry``, ``@catch``, ``@timeout``, ``@environment``,
-``@resources``, ``@batch``, ``@pypi``, ``@card`` on steps; ``@schedule``, ``@project``, ``@pypi_base``,
+``@resources``, ``@batch``, ``@pypi``, ``@card``, ``@secrets`` on steps; ``@schedule``, ``@project``, ``@pypi_base``,
 ``@trigger``, ``@trigger_on_finish`` on flows.
 
 Decorators only record their (validated) arguments on the function or class; the runner reads
@@ -151,6 +151,20 @@ class PypiDecorator(Decorator):
     defaults = {"packages": {}, "python": None, "disabled": False}
 
 
+class SecretsDecorator(Decorator):
+    """``@secrets(sources=[...], role=None)``: before the step runs, read each source (a secret id
+    or ARN, or ``{"type": "aws-secrets-manager", "id": ..., "options": {...}}``) from AWS Secrets
+    Manager and set its keys as environment variables of the task (see docs/secrets.md)."""
+
+    name = "secrets"
+    defaults = {"sources": [], "role": None}
+
+    def validate(self) -> None:
+        from mfc.runner.secrets import parse_sources
+
+        self.attributes["sources"] = parse_sources(self.attributes["sources"], self.where)
+
+
 class ScheduleDecorator(Decorator):
     name = "schedule"
     defaults = {"hourly": False, "daily": True, "weekly": False, "cron": None, "timezone": None}
@@ -194,7 +208,7 @@ class TriggerOnFinishDecorator(Decorator):
 STEP_DECORATORS: dict[str, type[Decorator]] = {
     cls.name: cls
     for cls in (RetryDecorator, CatchDecorator, TimeoutDecorator, EnvironmentDecorator,
-                ResourcesDecorator, BatchDecorator, PypiDecorator, CardDecorator)
+                ResourcesDecorator, BatchDecorator, PypiDecorator, CardDecorator, SecretsDecorator)
 }
 FLOW_DECORATORS: dict[str, type[Decorator]] = {
     cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator, TriggerDecorator,
@@ -280,6 +294,7 @@ resources = _make_step_decorator(ResourcesDecorator)
 batch = _make_step_decorator(BatchDecorator)
 pypi = _make_step_decorator(PypiDecorator)
 card = _make_step_decorator(CardDecorator)
+secrets = _make_step_decorator(SecretsDecorator)
 schedule = _make_flow_decorator(ScheduleDecorator)
 project = _make_flow_decorator(ProjectDecorator)
 pypi_base = _make_flow_decorator(PypiBaseDecorator)

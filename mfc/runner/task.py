@@ -22,6 +22,7 @@ from mfc.runner.dag import child_stack
 from mfc.runner.executor import queue_times
 from mfc.runner.readcount import counted
 from mfc.runner.readcount import report as report_reads
+from mfc.runner.secrets import SecretsError
 from mfc.runner.taskspec import TaskSpec
 from mfc.stores.artifacts import ArtifactStore
 from mfc.stores.blob import BlobStore, open_blob_store
@@ -146,6 +147,14 @@ def _default_catch_var(flow: Any, ctx: TaskContext) -> None:
         flow.__dict__[var] = None
 
 
+def _load_secrets(decorator: Any) -> None:
+    """``@secrets``: put the step's secrets into this process's environment (nothing else sees them)."""
+    if decorator is not None and decorator.attributes["sources"]:
+        from mfc.runner.secrets import load_secrets
+
+        os.environ.update(load_secrets(decorator.attributes["sources"], decorator.attributes["role"]))
+
+
 def _bind_current(spec: TaskSpec, flow_cls: type) -> None:
     current._bind(
         flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step, task_id=spec.task_id,
@@ -212,6 +221,7 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
     collector: Any = None
     try:
         os.environ.update(spec.environment)
+        _load_secrets(step_decorators(getattr(flow_cls, spec.step)).get("secrets"))
         _bind_current(spec, flow_cls)
         if cards:  # only then is mfc.cards imported: a step without @card pays nothing for cards
             from mfc.cards.render import start_cards
@@ -246,7 +256,7 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
         catch = step_decorators(getattr(flow_cls, spec.step)).get("catch")
         if catch is not None and spec.is_last_attempt and node.foreach_var is None:
             code = _caught(catch, info, _partial(flow, ctx, store, spec.step, inherited), store, record, spec)
-        elif isinstance(exc, ServiceError):  # the metadata service stayed unreachable: one line, no traceback
+        elif isinstance(exc, (ServiceError, SecretsError)):  # one line, no traceback
             print(f"error: {exc}", file=sys.stderr)
             record.update(ending=Ending.FAILED, exception=info)
             code = 1
