@@ -15,6 +15,7 @@ from mfc.decorators import (
     card,
     catch,
     environment,
+    exit_hook,
     project,
     pypi,
     pypi_base,
@@ -39,7 +40,7 @@ _CLIENT_NAMES = {
 __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
     "retry", "catch", "timeout", "environment", "resources", "batch", "card", "schedule", "secrets",
-    "project", "pypi", "pypi_base", "trigger", "trigger_on_finish", *sorted(_CLIENT_NAMES),
+    "project", "pypi", "pypi_base", "trigger", "trigger_on_finish", "exit_hook", *sorted(_CLIENT_NAMES),
 ]
 
 

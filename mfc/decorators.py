@@ -1,6 +1,6 @@
 """Step and flow decorators: ``@step``, ``@retry``, ``@catch``, ``@timeout``, ``@environment``,
 ``@resources``, ``@batch``, ``@pypi``, ``@card``, ``@secrets`` on steps; ``@schedule``, ``@project``, ``@pypi_base``,
-``@trigger``, ``@trigger_on_finish`` on flows.
+``@trigger``, ``@trigger_on_finish``, ``@exit_hook`` on flows.
 
 Decorators only record their (validated) arguments on the function or class; the runner reads
 them. Each may be used bare (``@retry``) or called (``@retry(times=2)``), and must sit above
@@ -205,6 +205,29 @@ class TriggerOnFinishDecorator(Decorator):
         self.triggers = parse_flows(self.attributes, self.where)
 
 
+class ExitHookDecorator(Decorator):
+    """``@exit_hook(on_success=[f, ...], on_error=[g, ...])``: after the run ends, call the
+    success or the error hooks (functions, or their names / dotted import paths); a hook taking
+    ``run`` gets the run. A failing hook is reported and does not change the run's status."""
+
+    name = "exit_hook"
+    defaults = {"on_success": [], "on_error": [], "options": {}}
+
+    def validate(self) -> None:
+        if not self.attributes["on_success"] and not self.attributes["on_error"]:
+            raise MfcError(f"{self.where}@exit_hook needs on_success or on_error (a list of functions)")
+        for key in ("on_success", "on_error"):
+            names = []
+            for hook in self.attributes[key]:
+                if isinstance(hook, str):
+                    names.append(hook)
+                elif callable(hook):
+                    names.append(hook.__name__)
+                else:
+                    raise MfcError(f"{self.where}@exit_hook({key}=...): {hook!r} is neither a function nor its name")
+            self.attributes[key] = names
+
+
 STEP_DECORATORS: dict[str, type[Decorator]] = {
     cls.name: cls
     for cls in (RetryDecorator, CatchDecorator, TimeoutDecorator, EnvironmentDecorator,
@@ -212,7 +235,7 @@ STEP_DECORATORS: dict[str, type[Decorator]] = {
 }
 FLOW_DECORATORS: dict[str, type[Decorator]] = {
     cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator, TriggerDecorator,
-                              TriggerOnFinishDecorator)
+                              TriggerOnFinishDecorator, ExitHookDecorator)
 }
 
 
@@ -300,6 +323,7 @@ project = _make_flow_decorator(ProjectDecorator)
 pypi_base = _make_flow_decorator(PypiBaseDecorator)
 trigger = _make_flow_decorator(TriggerDecorator)
 trigger_on_finish = _make_flow_decorator(TriggerOnFinishDecorator)
+exit_hook = _make_flow_decorator(ExitHookDecorator)
 
 
 def _check_card_id(made: Decorator, target: StepFunction, where: str) -> None:

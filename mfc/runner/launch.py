@@ -178,12 +178,21 @@ def _launch(flow_file: str, flow_cls: type, graph: FlowGraph, param_args: list[s
         lease.stop()
         status, error, raised = final_status(exc, f"{flow_name}/{run_id}")
         metadata.finish_run(flow_name, run_id, status, {"error": error})
+        _exit_hooks(flow_cls, flow_file, f"{flow_name}/{run_id}", False, config)
         if raised is exc:
             raise
         raise raised from None
     lease.stop()
     metadata.finish_run(flow_name, run_id, "succeeded")
+    _exit_hooks(flow_cls, flow_file, f"{flow_name}/{run_id}", True, config)
     return run_id
+
+
+def _exit_hooks(flow_cls: type, flow_file: str, pathspec: str, succeeded: bool, config: Config) -> None:
+    if getattr(flow_cls, "_flow_decorators", {}).get("exit_hook") is not None:
+        from mfc.runner.exit_hooks import run_exit_hooks
+
+        run_exit_hooks(flow_cls, os.path.abspath(flow_file), pathspec, succeeded, config.datastore_root)
 
 
 def final_status(exc: BaseException, run: str) -> tuple[str, str, BaseException]:
