@@ -14,6 +14,8 @@ from mfc.decorators import (
     batch,
     card,
     catch,
+    conda,
+    conda_base,
     environment,
     project,
     pypi,
@@ -38,7 +40,7 @@ _CLIENT_NAMES = {
 __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
     "retry", "catch", "timeout", "environment", "resources", "batch", "card", "schedule",
-    "project", "pypi", "pypi_base", "trigger", "trigger_on_finish", *sorted(_CLIENT_NAMES),
+    "project", "pypi", "pypi_base", "conda", "conda_base", "trigger", "trigger_on_finish", *sorted(_CLIENT_NAMES),
 ]
 
 

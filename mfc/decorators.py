@@ -1,6 +1,6 @@
 """Step and flow decorators: ``@step``, ``@retry``, ``@catch``, ``@timeout``, ``@environment``,
-``@resources``, ``@batch``, ``@pypi``, ``@card`` on steps; ``@schedule``, ``@project``, ``@pypi_base``,
-``@trigger``, ``@trigger_on_finish`` on flows.
+``@resources``, ``@batch``, ``@pypi``, ``@conda``, ``@card`` on steps; ``@schedule``, ``@project``,
+``@pypi_base``, ``@conda_base``, ``@trigger``, ``@trigger_on_finish`` on flows.
 
 Decorators only record their (validated) arguments on the function or class; the runner reads
 them. Each may be used bare (``@retry``) or called (``@retry(times=2)``), and must sit above
@@ -165,6 +165,18 @@ class PypiBaseDecorator(PypiDecorator):
     name = "pypi_base"
 
 
+class CondaDecorator(Decorator):
+    """``@conda(libraries={...}, packages={...}, python=..., disabled=...)``: no conda channel is
+    reachable, so the libraries are resolved from PyPI under the same names (docs/environments.md)."""
+
+    name = "conda"
+    defaults = {"libraries": {}, "packages": {}, "python": None, "disabled": False}
+
+
+class CondaBaseDecorator(CondaDecorator):
+    name = "conda_base"
+
+
 class TriggerDecorator(Decorator):
     """``@trigger(event=...)`` / ``(events=[...])``: a deployed flow starts when the event is
     published (``mfc event publish``); ``mfc run`` ignores it. ``options`` is accepted and unused."""
@@ -194,10 +206,10 @@ class TriggerOnFinishDecorator(Decorator):
 STEP_DECORATORS: dict[str, type[Decorator]] = {
     cls.name: cls
     for cls in (RetryDecorator, CatchDecorator, TimeoutDecorator, EnvironmentDecorator,
-                ResourcesDecorator, BatchDecorator, PypiDecorator, CardDecorator)
+                ResourcesDecorator, BatchDecorator, PypiDecorator, CondaDecorator, CardDecorator)
 }
 FLOW_DECORATORS: dict[str, type[Decorator]] = {
-    cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator, TriggerDecorator,
+    cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator, CondaBaseDecorator, TriggerDecorator,
                               TriggerOnFinishDecorator)
 }
 
@@ -283,6 +295,8 @@ card = _make_step_decorator(CardDecorator)
 schedule = _make_flow_decorator(ScheduleDecorator)
 project = _make_flow_decorator(ProjectDecorator)
 pypi_base = _make_flow_decorator(PypiBaseDecorator)
+conda = _make_step_decorator(CondaDecorator)
+conda_base = _make_flow_decorator(CondaBaseDecorator)
 trigger = _make_flow_decorator(TriggerDecorator)
 trigger_on_finish = _make_flow_decorator(TriggerOnFinishDecorator)
 
