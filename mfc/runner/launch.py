@@ -86,9 +86,23 @@ def json_safe(value: Any) -> Any:
 def make_local_executor(config: Config, flow_cls: type, graph: FlowGraph) -> Executor:
     from mfc.runner.local import ForkExecutor, SpawnExecutor
 
+    python = flow_env_python(graph)
     if config["local_executor"] == "spawn" or not hasattr(os, "fork"):
-        return SpawnExecutor()
-    return ForkExecutor(flow_cls, graph)
+        return SpawnExecutor(python)
+    return ForkExecutor(flow_cls, graph, python)
+
+
+def flow_env_python(graph: FlowGraph) -> str | None:
+    """The interpreter of the flow's own environment when it declares @pypi/@conda (built on first
+    use, progress on stderr), else None: the tasks run with this interpreter."""
+    from mfc.runner.envs import declares_environment, ensure_env
+
+    if not declares_environment(graph):
+        return None
+    from mfc.packager.deps import lock_flow
+
+    result = lock_flow(graph.file, graph.name)
+    return str(ensure_env(result.lock, result.inputs.python_source, lambda line: print(line, file=sys.stderr)))
 
 
 def snapshot_code(flow_file: str, store: ArtifactStore, config: Config, reporter_warn: Any = None) -> dict[str, Any]:
