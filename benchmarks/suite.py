@@ -16,8 +16,8 @@ from figures import Figure
 from flows import OUT_ENV, write_flow
 from procs import MB, BenchError, Measured, bench_env, median, run_measured, spread
 from suite_cloud import CLOUD_BENCHMARKS
-from suite_inspect import bench_client, bench_resume, bench_verify
 from suite_environments import bench_environments
+from suite_inspect import bench_client, bench_resume, bench_verify
 from suite_join import bench_join_s3
 from suite_liveness import bench_lease
 from suite_metadata import bench_runs_s3
