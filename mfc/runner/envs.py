@@ -61,6 +61,41 @@ def env_python(env: Path) -> Path:
     return env / "bin" / "python"
 
 
+def source_key(graph: FlowGraph) -> str:
+    """A hash of everything the flow's lock is computed from (its file, the project's dependency
+    files, mfc's version): a ready env found under it is reused without computing the lock."""
+    import hashlib
+
+    from mfc.packager import find_project_root
+    from mfc.version import __version__
+
+    digest = hashlib.sha256(f"{__version__}\0{os.path.abspath(graph.file)}\0{graph.name}\0".encode())
+    root = find_project_root(graph.file)
+    for path in (Path(graph.file), root / "requirements.txt", root / "pyproject.toml", root / "mfc.lock"):
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"-")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def known_env(key: str) -> Path | None:
+    """The interpreter of the ready env recorded for source ``key``, if any."""
+    try:
+        lock_id = (env_root() / "by-source" / key).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    env = env_root() / lock_id
+    return env_python(env) if lock_id and (env / READY).is_file() else None
+
+
+def remember_env(key: str, lock_id: str) -> None:
+    from mfc.packager.lockfile import write_atomic
+
+    write_atomic(env_root() / "by-source" / key, lock_id)
+
+
 def ensure_env(lock: EnvLock, python_source: str, say: Callable[[str], None]) -> Path:
     """The interpreter of ``lock``'s environment, building it first when it is not ready."""
     env = env_root() / lock.id

@@ -55,15 +55,20 @@ class ForkExecutor(Executor):
         self._dead: str | None = None  # why the server is gone, once it is
         self._closing = False
 
+    def prestart(self) -> None:
+        """Start the environment's fork server now (a subprocess: threads may already run)."""
+        if self.python is not None and self._sock is None:
+            from mfc.runner.envserver import start_env_fork_server
+
+            self._server_pid, self._sock = start_env_fork_server(self.python, self.graph.file, self.graph.name)
+
     def start(self) -> None:
         from mfc.decorators import card_decorators
         from mfc.runner import task as task_module
 
         flow_cls, graph = self.flow_cls, self.graph
         if self.python is not None:
-            from mfc.runner.envserver import start_env_fork_server
-
-            self._server_pid, self._sock = start_env_fork_server(self.python, graph.file, graph.name)
+            self.prestart()
             threading.Thread(target=self._read_events, name="mfc-forkserver", daemon=True).start()
             return
         if any(card_decorators(getattr(flow_cls, name)) for name in graph.nodes):
