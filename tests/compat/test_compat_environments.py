@@ -126,3 +126,16 @@ def test_python_2_is_one_line(tmp_path: Path, caches: dict[str, str]) -> None:
     assert proc.returncode == 2, describe(proc)
     (error,) = _errors(proc.stderr)
     assert "python='2.7'" in error and "@pypi" in error, describe(proc)
+
+
+def test_spawned_tasks_run_in_the_env_too(tmp_path: Path, caches: dict[str, str]) -> None:
+    flow = write_flow(tmp_path, as_mfc(PYPI_FLOW))
+    _, run_id = mfc_run(tmp_path / "ds", flow, cwd=tmp_path, timeout=600, MFC_LOCAL_EXECUTOR="spawn", **caches)
+    assert _artifact(tmp_path / "ds", "PypiFlow", run_id, "version") == "0.9.0"
+
+
+def test_a_failed_env_records_no_run(tmp_path: Path, caches: dict[str, str]) -> None:
+    flow = write_flow(tmp_path, as_mfc(PYPI_FLOW.replace('"0.9.0"', '"0.0.0.0.1"')))
+    proc, _ = mfc_run(tmp_path / "ds", flow, cwd=tmp_path, expect=None, timeout=300, **caches)
+    assert proc.returncode != 0 and "tabulate==0.0.0.0.1" in proc.stderr, describe(proc)
+    assert "PypiFlow/" not in proc.stdout + proc.stderr, describe(proc)  # no run was recorded
