@@ -139,3 +139,18 @@ def test_a_failed_env_records_no_run(tmp_path: Path, caches: dict[str, str]) -> 
     proc, _ = mfc_run(tmp_path / "ds", flow, cwd=tmp_path, expect=None, timeout=300, **caches)
     assert proc.returncode != 0 and "tabulate==0.0.0.0.1" in proc.stderr, describe(proc)
     assert "PypiFlow/" not in proc.stdout + proc.stderr, describe(proc)  # no run was recorded
+
+
+def test_concurrent_first_runs_build_the_env_once(tmp_path: Path) -> None:
+    import subprocess
+
+    from compat_support import MFC, mfc_env
+
+    caches = {"MFC_ENV_CACHE": str(tmp_path / "envs"), "MFC_CACHE_DIR": str(tmp_path / "cache")}
+    flow = write_flow(tmp_path, as_mfc(PYPI_FLOW))
+    procs = [subprocess.Popen([MFC, "run", flow], env=mfc_env(tmp_path / f"ds{i}", **caches), cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert sum("ready in" in err for _, err in outputs) == 1, outputs
+    assert [p.name for p in (tmp_path / "envs").iterdir() if not p.name.startswith(".")] != []
