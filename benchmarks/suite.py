@@ -16,6 +16,7 @@ from figures import Figure
 from flows import OUT_ENV, write_flow
 from procs import MB, BenchError, Measured, bench_env, median, run_measured, spread
 from suite_cloud import CLOUD_BENCHMARKS
+from suite_environments import bench_environments
 from suite_inspect import bench_client, bench_resume, bench_verify
 from suite_join import bench_join_s3
 from suite_liveness import bench_lease
@@ -354,6 +355,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     "runs-s3": bench_runs_s3,
     "join-s3": bench_join_s3,
     "lease": bench_lease,
+    "environments": bench_environments,
     "verify": bench_verify,
     **CLOUD_BENCHMARKS,
     **SFN_BENCHMARKS,

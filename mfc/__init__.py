@@ -14,6 +14,8 @@ from mfc.decorators import (
     batch,
     card,
     catch,
+    conda,
+    conda_base,
     environment,
     exit_hook,
     project,
@@ -40,7 +42,8 @@ _CLIENT_NAMES = {
 __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
     "retry", "catch", "timeout", "environment", "resources", "batch", "card", "schedule", "secrets",
-    "project", "pypi", "pypi_base", "trigger", "trigger_on_finish", "exit_hook", *sorted(_CLIENT_NAMES),
+    "project", "pypi", "pypi_base", "conda", "conda_base", "trigger", "trigger_on_finish", "exit_hook",
+    *sorted(_CLIENT_NAMES),
 ]
 
 

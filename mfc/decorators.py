@@ -1,6 +1,6 @@
 """Step and flow decorators: ``@step``, ``@retry``, ``@catch``, ``@timeout``, ``@environment``,
-``@resources``, ``@batch``, ``@pypi``, ``@card``, ``@secrets`` on steps; ``@schedule``, ``@project``, ``@pypi_base``,
-``@trigger``, ``@trigger_on_finish``, ``@exit_hook`` on flows.
+``@resources``, ``@batch``, ``@pypi``, ``@conda``, ``@card``, ``@secrets`` on steps; ``@schedule``,
+``@project``, ``@pypi_base``, ``@conda_base``, ``@trigger``, ``@trigger_on_finish``, ``@exit_hook`` on flows.
 
 Decorators only record their (validated) arguments on the function or class; the runner reads
 them. Each may be used bare (``@retry``) or called (``@retry(times=2)``), and must sit above
@@ -179,6 +179,18 @@ class PypiBaseDecorator(PypiDecorator):
     name = "pypi_base"
 
 
+class CondaDecorator(Decorator):
+    """``@conda(libraries={...}, packages={...}, python=..., disabled=...)``: no conda channel is
+    reachable, so the libraries are resolved from PyPI under the same names (docs/environments.md)."""
+
+    name = "conda"
+    defaults = {"libraries": {}, "packages": {}, "python": None, "disabled": False}
+
+
+class CondaBaseDecorator(CondaDecorator):
+    name = "conda_base"
+
+
 class TriggerDecorator(Decorator):
     """``@trigger(event=...)`` / ``(events=[...])``: a deployed flow starts when the event is
     published (``mfc event publish``); ``mfc run`` ignores it. ``options`` is accepted and unused."""
@@ -231,11 +243,11 @@ class ExitHookDecorator(Decorator):
 STEP_DECORATORS: dict[str, type[Decorator]] = {
     cls.name: cls
     for cls in (RetryDecorator, CatchDecorator, TimeoutDecorator, EnvironmentDecorator,
-                ResourcesDecorator, BatchDecorator, PypiDecorator, CardDecorator, SecretsDecorator)
+                ResourcesDecorator, BatchDecorator, PypiDecorator, CondaDecorator, CardDecorator, SecretsDecorator)
 }
 FLOW_DECORATORS: dict[str, type[Decorator]] = {
-    cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator, TriggerDecorator,
-                              TriggerOnFinishDecorator, ExitHookDecorator)
+    cls.name: cls for cls in (ScheduleDecorator, ProjectDecorator, PypiBaseDecorator, CondaBaseDecorator,
+                              TriggerDecorator, TriggerOnFinishDecorator, ExitHookDecorator)
 }
 
 
@@ -321,6 +333,8 @@ secrets = _make_step_decorator(SecretsDecorator)
 schedule = _make_flow_decorator(ScheduleDecorator)
 project = _make_flow_decorator(ProjectDecorator)
 pypi_base = _make_flow_decorator(PypiBaseDecorator)
+conda = _make_step_decorator(CondaDecorator)
+conda_base = _make_flow_decorator(CondaBaseDecorator)
 trigger = _make_flow_decorator(TriggerDecorator)
 trigger_on_finish = _make_flow_decorator(TriggerOnFinishDecorator)
 exit_hook = _make_flow_decorator(ExitHookDecorator)

@@ -34,7 +34,7 @@ def _python_option(value: str | None) -> str | None:
               help="Target Python (default: @pypi_base's, else 3.11, the Python of mfc-base).")
 @click.option("--refresh", is_flag=True, help="Resolve again even when these inputs were resolved before.")
 def lock(flow: str, write: bool, as_json: bool, python: str | None, refresh: bool) -> None:
-    """Resolve FLOW's dependencies (requirements.txt, pyproject.toml, @pypi_base, @pypi) into exact pins."""
+    """Resolve FLOW's dependencies (requirements.txt, pyproject.toml, @pypi_base, @pypi, @conda_base, @conda) into exact pins."""
     from mfc.packager.deps import lock_flow
 
     path, name = _flow_ref(flow)

@@ -112,8 +112,8 @@ def main(args: list[str] | None = None, prog_name: str = "mfc") -> None:
 # Metaflow's top-level options (``python flow.py --quiet --with retry run``): the ones with a
 # meaning here move after the command, the rest (pylint, local datastore/metadata) are no-ops.
 _IGNORED_TOP_OPTIONS = {"--no-pylint", "--pylint"}
-_IGNORED_TOP_VALUES = {"--metadata", "--environment", "--event-logger", "--monitor"}
-_MOVED_TOP_VALUES = {"--with", "--datastore", "--datastore-root", "--tag"}
+_IGNORED_TOP_VALUES = {"--metadata", "--event-logger", "--monitor"}
+_MOVED_TOP_VALUES = {"--with", "--datastore", "--datastore-root", "--tag", "--environment"}
 
 
 def _split_top_options(argv: list[str]) -> tuple[list[str], list[list[str]], list[str]]:

@@ -22,6 +22,9 @@ def run_options(func: Any) -> Any:
         click.option("--run-id-file", type=click.Path(dir_okay=False), default=None, help="Write the run id to this file."),
         click.option("--with", "with_decorators", multiple=True, metavar="DECO[:k=v,...]",
                      help="Add a decorator to every step that lacks it, e.g. --with retry:times=2."),
+        click.option("--environment", type=click.Choice(["local", "pypi", "conda"]), default=None,
+                     help="Accepted as Metaflow takes it; mfc honours @pypi/@conda whatever its value "
+                          "(docs/environments.md)."),
         setting_options,
     ]
     for option in reversed(options):
@@ -46,6 +49,7 @@ def _launch(ctx: click.Context, flow: str, values: dict[str, Any], resume: bool 
 
     values = dict(values)
     tags, run_id_file, with_decorators = values.pop("tags"), values.pop("run_id_file"), values.pop("with_decorators")
+    values.pop("environment", None)
     check_tags(tags)
     path, name, cls = resolve_flow(flow)
     graph = load_graph(path, name)

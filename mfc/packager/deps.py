@@ -184,40 +184,72 @@ def read_pyproject(path: Path) -> list[Dependency]:
     return [normalize_requirement(str(d), f"{path} [project].dependencies") for d in deps]
 
 
-def decorator_requirements(graph: FlowGraph) -> tuple[list[Dependency], str | None, str]:
-    """Requirements from ``@pypi_base`` and ``@pypi`` decorators, the Python they ask for (or None)
-    and where it was asked; two different pins of one package raise naming both decorators."""
-    specs = [(d, "@pypi_base") for d in graph.flow_decorators if d.name == "pypi_base"]
+ENV_DECORATORS = {"pypi_base": "pypi", "pypi": "pypi", "conda_base": "conda", "conda": "conda"}
+"""Decorators declaring a flow's environment, to the ``--environment`` each stands for."""
+
+
+def env_decorators(graph: FlowGraph) -> list[tuple[Any, str]]:
+    """The flow's environment decorators (``@pypi_base``, ``@conda_base`` first) with their labels."""
+    specs = [(d, f"@{d.name}") for d in graph.flow_decorators if d.name in ("pypi_base", "conda_base")]
     for node in graph.nodes.values():
-        specs += [(d, f"@pypi on step {node.name}") for d in node.decorators if d.name == "pypi"]
+        specs += [(d, f"@{d.name} on step {node.name}") for d in node.decorators if d.name in ("pypi", "conda")]
+    return specs
+
+
+def pip_spec(version: str, conda: bool) -> str:
+    """A decorator's version as a pip specifier: ``''`` any, a bare version is pinned with ``==``;
+    for ``@conda`` a conda spec (``=1.2``, ``1.2.*``, ``>=1,<2``) is translated."""
+    version = version.strip()
+    if conda:
+        if "|" in version or " " in version:
+            raise ValueError(f"conda spec {version!r} has no pip equivalent (use e.g. '1.2', '>=1.2,<2')")
+        if version.startswith("=") and not version.startswith("=="):
+            version = version[1:]
+    return version if not version or version.startswith(_SPEC_START) else f"=={version}"
+
+
+def _declared_packages(deco: Any, label: str, graph: FlowGraph) -> dict[Any, Any]:
+    """``packages`` (and ``@conda``'s ``libraries``) of ``deco``, checked to be a literal dict."""
+    merged: dict[Any, Any] = {}
+    for key in ("libraries", "packages"):
+        value = deco.args.get(key, {})
+        if not isinstance(value, dict):
+            raise InvalidFlow(f"{label}: {key} must be a literal dict like {{'pandas': '2.2.2'}}",
+                              graph.file, deco.line)
+        merged.update(value)
+    return merged
+
+
+def decorator_requirements(graph: FlowGraph) -> tuple[list[Dependency], str | None, str]:
+    """Requirements from ``@pypi_base``/``@pypi`` and ``@conda_base``/``@conda`` (resolved from
+    PyPI), the Python they ask for (or None) and where it was asked; two different pins of one
+    package raise naming both decorators."""
     deps: list[Dependency] = []
     pins: dict[str, tuple[str, str]] = {}
     python: str | None = None
     python_at = ""
-    for deco, label in specs:
+    for deco, label in env_decorators(graph):
         where = f"{label} at {graph.file}:{deco.line}"
         if deco.args.get("disabled") is True:
             continue
         wanted = deco.args.get("python")
         if wanted is not None:
             if not isinstance(wanted, str) or not re.fullmatch(r"3\.\d+(\.\d+)?", wanted):
-                raise InvalidFlow(f"{label}: python={wanted!r} must be a version string like '3.11'",
-                                  graph.file, deco.line)
+                raise InvalidFlow(f"{label}: python={wanted!r} cannot be provided: mfc runs Python 3 only; "
+                                  "use a version string like '3.11'", graph.file, deco.line)
             wanted = ".".join(wanted.split(".")[:2])
             if python is not None and wanted != python:
                 raise InvalidFlow(f"{label} asks for Python {wanted} but {python_at} asks for {python}",
-                                  graph.file, deco.line, "one image serves the whole flow: make them agree")
+                                  graph.file, deco.line, "one environment serves the whole flow: make them agree")
             python, python_at = wanted, where
-        packages = deco.args.get("packages", {})
-        if not isinstance(packages, dict):
-            raise InvalidFlow(f"{label}: packages must be a literal dict like {{'pandas': '2.2.2'}}",
-                              graph.file, deco.line)
-        for name, version in packages.items():
+        for name, version in _declared_packages(deco, label, graph).items():
             if not isinstance(name, str) or not (version is None or isinstance(version, str)):
                 raise InvalidFlow(f"{label}: packages entry {name!r}: {version!r} must map a name to a "
                                   "version string", graph.file, deco.line)
-            version = (version or "").strip()
-            spec = version if not version or version.startswith(_SPEC_START) else f"=={version}"
+            try:
+                spec = pip_spec(version or "", ENV_DECORATORS[deco.name] == "conda")
+            except ValueError as exc:
+                raise InvalidFlow(f"{label}: {name}: {exc}", graph.file, deco.line) from None
             dep = normalize_requirement(f"{name}{spec}", where)
             if spec.startswith("==") and "," not in spec:
                 earlier = pins.get(dep.name)
@@ -339,6 +371,11 @@ def run_pip_report(requirements: list[str], constraints: list[str], python: str)
         return json.loads(report.read_text(encoding="utf-8"))
 
 
+def index_url() -> str:
+    """The package index pip resolves from (``PIP_INDEX_URL``, else PyPI)."""
+    return os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
+
+
 def pip_failure(stderr: str, python: str, sources: dict[str, str] | None = None,
                 constraints: dict[str, str] | None = None) -> str:
     """One line saying why pip could not resolve, from its stderr; ``sources`` maps canonical names to
@@ -350,9 +387,12 @@ def pip_failure(stderr: str, python: str, sources: dict[str, str] | None = None,
         req = missing.group(1)
         name = canonical_name(re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0])
         where = sources.get(name)
+        if where and where.startswith("@conda"):
+            return (f"@conda libraries not found on PyPI ({index_url()}): {req} (from {where}); "
+                    "no conda channel is used, see docs/environments.md")
         origin = f" (from {where})" if where else " (needed by another dependency)"
         return (f"dependency {req}{origin} does not resolve: no matching distribution for Python {python} "
-                "on this index; check the name and version")
+                f"on {index_url()}; check the name and version")
     if "ResolutionImpossible" in stderr or "conflicting dependencies" in stderr:
         lines = [line.strip() for line in stderr.splitlines()]
         head = next((line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: Cannot install")),

@@ -37,7 +37,7 @@ def start_fork_server(task_fn: TaskFunction) -> tuple[int, socket.socket]:
         lead.close()
         code = 0
         try:
-            _serve(server, task_fn, lead_pid)
+            serve(server, task_fn, lead_pid)
         except BaseException:  # noqa: BLE001 - the server must never return into the caller's code
             code = 1
         os._exit(code)
@@ -80,7 +80,7 @@ def _run_child(message: dict[str, Any], task_fn: TaskFunction, server_pid: int) 
             os._exit(code)
 
 
-def _serve(sock: socket.socket, task_fn: TaskFunction, lead_pid: int) -> None:
+def serve(sock: socket.socket, task_fn: TaskFunction, lead_pid: int) -> None:
     """Serve until the lead closes its end of the socket or dies; either way every task's
     process group is killed on the way out."""
     children: dict[int, str] = {}

@@ -54,6 +54,7 @@ class LaunchOptions:
     origin_run_id: str | None = None
     executors: dict[str, Executor] = field(default_factory=dict)  # extra executors by name
     executor_for_step: dict[str, str] = field(default_factory=dict)  # step -> executor name
+    local_executor: Executor | None = None  # prepared before the run is recorded (its environment)
 
 
 def system_tags(user: str, flow_cls: type | None = None) -> list[str]:
@@ -86,9 +87,32 @@ def json_safe(value: Any) -> Any:
 def make_local_executor(config: Config, flow_cls: type, graph: FlowGraph) -> Executor:
     from mfc.runner.local import ForkExecutor, SpawnExecutor
 
+    python = flow_env_python(graph)
     if config["local_executor"] == "spawn" or not hasattr(os, "fork"):
-        return SpawnExecutor()
-    return ForkExecutor(flow_cls, graph)
+        return SpawnExecutor(python)
+    executor = ForkExecutor(flow_cls, graph, python)
+    if python is not None:
+        executor.prestart()  # the env's interpreter imports the flow while the run is recorded
+    return executor
+
+
+def flow_env_python(graph: FlowGraph) -> str | None:
+    """The interpreter of the flow's own environment when it declares @pypi/@conda (built on first
+    use, progress on stderr), else None: the tasks run with this interpreter."""
+    from mfc.runner.envs import declares_environment, ensure_env, known_env, remember_env, source_key
+
+    if not declares_environment(graph):
+        return None
+    key = source_key(graph)
+    known = known_env(key)
+    if known is not None:
+        return str(known)
+    from mfc.packager.deps import lock_flow
+
+    result = lock_flow(graph.file, graph.name)
+    python = ensure_env(result.lock, result.inputs.python_source, lambda line: print(line, file=sys.stderr))
+    remember_env(key, result.lock.id)
+    return str(python)
 
 
 def snapshot_code(flow_file: str, store: ArtifactStore, config: Config, reporter_warn: Any = None) -> dict[str, Any]:
@@ -156,6 +180,8 @@ def _launch(flow_file: str, flow_cls: type, graph: FlowGraph, param_args: list[s
         options.executors["batch"] = batch
         options.executor_for_step.update({s: "batch" for s in steps})
     _containerised_steps(flow_file, flow_name, graph, config, options, policies)
+    if any(options.executor_for_step.get(name, "local") == "local" for name in graph.nodes):
+        options.local_executor = make_local_executor(config, flow_cls, graph)  # an env fails before the run
     code = snapshot_code(flow_file, store, config)
     tags = sorted(set(options.tags))
     run_id = start_run(metadata, store, {
@@ -305,7 +331,7 @@ def _execute(flow_cls: type, graph: FlowGraph, config: Config, options: LaunchOp
     info, blobs, policies, plan, lease = (recorded.info, recorded.blobs, recorded.policies, recorded.plan,
                                           recorded.lease)
     flow_name = info.flow_name
-    local = make_local_executor(config, flow_cls, graph)
+    local = options.local_executor or make_local_executor(config, flow_cls, graph)
     executors = {"local": local, **options.executors}
     try:
         local.start()  # first, before any thread: the fork server must fork a single-threaded process

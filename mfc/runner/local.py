@@ -43,8 +43,9 @@ class ForkExecutor(Executor):
     name = "local"
     reports_start = True
 
-    def __init__(self, flow_cls: type, graph: FlowGraph) -> None:
+    def __init__(self, flow_cls: type, graph: FlowGraph, python: str | None = None) -> None:
         super().__init__()
+        self.python = python  # the interpreter of the flow's environment; None: fork this process
         self.flow_cls = flow_cls
         self.graph = graph
         self._sock: socket.socket | None = None
@@ -54,11 +55,22 @@ class ForkExecutor(Executor):
         self._dead: str | None = None  # why the server is gone, once it is
         self._closing = False
 
+    def prestart(self) -> None:
+        """Start the environment's fork server now (a subprocess: threads may already run)."""
+        if self.python is not None and self._sock is None:
+            from mfc.runner.envserver import start_env_fork_server
+
+            self._server_pid, self._sock = start_env_fork_server(self.python, self.graph.file, self.graph.name)
+
     def start(self) -> None:
         from mfc.decorators import card_decorators
         from mfc.runner import task as task_module
 
         flow_cls, graph = self.flow_cls, self.graph
+        if self.python is not None:
+            self.prestart()
+            threading.Thread(target=self._read_events, name="mfc-forkserver", daemon=True).start()
+            return
         if any(card_decorators(getattr(flow_cls, name)) for name in graph.nodes):
             from mfc.cards.render import preload
 
@@ -200,8 +212,9 @@ class SpawnExecutor(Executor):
     name = "local-spawn"
     reports_start = True
 
-    def __init__(self) -> None:
+    def __init__(self, python: str | None = None) -> None:
         super().__init__()
+        self.python = python or sys.executable
         self._procs: dict[str, subprocess.Popen] = {}
         self._timers: list[threading.Timer] = []
         self._reaper: Reaper | None = None
@@ -217,7 +230,7 @@ class SpawnExecutor(Executor):
         env = {**os.environ, **spec.environment, PARENT_PID_ENV: str(os.getpid())}
         with open(stdout, "ab") as out, open(stderr, "ab") as err:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mfc.runner.task", "--spec", spec_argument(spec)],
+                [self.python, "-m", "mfc.runner.task", "--spec", spec_argument(spec)],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
             )
         handle.pid = proc.pid

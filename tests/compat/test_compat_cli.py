@@ -122,12 +122,12 @@ class ParallelFlow(FlowSpec):
         pass
 '''
 
-CONDA = '''
-from mfc import FlowSpec, conda, step
+KUBERNETES = '''
+from mfc import FlowSpec, kubernetes, step
 
 
-class CondaFlow(FlowSpec):
-    @conda(libraries={"numpy": "1.26"})
+class KubeFlow(FlowSpec):
+    @kubernetes(cpu=2)
     @step
     def start(self):
         self.next(self.end)
@@ -222,7 +222,7 @@ def test_unsupported_transitions_are_rejected_before_running(tmp_path, source, m
     assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())  # nothing ran
 
 
-@pytest.mark.parametrize("name", ["conda", "conda_base", "kubernetes", "parallel", "secrets", "S3", "Runner",
+@pytest.mark.parametrize("name", ["kubernetes", "parallel", "secrets", "S3", "Runner",
                                   "NBRunner", "Deployer", "Config", "exit_hook", "profile"])
 def test_metaflow_names_mfc_does_not_provide(name):
     assert not hasattr(mfc, name)
@@ -230,12 +230,12 @@ def test_metaflow_names_mfc_does_not_provide(name):
         exec(f"from mfc import {name}", {})
 
 
-def test_flow_using_conda_fails_with_the_import_line(tmp_path):
-    path = write_flow(tmp_path, CONDA)
+def test_flow_using_kubernetes_fails_with_the_import_line(tmp_path):
+    path = write_flow(tmp_path, KUBERNETES)
     proc = mfc_cli(tmp_path / "ds", "run", path)
     assert proc.returncode == 2
     (error,) = _errors(proc)
-    assert "flow.py:1:" in error and "conda" in error
+    assert "flow.py:1:" in error and "kubernetes" in error
 
 
 def test_catch_on_a_foreach_split_step_is_rejected(tmp_path):
