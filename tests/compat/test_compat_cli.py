@@ -222,8 +222,8 @@ def test_unsupported_transitions_are_rejected_before_running(tmp_path, source, m
     assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())  # nothing ran
 
 
-@pytest.mark.parametrize("name", ["kubernetes", "parallel", "secrets", "S3", "Runner",
-                                  "NBRunner", "Deployer", "Config", "exit_hook", "profile"])
+@pytest.mark.parametrize("name", ["kubernetes", "parallel", "S3", "Runner",
+                                  "NBRunner", "Deployer", "Config", "profile"])
 def test_metaflow_names_mfc_does_not_provide(name):
     assert not hasattr(mfc, name)
     with pytest.raises(ImportError):
