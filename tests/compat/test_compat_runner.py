@@ -1,0 +1,95 @@
+"""``Runner``: a script driving a flow from Python runs on mfc with only its import line changed,
+blocking and async, resume after a failure, and one clear error for a file with no flow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from compat_support import PYTHON, describe, mfc_env
+
+FLOW = '''
+import os
+from metaflow import FlowSpec, Parameter, step
+
+class RunnerFlow(FlowSpec):
+    alpha = Parameter("alpha", default=1)
+
+    @step
+    def start(self):
+        print("start says hello")
+        self.x = int(self.alpha) * 2
+        self.next(self.end)
+
+    @step
+    def end(self):
+        if os.path.exists("fail-end"):
+            raise RuntimeError("end fails on purpose")
+        self.y = self.x + 1
+'''
+
+SCRIPT = '''
+import asyncio, json, os
+from metaflow import Runner
+
+out = {}
+with Runner("flow.py", show_output=False) as runner:
+    done = runner.run(alpha=3)
+    out["blocking"] = [done.status, done.returncode, done.run.data.y, "start says hello" in done.stdout]
+
+    async def main():
+        executing = await runner.async_run(alpha=5)
+        await executing.wait()
+        return executing
+    executing = asyncio.run(main())
+    out["async"] = [executing.status, executing.run.data.y]
+
+    open("fail-end", "w").close()
+    failed = runner.run(alpha=7)
+    out["failed"] = [failed.status, failed.returncode != 0]
+    os.remove("fail-end")
+    resumed = runner.resume()
+    out["resumed"] = [resumed.status, resumed.run.data.y]
+print("RESULT " + json.dumps(out))
+'''
+
+EXPECTED = {"blocking": ["successful", 0, 7, True], "async": ["successful", 11],
+            "failed": ["failed", True], "resumed": ["successful", 15]}
+
+
+def _script_result(workdir: Path, framework: str, env: dict[str, str]) -> dict:
+    (workdir / "flow.py").write_text(FLOW.replace("from metaflow import", f"from {framework} import"))
+    (workdir / "script.py").write_text(SCRIPT.replace("from metaflow import", f"from {framework} import"))
+    proc = subprocess.run([PYTHON, "script.py"], cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, describe(proc)
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def test_a_runner_script_runs_on_mfc(tmp_path: Path) -> None:
+    assert _script_result(tmp_path, "mfc", mfc_env(tmp_path / "ds")) == EXPECTED
+
+
+@pytest.mark.parametrize("source, words", [
+    (None, "does not exist"),
+    ("x = 1\n", "defines no FlowSpec subclass"),
+])
+def test_a_runner_on_a_file_with_no_flow_is_one_line(tmp_path: Path, source: str | None, words: str) -> None:
+    if source is not None:
+        (tmp_path / "flow.py").write_text(source)
+    script = textwrap.dedent('''
+        from mfc import Runner
+        from mfc.exceptions import MfcError
+        try:
+            Runner("flow.py")
+        except MfcError as exc:
+            print("ERROR " + str(exc))
+    ''')
+    proc = subprocess.run([PYTHON, "-c", script], cwd=tmp_path, env=mfc_env(tmp_path / "ds"), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, describe(proc)
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("ERROR ")]
+    assert len(errors) == 1 and words in errors[0], describe(proc)
