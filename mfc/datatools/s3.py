@@ -4,6 +4,7 @@ configured endpoint and credentials). Downloads land in a temporary directory th
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -36,9 +37,13 @@ def _split(url: str) -> tuple[str, str]:
     return bucket, url[len("s3://") + len(bucket):].lstrip("/")
 
 
+def _put_pair(store: Any, item: tuple[str, bytes]) -> None:
+    store.put_bytes(*item)
+
+
 def run_root(run: Any, datastore_root: str | None) -> str:
     """Metaflow's root for ``S3(run=...)``: ``<datastore root>/data/<flow>/<run id>`` (``run``:
-    a FlowSpec in a running step, or a client Run)."""
+    a FlowSpec in a running step, or a client Run; in a step the task's datastore root wins)."""
     from mfc.current import current
 
     pathspec = getattr(run, "pathspec", None)
@@ -46,6 +51,7 @@ def run_root(run: Any, datastore_root: str | None) -> str:
         flow, run_id = pathspec.split("/")
     elif current.is_running_flow:
         flow, run_id = str(current.flow_name), str(current.run_id)
+        datastore_root = current._get("datastore_root") or datastore_root  # the task's own store
     else:
         raise S3Error("S3(run=...) needs a FlowSpec inside a running step or a client Run",
                       "pass run=self in a step, or s3root='s3://BUCKET/PREFIX'")
@@ -232,7 +238,7 @@ class S3:
             if not recursive:
                 params["Delimiter"] = "/"
             while True:
-                page = store._run(prefix, lambda p=dict(params): store.client.list_objects_v2(**p))
+                page = store._run(prefix, functools.partial(store.client.list_objects_v2, **params))
                 for entry in page.get("CommonPrefixes", ()):
                     url = f"s3://{bucket}/{entry['Prefix'].rstrip('/')}"
                     found.append(S3Object(url, self._relative(url), exists=False))
@@ -266,7 +272,7 @@ class S3:
         for bucket, data in self._group(pairs).items():
             store = self._store(bucket)
             if overwrite:
-                store._map(lambda item: store.put_bytes(*item), data.items())
+                store._map(functools.partial(_put_pair, store), data.items())
             else:
                 store.put_new_many(data)
         return [(key, url) for key, url, _ in pairs]

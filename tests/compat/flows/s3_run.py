@@ -9,7 +9,7 @@ class S3RunFlow(FlowSpec):
     def start(self):
         with S3(run=self) as s3:
             self.url = s3.put("greeting", "hello from " + self.__class__.__name__)
-            s3.put_many([("nums/%d" % i, str(i * i)) for i in range(3)])
+            s3.put_many([(f"nums/{i}", str(i * i)) for i in range(3)])
         self.next(self.end)
 
     @step
