@@ -56,4 +56,8 @@ def __getattr__(name: str) -> Any:
         from mfc import client
 
         return getattr(client, name)
+    if name in ("S3", "S3NotFound", "MetaflowS3NotFound"):
+        from mfc import datatools
+
+        return getattr(datatools, name)
     raise AttributeError(f"module 'mfc' has no attribute {name!r}")

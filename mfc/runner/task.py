@@ -159,6 +159,7 @@ def _bind_current(spec: TaskSpec, flow_cls: type) -> None:
     current._bind(
         flow_name=spec.flow_name, run_id=spec.run_id, step_name=spec.step, task_id=spec.task_id,
         retry_count=spec.attempt, username=spec.username, tags=spec.tags, origin_run_id=spec.origin_run_id,
+        datastore_root=spec.datastore_root,
         **(project_info(flow_cls, spec.username) or {}),
     )
 
