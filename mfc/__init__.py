@@ -43,7 +43,7 @@ __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
     "retry", "catch", "timeout", "environment", "resources", "batch", "card", "schedule", "secrets",
     "project", "pypi", "pypi_base", "conda", "conda_base", "trigger", "trigger_on_finish", "exit_hook",
-    "Runner", *sorted(_CLIENT_NAMES),
+    "Runner", "S3", *sorted(_CLIENT_NAMES),
 ]
 
 

@@ -222,7 +222,7 @@ def test_unsupported_transitions_are_rejected_before_running(tmp_path, source, m
     assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())  # nothing ran
 
 
-@pytest.mark.parametrize("name", ["kubernetes", "parallel", "S3",
+@pytest.mark.parametrize("name", ["kubernetes", "parallel",
                                   "NBRunner", "Deployer", "Config", "profile"])
 def test_metaflow_names_mfc_does_not_provide(name):
     assert not hasattr(mfc, name)
