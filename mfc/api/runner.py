@@ -143,8 +143,10 @@ class Runner:
                *_flags({**self.options, **extra}), *_flags(params)]
         return cmd, id_file, out, err
 
-    def _start(self, verb: str, params: dict[str, Any], extra: dict[str, Any]) -> ExecutingRun:
+    def _start(self, verb: str, params: dict[str, Any], extra: dict[str, Any], step: str | None = None) -> ExecutingRun:
         cmd, id_file, out, err = self._command(verb, params, extra)
+        if step:
+            cmd.insert(cmd.index(self.flow_file) + 1, step)
         with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(cmd, cwd=self.cwd, env={**os.environ, **self.env}, stdout=stdout, stderr=stderr)
         return ExecutingRun(self, process, id_file, out, err)
@@ -162,12 +164,7 @@ class Runner:
         return self._shown(executing)
 
     def _start_resume(self, step: str | None, origin: str | None, params: dict[str, Any]) -> ExecutingRun:
-        cmd, id_file, out, err = self._command("resume", params, {"origin_run_id": origin})
-        if step:
-            cmd.insert(cmd.index(self.flow_file) + 1, step)
-        with out.open("wb") as stdout, err.open("wb") as stderr:
-            process = subprocess.Popen(cmd, cwd=self.cwd, env={**os.environ, **self.env}, stdout=stdout, stderr=stderr)
-        return ExecutingRun(self, process, id_file, out, err)
+        return self._start("resume", params, {"origin_run_id": origin}, step)
 
     async def async_run(self, **params: Any) -> ExecutingRun:
         """Start the run and return at once; ``await executing.wait()`` waits for its end."""
