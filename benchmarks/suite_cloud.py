@@ -170,9 +170,27 @@ def bench_batch(ctx: Any) -> list[Figure]:
     return [figure, production]
 
 
+
+_API = re.compile(r"get_many (\d+) objects: boto3 sequential ([\d.]+) s, S3.get_many ([\d.]+) s -> ([\d.]+)x")
+
+
+def bench_s3_api(ctx: Any) -> list[Figure]:
+    """``bench_s3_api.py``: ``S3.get_many`` of small objects beside sequential boto3 ``get_object``."""
+    output = run_measured([ctx.python, str(HERE / "bench_s3_api.py"), "--count", str(ctx.n(1000, 100))],
+                          ctx.tmp, bench_env()).stdout
+    match = _API.search(output)
+    if not match:
+        raise BenchError(f"bench_s3_api.py printed something unexpected: {output[-400:]!r}")
+    count, seq, many, ratio = match.groups()
+    figure = Figure(f"S3.get_many of {count} small objects vs sequential boto3, moto on localhost", float(ratio), "x",
+                    higher_is_better=True, metaflow_note="not measured")
+    figure.details.append(f"sequential boto3 {float(seq):.2f} s, S3.get_many {float(many):.2f} s")
+    return [figure]
+
 CLOUD_BENCHMARKS = {
     "image": bench_image,
     "local-docker": bench_local_docker,
     "s3": bench_s3,
+    "s3-api": bench_s3_api,
     "batch": bench_batch,
 }
