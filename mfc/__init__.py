@@ -43,15 +43,15 @@ __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
     "retry", "catch", "timeout", "environment", "resources", "batch", "card", "schedule", "secrets",
     "project", "pypi", "pypi_base", "conda", "conda_base", "trigger", "trigger_on_finish", "exit_hook",
-    "Runner", "S3", *sorted(_CLIENT_NAMES),
+    "Runner", "NBRunner", "S3", *sorted(_CLIENT_NAMES),
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Runner":
-        from mfc.api import Runner
+    if name in ("Runner", "NBRunner"):
+        from mfc import api
 
-        return Runner
+        return getattr(api, name)
     if name in _CLIENT_NAMES:
         from mfc import client
 

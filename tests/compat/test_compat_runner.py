@@ -93,3 +93,32 @@ def test_a_runner_on_a_file_with_no_flow_is_one_line(tmp_path: Path, source: str
     assert proc.returncode == 0, describe(proc)
     errors = [line for line in proc.stdout.splitlines() if line.startswith("ERROR ")]
     assert len(errors) == 1 and words in errors[0], describe(proc)
+
+
+NOTEBOOK_CELL = FLOW.replace("from metaflow import", "from mfc import").replace(
+    "import os\n", "import os\nfrom mfc import NBRunner\n") + '''
+run = NBRunner(RunnerFlow, show_output=False).nbrun(alpha=4)
+print("NBRUN", run.successful, run.data.y)
+'''
+
+
+def test_nbrunner_runs_the_flow_of_a_notebook_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    for key, value in mfc_env(tmp_path / "ds").items():
+        monkeypatch.setenv(key, value)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK_CELL)])
+    NotebookClient(notebook, timeout=180, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "".join(out.get("text", "") for out in notebook.cells[0].outputs)
+    assert "NBRUN True 9" in printed, notebook.cells[0].outputs
+    assert not list(tmp_path.glob("RunnerFlow_*.py")), "nbrun leaves no flow file behind"
+
+
+def test_nbrunner_outside_a_notebook_is_one_line(tmp_path: Path) -> None:
+    script = "from mfc import NBRunner, FlowSpec\nfrom mfc.exceptions import MfcError\n" \
+             "try:\n    NBRunner(FlowSpec)\nexcept MfcError as exc:\n    print('ERROR ' + str(exc))\n"
+    proc = subprocess.run([PYTHON, "-c", script], cwd=tmp_path, env=mfc_env(tmp_path / "ds"), capture_output=True,
+                          text=True, timeout=60)
+    assert "ERROR NBRunner needs an interactive IPython session" in proc.stdout, describe(proc)
