@@ -136,14 +136,16 @@ class Runner:
     def _environment(self) -> _Env:
         return _Env(self.env)
 
-    def _command(self, verb: str, params: dict[str, Any], extra: dict[str, Any]) -> tuple[list[str], Path, Path, Path]:
+    def _command(self, verb: str | tuple[str, ...], params: dict[str, Any], extra: dict[str, Any],
+                 options: dict[str, Any] | None = None) -> tuple[list[str], Path, Path, Path]:
         self._count += 1
         id_file, out, err = (self._tmp / f"{self._count}.{suffix}" for suffix in ("runid", "out", "err"))
-        cmd = [sys.executable, *_CLI, verb, self.flow_file, "--run-id-file", str(id_file),
-               *_flags({**self.options, **extra}), *_flags(params)]
+        verbs = (verb,) if isinstance(verb, str) else verb
+        cmd = [sys.executable, *_CLI, *verbs, self.flow_file, "--run-id-file", str(id_file),
+               *_flags({**(self.options if options is None else options), **extra}), *_flags(params)]
         return cmd, id_file, out, err
 
-    def _start(self, verb: str, params: dict[str, Any], extra: dict[str, Any], step: str | None = None) -> ExecutingRun:
+    def _start(self, verb: str | tuple[str, ...], params: dict[str, Any], extra: dict[str, Any], step: str | None = None) -> ExecutingRun:
         cmd, id_file, out, err = self._command(verb, params, extra)
         if step:
             cmd.insert(cmd.index(self.flow_file) + 1, step)

@@ -223,7 +223,7 @@ def test_unsupported_transitions_are_rejected_before_running(tmp_path, source, m
 
 
 @pytest.mark.parametrize("name", ["kubernetes", "parallel",
-                                  "Deployer", "Config", "profile"])
+                                  "Config", "profile"])
 def test_metaflow_names_mfc_does_not_provide(name):
     assert not hasattr(mfc, name)
     with pytest.raises(ImportError):

@@ -1,0 +1,96 @@
+"""``Deployer``: deploy a flow to Step Functions from Python, as Metaflow's ``metaflow.Deployer``.
+
+``Deployer("flow.py").step_functions(**options).create()`` is ``mfc sfn create`` in a subprocess;
+the :class:`DeployedFlow` it returns triggers runs (``mfc sfn trigger --wait`` in the background,
+followed as a :class:`TriggeredRun`) and deletes the state machine (``mfc sfn delete``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+from mfc.api.runner import _CLI, ExecutingRun, Runner, _flags
+from mfc.exceptions import MfcError
+
+
+class TriggeredRun(ExecutingRun):
+    """A run started by :meth:`DeployedFlow.trigger`: ``.status``, ``.run`` (the client Run, once its
+    id is known) and :meth:`wait_for_run`."""
+
+    def wait_for_run(self, timeout: float | None = None) -> TriggeredRun:
+        """Wait until the execution ends (``mfc sfn trigger --wait`` returns)."""
+        self._process.wait(timeout)  # type: ignore[call-arg]
+        return self
+
+
+class DeployedFlow:
+    """A flow deployed to Step Functions: :meth:`trigger` a run, :meth:`delete` the state machine."""
+
+    def __init__(self, runner: Runner, name: str | None, create_output: str) -> None:
+        self._runner = runner
+        self.name = name or runner.flow_name
+        self.flow_name = runner.flow_name
+        self.create_output = create_output
+
+    def trigger(self, **params: Any) -> TriggeredRun:
+        """Start a run of the state machine with these parameters; returns at once."""
+        extra: dict[str, Any] = {"wait": True, "quiet": True, "name": self._runner.options.get("name")}
+        # The deploy options belong to create; trigger takes only --name.
+        cmd, id_file, out, err = self._runner._command(("sfn", "trigger"), params, extra, options={})
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            process = subprocess.Popen(cmd, cwd=self._runner.cwd,
+                                       env={**os.environ, **self._runner.env}, stdout=stdout, stderr=stderr)
+        return TriggeredRun(self._runner, process, id_file, out, err)
+
+    def delete(self) -> None:
+        """Delete the state machine, its schedule and its trigger rules (its runs stay)."""
+        name = self._runner.options.get("name")
+        _cli(self._runner, ["sfn", "delete", self._runner.flow_file, *(["--name", name] if name else [])])
+
+
+class StepFunctionsDeployer:
+    """``Deployer(...).step_functions(**options)``: options are ``mfc sfn create``'s (``name``,
+    ``image``, ``queue``, ``max_workers``, ``tag``, ...)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    def create(self, **kwargs: Any) -> DeployedFlow:
+        """Deploy (build and push the image if needed, upload the code, create or update the state machine)."""
+        options = {**self._runner.options, **kwargs}
+        self._runner.options = options
+        output = _cli(self._runner, ["sfn", "create", self._runner.flow_file, *_flags(options)])
+        return DeployedFlow(self._runner, options.get("name"), output)
+
+
+class Deployer:
+    """``Deployer("flow.py", env=..., cwd=...).step_functions(**options).create()``."""
+
+    def __init__(self, flow_file: str, show_output: bool = True, profile: str | None = None,
+                 env: dict[str, str] | None = None, cwd: str | None = None,
+                 file_read_timeout: int = 3600, **kwargs: Any) -> None:
+        self._flow_file, self._show_output, self._profile = flow_file, show_output, profile
+        self._env, self._cwd, self._file_read_timeout = env, cwd, file_read_timeout
+        self._options = kwargs
+
+    def step_functions(self, name: str | None = None, **deploy_options: Any) -> StepFunctionsDeployer:
+        """Deploy to AWS Step Functions (the only orchestrator mfc deploys to)."""
+        options = {**self._options, **deploy_options, **({"name": name} if name else {})}
+        return StepFunctionsDeployer(Runner(self._flow_file, self._show_output, self._profile, self._env, self._cwd,
+                                            self._file_read_timeout, **options))
+
+
+def _cli(runner: Runner, args: list[str]) -> str:
+    """Run ``mfc ARGS`` to completion; its output, or an MfcError with its last error line."""
+    done = subprocess.run([sys.executable, *_CLI, *args], cwd=runner.cwd, env={**os.environ, **runner.env},
+                          capture_output=True, text=True)
+    if runner.show_output:
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+    if done.returncode:
+        lines = [line for line in done.stderr.splitlines() if line.strip()] or [f"exit {done.returncode}"]
+        raise MfcError(f"mfc {' '.join(args[:2])} failed: {lines[-1]}")
+    return done.stdout
