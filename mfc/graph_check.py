@@ -33,7 +33,8 @@ RESERVED_STEP_NAMES = frozenset({
 # with the command itself.
 RUN_OPTION_NAMES = frozenset({
     "tag", "max-workers", "max-num-splits", "run-id-file", "with", "quiet", "local-docker", "batch",
-    "queue", "cpu", "memory", "gpu-image", "gpu", "image", "datastore", "datastore-root", "metadata", "help", "debug",
+    "queue", "cpu", "memory", "gpu-image", "gpu", "image", "datastore", "datastore-root", "metadata", "environment", "help",
+    "debug",
 })
 
 
