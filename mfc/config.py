@@ -112,6 +112,7 @@ RUN_ARGUMENTS = {
     "tags": "tags of this run (user tags; system tags are added)",
     "run_id_file": "where this invocation writes its run id",
     "with_decorators": "decorators added to this run's steps",
+    "environment": "Metaflow's --environment (local, pypi, conda): accepted; the decorators are honoured whatever it says",
 }
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
