@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any
+from typing import Any, cast
 
 from mfc.api.runner import _CLI, ExecutingRun, Runner, _flags
 from mfc.exceptions import MfcError
@@ -39,11 +39,8 @@ class DeployedFlow:
         """Start a run of the state machine with these parameters; returns at once."""
         extra: dict[str, Any] = {"wait": True, "quiet": True, "name": self._runner.options.get("name")}
         # The deploy options belong to create; trigger takes only --name.
-        cmd, id_file, out, err = self._runner._command(("sfn", "trigger"), params, extra, options={})
-        with out.open("wb") as stdout, err.open("wb") as stderr:
-            process = subprocess.Popen(cmd, cwd=self._runner.cwd,
-                                       env={**os.environ, **self._runner.env}, stdout=stdout, stderr=stderr)
-        return TriggeredRun(self._runner, process, id_file, out, err)
+        started = self._runner._start(("sfn", "trigger"), params, extra, options={}, kind=TriggeredRun)
+        return cast(TriggeredRun, started)
 
     def delete(self) -> None:
         """Delete the state machine, its schedule and its trigger rules (its runs stay)."""

@@ -145,13 +145,14 @@ class Runner:
                *_flags({**(self.options if options is None else options), **extra}), *_flags(params)]
         return cmd, id_file, out, err
 
-    def _start(self, verb: str | tuple[str, ...], params: dict[str, Any], extra: dict[str, Any], step: str | None = None) -> ExecutingRun:
-        cmd, id_file, out, err = self._command(verb, params, extra)
+    def _start(self, verb: str | tuple[str, ...], params: dict[str, Any], extra: dict[str, Any], step: str | None = None,
+               options: dict[str, Any] | None = None, kind: type[ExecutingRun] = ExecutingRun) -> ExecutingRun:
+        cmd, id_file, out, err = self._command(verb, params, extra, options)
         if step:
             cmd.insert(cmd.index(self.flow_file) + 1, step)
         with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(cmd, cwd=self.cwd, env={**os.environ, **self.env}, stdout=stdout, stderr=stderr)
-        return ExecutingRun(self, process, id_file, out, err)
+        return kind(self, process, id_file, out, err)
 
     def run(self, **params: Any) -> ExecutingRun:
         """Run the flow with these parameters and wait for it to end."""
