@@ -88,6 +88,10 @@ class TaskKilled(Exception):
     """A task's process died (signal, os._exit) before it could record a result."""
 
 
+class SwitchError(MfcError):
+    """A switch's condition is not set, or its value is none of the cases (the task fails in one line)."""
+
+
 class ParameterReadOnly(MfcError, AttributeError):
     """Assigning to a parameter inside a step (an AttributeError, as in Metaflow)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mfc.exceptions import MfcError, ParameterReadOnly
+from mfc.exceptions import MfcError, ParameterReadOnly, SwitchError
 
 if TYPE_CHECKING:
     from mfc.runner.context import TaskContext
@@ -74,15 +74,18 @@ class FlowSpec:
         return ctx.load_artifact(attr)[1]
 
     # -- transitions ----------------------------------------------------------------------------
-    def next(self, *steps: Any, foreach: str | None = None, num_parallel: int | None = None) -> None:
+    def next(self, *steps: Any, foreach: str | None = None, num_parallel: int | None = None,
+             condition: str | None = None) -> None:
         """Declare the next step(s): ``self.next(self.a)``, a branch ``self.next(self.a, self.b)``,
-        or a fan-out over a list artifact ``self.next(self.a, foreach="items")``."""
+        a fan-out over a list artifact ``self.next(self.a, foreach="items")``, or a switch that
+        runs one step chosen by the value of an artifact:
+        ``self.next({"x": self.a, "y": self.b}, condition="mode")``."""
+        if condition is not None or (len(steps) == 1 and isinstance(steps[0], dict)):
+            self._switch(steps, condition, foreach is not None or num_parallel is not None)
+            return
         names = []
         for target in steps:
-            name = getattr(target, "__name__", None)
-            if name is None or not getattr(target, "is_step", False):
-                raise MfcError(f"self.next() takes steps such as self.{name or 'step_name'}; got {target!r}")
-            names.append(name)
+            names.append(_step_name(target))
         if not names:
             raise MfcError("self.next() needs at least one step")
         if num_parallel is not None:
@@ -95,6 +98,32 @@ class FlowSpec:
         ctx = self.__dict__.get("_ctx")
         if ctx is not None:
             ctx.record_transition(names, foreach)
+
+    def _switch(self, steps: tuple[Any, ...], condition: Any, fans_out: bool) -> None:
+        ctx = self.__dict__.get("_ctx")
+        where = f"step {ctx.step_name}" if ctx is not None else "self.next"
+        if condition is None:
+            raise MfcError(f'{where}: a dict of cases needs condition="attr" naming the artifact to switch on')
+        if len(steps) != 1 or not isinstance(steps[0], dict) or not steps[0]:
+            raise MfcError(f"{where}: a switch takes one non-empty dict mapping case values to steps")
+        if not isinstance(condition, str):
+            raise MfcError(f"{where}: condition= takes the name of an artifact as a string, not {condition!r}")
+        if fans_out:
+            raise MfcError(f"{where}: a switch cannot take foreach= or num_parallel=")
+        cases: dict[Any, Any] = steps[0]
+        try:
+            value = getattr(self, condition)
+        except AttributeError:
+            raise SwitchError(f"{where}: the switch's condition self.{condition} is not set; set it before "
+                              "self.next") from None
+        try:
+            target = cases[value]
+        except (KeyError, TypeError):
+            shown = ", ".join(repr(c) for c in cases)
+            raise SwitchError(f"{where}: self.{condition} is {value!r}, which is not a case of the switch "
+                              f"(cases: {shown})") from None
+        if ctx is not None:
+            ctx.record_transition([_step_name(target)], None)
 
     # -- foreach --------------------------------------------------------------------------------
     @property
@@ -132,3 +161,10 @@ class FlowSpec:
 
     def __iter__(self) -> NoReturn:
         raise TypeError(f"flow {type(self).__name__} is not iterable; in a join iterate over inputs")
+
+
+def _step_name(target: Any) -> str:
+    name = getattr(target, "__name__", None)
+    if name is None or not getattr(target, "is_step", False):
+        raise MfcError(f"self.next() takes steps such as self.{name or 'step_name'}; got {target!r}")
+    return name

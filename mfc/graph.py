@@ -44,7 +44,14 @@ class StepNode:
     """One step of the flow and its place in the graph.
 
     ``type`` is ``start`` or ``end`` for those steps, otherwise it reflects the outgoing transition
-    (``foreach``, ``split``), then ``join`` for a step taking ``inputs``, else ``linear``.
+    (``foreach``, ``split``, ``split-switch``), then ``join`` for a step taking ``inputs``, else ``linear``.
+
+    A switch step (``self.next({"a": self.a, "b": self.b}, condition="mode")``) has its cases in
+    ``switch_cases`` (case value -> step) and the artifact naming the case in ``condition``; its
+    ``out_funcs`` are the distinct targets, one of which runs. A target may be the step itself (a
+    loop: the step runs again until another case is chosen). ``branch`` names the open static
+    splits around the step and the branch it is in, ``((split, branch index), ...)``, outermost
+    first (a foreach's body is its branch 0).
     """
 
     name: str
@@ -60,11 +67,29 @@ class StepNode:
     line: int
     next_line: int | None
     is_join: bool
+    condition: str | None = None
+    switch_cases: dict[object, str] = field(default_factory=dict)
+    branch: tuple[tuple[str, int], ...] = ()
 
     @property
     def opens_split(self) -> bool:
-        """True when this step fans out (a static split or a foreach), whatever its type."""
-        return self.foreach_var is not None or len(self.out_funcs) > 1
+        """True when this step fans out (a static split or a foreach), whatever its type; a
+        switch runs one of its targets, so it opens none."""
+        return self.foreach_var is not None or (len(self.out_funcs) > 1 and self.condition is None)
+
+    @property
+    def is_switch(self) -> bool:
+        """True for a step ending in a switch transition (``condition=``)."""
+        return self.condition is not None
+
+    @property
+    def loops(self) -> bool:
+        """True for a switch with a case that runs the step itself again."""
+        return self.condition is not None and self.name in self.out_funcs
+
+    def successors(self) -> list[str]:
+        """``out_funcs`` without the step itself (a looping switch's case that repeats it)."""
+        return [t for t in self.out_funcs if t != self.name]
 
 
 @dataclass
@@ -108,6 +133,12 @@ class FlowGraph:
         seen = set(ordered)
         ordered += [n for n in self.nodes if n not in seen]
         return iter([self.nodes[n] for n in ordered])
+
+
+@dataclass
+class _Switch:
+    condition: str
+    cases: dict[object, str]
 
 
 def find_flows(source: str, file: str) -> list[str]:
@@ -369,6 +400,7 @@ class _Builder:
         final = last.value if isinstance(last, ast.Expr) and _is_next_call(last.value, self_name) else None
         out: list[str] = []
         foreach_var: str | None = None
+        switch: _Switch | None = None
         if name == "end":
             for call in calls:
                 problems.append(self.problem("the end step must not call self.next", call.lineno,
@@ -379,15 +411,22 @@ class _Builder:
                 problems.append(self.problem(
                     f"step {name} calls self.next inside its body; self.next must be the last statement "
                     "of the step, run exactly once", stray[0].lineno,
-                    "conditional transitions are not supported: move the call to the end of the step"))
+                    "move the call to the end of the step; to choose the next step at run time, end with a "
+                    'switch: self.next({"a": self.a, "b": self.b}, condition="attr")'))
             elif final is None:
                 problems.append(self.problem(
                     f"step {name} does not end with self.next(...)", last.lineno,
                     f"end step {name} with self.next(self.<next step>)"))
             if isinstance(final, ast.Call):
-                out, foreach_var = self.transition(name, final, self_name, problems)
+                if final.args and isinstance(final.args[0], ast.Dict) or any(k.arg == "condition" for k in final.keywords):
+                    switch = self.switch(name, final, self_name, problems)
+                    out = list(dict.fromkeys(switch.cases.values()))
+                else:
+                    out, foreach_var = self.transition(name, final, self_name, problems)
         if name in ("start", "end"):
             kind = name
+        elif switch is not None:
+            kind = "split-switch"
         elif foreach_var is not None:
             kind = "foreach"
         elif len(out) > 1:
@@ -395,7 +434,63 @@ class _Builder:
         else:
             kind = "join" if len(positional) == 2 else "linear"
         return StepNode(name, kind, out, [], foreach_var, None, [], decorators, ast.get_docstring(fn) or "",
-                        self.file, fn.lineno, final.lineno if final else None, len(positional) == 2)
+                        self.file, fn.lineno, final.lineno if final else None, len(positional) == 2,
+                        switch.condition if switch else None, switch.cases if switch else {})
+
+    def switch(self, name: str, call: ast.Call, self_name: str, problems: list[InvalidFlow]) -> _Switch:
+        """Cases and condition of a final ``self.next({...}, condition="attr")``; a problem for
+        anything that cannot be read without running the flow."""
+        line = call.lineno
+        usage = 'write self.next({"a": self.a, "b": self.b}, condition="attr")'
+        cases: dict[object, str] = {}
+        if len(call.args) != 1 or not isinstance(call.args[0], ast.Dict):
+            problems.append(self.problem(f"a switch in step {name} takes one dict of cases", line, usage))
+        else:
+            for key, value in zip(call.args[0].keys, call.args[0].values, strict=True):
+                if key is None:
+                    problems.append(self.problem(f"the cases of the switch in step {name} must be written out, "
+                                                 f"not **{self.text(value)}", line, usage))
+                    continue
+                if not (isinstance(key, ast.Constant) and isinstance(key.value, (str, int, float, bool))
+                        or isinstance(key, ast.UnaryOp) and isinstance(key.op, ast.USub)
+                        and isinstance(key.operand, ast.Constant) and isinstance(key.operand.value, (int, float))):
+                    problems.append(self.problem(
+                        f"case `{self.text(key)}` of the switch in step {name} is not a literal", line,
+                        "write each case as a string, number or bool literal"))
+                    continue
+                case = ast.literal_eval(key)
+                if not (isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name)
+                        and value.value.id == self_name):
+                    problems.append(self.problem(
+                        f"case {case!r} of the switch in step {name} must name a step as self.<step>, "
+                        f"not `{self.text(value)}`", line, usage))
+                    continue
+                if case in cases:
+                    problems.append(self.problem(f"case {case!r} appears twice in the switch of step {name}", line,
+                                                 "name each case once"))
+                cases[case] = value.attr
+        condition: str | None = None
+        for kw in call.keywords:
+            if kw.arg == "condition":
+                if isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str) and kw.value.value.isidentifier():
+                    condition = kw.value.value
+                else:
+                    problems.append(self.problem(
+                        f"condition= in step {name} must be a string naming an artifact, not `{self.text(kw.value)}`",
+                        line, 'write condition="attr" where the step sets self.attr'))
+            elif kw.arg == "foreach":
+                problems.append(self.problem(f"the switch in step {name} cannot also take foreach=", line,
+                                             "switch to a step that does the foreach"))
+            else:
+                shown = f"{kw.arg}=" if kw.arg else "**" + self.text(kw.value)
+                problems.append(self.problem(f"self.next in step {name} does not take {shown}", line, usage))
+        if not any(kw.arg == "condition" for kw in call.keywords):
+            problems.append(self.problem(f"the dict of cases in step {name} needs condition=", line, usage))
+        elif len(cases) < 2 and len(call.args) == 1 and isinstance(call.args[0], ast.Dict) \
+                and len(call.args[0].keys) < 2:
+            problems.append(self.problem(f"the switch in step {name} has {len(cases)} case(s); a switch needs "
+                                         "at least 2", line, "write self.next(self.<step>) for one next step"))
+        return _Switch(condition or "", cases)
 
     def transition(self, name: str, call: ast.Call, self_name: str,
                    problems: list[InvalidFlow]) -> tuple[list[str], str | None]:

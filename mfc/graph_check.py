@@ -59,9 +59,11 @@ def link(g: FlowGraph) -> tuple[list[InvalidFlow], list[InvalidFlow]]:
         problems.append(InvalidFlow(message, g.file, line, hint))
 
     for node in nodes.values():
-        node.in_funcs, node.matching_join, node.split_parents = [], None, []
+        node.in_funcs, node.matching_join, node.split_parents, node.branch = [], None, [], ()
     for node in nodes.values():
         for target in node.out_funcs:
+            if target == node.name and node.is_switch:
+                continue  # a looping switch: the step runs again, it is not its own parent
             if target in nodes:
                 nodes[target].in_funcs.append(node.name)
             else:
@@ -80,7 +82,8 @@ def link(g: FlowGraph) -> tuple[list[InvalidFlow], list[InvalidFlow]]:
                     f"go to it with self.next(self.{node.name}) from another step, or delete it")
     if _find_cycles(g, problem):
         return basic, problems
-    _walk_splits(g, problem, quiet=bool(basic or g.source_problems))
+    edge_paths = _walk_splits(g, problem, quiet=bool(basic or g.source_problems))
+    _check_switches(g, problem)
     for node in nodes.values():
         if node.name not in reach:
             continue
@@ -88,7 +91,10 @@ def link(g: FlowGraph) -> tuple[list[InvalidFlow], list[InvalidFlow]]:
         count = len(preds)
         if node.name in ("start", "end") and node.is_join:
             continue
-        if count >= 2 and not node.is_join:
+        # Steps reached in one thread (the same branch of every open split) are the alternatives of
+        # switches: one of them runs, so the step needs no join.
+        alternatives = len({edge_paths.get((p, node.name)) for p in preds}) == 1
+        if count >= 2 and not node.is_join and not alternatives:
             problem(f"step {node.name} has {count} incoming transitions ({', '.join(preds)})", node.line,
                     "add a join step `def join(self, inputs)` before end" if node.name == "end"
                     else f"define it as `def {node.name}(self, inputs)`")
@@ -109,7 +115,7 @@ def topological_order(nodes: dict[str, StepNode]) -> list[str]:
     reach = reachable_steps(nodes)
     pending = dict.fromkeys(reach, 0)
     for name in reach:
-        for target in nodes[name].out_funcs:
+        for target in _forward(nodes[name]):
             if target in pending:
                 pending[target] += 1
     del pending["start"]  # a transition back to start is a cycle: never list start twice
@@ -118,12 +124,17 @@ def topological_order(nodes: dict[str, StepNode]) -> list[str]:
     while ready:
         name = heapq.heappop(ready)[1]
         order.append(name)
-        for target in nodes[name].out_funcs:
+        for target in _forward(nodes[name]):
             if target in pending:
                 pending[target] -= 1
                 if pending[target] == 0:
                     heapq.heappush(ready, (rank[target], target))
     return order
+
+
+def _forward(node: StepNode) -> list[str]:
+    """The transitions that go forward: all but a looping switch's case back to its own step."""
+    return node.successors() if node.is_switch else node.out_funcs
 
 
 def reachable_steps(nodes: dict[str, StepNode]) -> set[str]:
@@ -161,14 +172,15 @@ def _find_cycles(g: FlowGraph, problem: _Report) -> bool:
         nonlocal found
         state[name] = 1
         path.append(name)
-        for target in nodes[name].out_funcs:
+        for target in _forward(nodes[name]):
             if target not in nodes:
                 continue
             if state.get(target) == 1:
                 found = True
                 loop = path[path.index(target):] + [target]
                 problem(f"steps form a cycle: {' -> '.join(loop)}", nodes[name].next_line or nodes[name].line,
-                        "a flow is a DAG: go forward to a later step instead")
+                        "a flow is a DAG: go forward to a later step instead (only a switch may go back, "
+                        "to its own step, to run it again)")
             elif target not in state:
                 visit(target)
         path.pop()
@@ -178,29 +190,33 @@ def _find_cycles(g: FlowGraph, problem: _Report) -> bool:
     return found
 
 
-def _walk_splits(g: FlowGraph, problem: _Report, quiet: bool) -> None:
-    """Walk the DAG from start with the stack of open splits: set matching_join and split_parents.
+def _walk_splits(g: FlowGraph, problem: _Report, quiet: bool) -> dict[tuple[str, str], tuple]:
+    """Walk the DAG from start with the stack of open splits: set matching_join, split_parents and
+    branch. Returns the branch path each transition ``(from, to)`` carries.
 
     ``quiet``: other problems were found, so a split left without a join is likely their consequence.
     """
     nodes = g.nodes
-    entries: dict[str, list[tuple[str | None, tuple[str, ...]]]] = {"start": [(None, ())]}
+    Path = tuple[tuple[str, int], ...]
+    entries: dict[str, list[tuple[str | None, tuple[str, ...], Path]]] = {"start": [(None, (), ())]}
+    edge_paths: dict[tuple[str, str], Path] = {}
     reported: set[str] = set()
     for name in topological_order(nodes):
         node = nodes[name]
         arrivals = entries.get(name, [])
         stack = arrivals[0][1] if arrivals else ()
+        path = arrivals[0][2] if arrivals else ()
         if name == "end":
-            for pred, open_splits in arrivals:
+            for pred, open_splits, _ in arrivals:
                 for opener in open_splits:
                     if opener not in reported:
                         reported.add(opener)
                         problem(f"{_kind(nodes[opener])} {opener} has no matching join before end: step "
                                 f"{pred} goes to end while it is still open", nodes[opener].next_line or
                                 nodes[opener].line, _join_hint(nodes[opener]))
-            stack = ()
-        elif any(s != stack for _, s in arrivals):
-            levels = "; ".join(f"from {p} inside [{', '.join(s) or 'no split'}]" for p, s in arrivals)
+            stack, path = (), ()
+        elif any(s != stack for _, s, _ in arrivals):
+            levels = "; ".join(f"from {p} inside [{', '.join(s) or 'no split'}]" for p, s, _ in arrivals)
             problem(f"step {name} is reached from different split levels ({levels})", node.line,
                     "every branch of a split must go to the same join step")
         if node.is_join and stack:
@@ -211,13 +227,16 @@ def _walk_splits(g: FlowGraph, problem: _Report, quiet: bool) -> None:
                 reported.add(split.name)
             else:
                 split.matching_join = name
-            stack = stack[:-1]
+            stack, path = stack[:-1], path[:-1]
         node.split_parents = list(stack)
+        node.branch = path
         if node.opens_split:
             stack = (*stack, name)
-        for target in node.out_funcs:
+        for index, target in enumerate(_forward(node)):
             if target in nodes:
-                entries.setdefault(target, []).append((name, stack))
+                carried = (*path, (name, 0 if node.foreach_var is not None else index)) if node.opens_split else path
+                entries.setdefault(target, []).append((name, stack, carried))
+                edge_paths[(name, target)] = carried
     for split in nodes.values():
         if split.opens_split and split.name in entries and split.name not in reported:
             if split.matching_join is None:
@@ -225,7 +244,30 @@ def _walk_splits(g: FlowGraph, problem: _Report, quiet: bool) -> None:
                     problem(f"{_kind(split)} {split.name} has no matching join",
                             split.next_line or split.line, _join_hint(split))
             else:
-                _check_join(g, split, nodes[split.matching_join], problem)
+                _check_join(g, split, nodes[split.matching_join], edge_paths, problem)
+    return edge_paths
+
+
+def _check_switches(g: FlowGraph, problem: _Report) -> None:
+    """A switch must not go straight to a join: which of the join's inputs arrive would then
+    depend on the case (as Metaflow refuses it)."""
+    for node in g.nodes.values():
+        if not node.is_switch:
+            continue
+        catch = next((d for d in node.decorators if d.name == "catch"), None)
+        if catch is not None:
+            problem(f"@catch cannot be used on switch step {node.name}: a caught failure sets no case to "
+                    "choose the next step by", catch.line, "catch the failure inside the step and set the "
+                    "condition's artifact to a case that handles it")
+        for target in node.successors():
+            if target in g.nodes and g.nodes[target].is_join:
+                problem(f"case {_case_of(node, target)!r} of the switch in step {node.name} goes straight to "
+                        f"join {target}", node.next_line or node.line,
+                        f"go to a step that then goes to {target}: a join's inputs must not depend on a case")
+
+
+def _case_of(node: StepNode, target: str) -> object:
+    return next(case for case, step in node.switch_cases.items() if step == target)
 
 
 def _kind(node: StepNode) -> str:
@@ -238,36 +280,40 @@ def _join_hint(split: StepNode) -> str:
     return f"every branch of {split.name} must go to one join step defined as `def join(self, inputs)`"
 
 
-def _check_join(g: FlowGraph, split: StepNode, join: StepNode, problem: _Report) -> None:
+def branch_index(split: StepNode, join: StepNode, pred: StepNode) -> int:
+    """The branch of static ``split`` that ``pred``, an input step of its ``join``, ends; the
+    alternatives of a switch inside a branch all end that branch."""
+    if pred.name == split.name:
+        return split.out_funcs.index(join.name)
+    return pred.branch[len(join.branch)][1]
+
+
+def _check_join(g: FlowGraph, split: StepNode, join: StepNode, edge_paths: dict[tuple[str, str], tuple],
+                problem: _Report) -> None:
     """Check the inputs of ``join``, which closes ``split``, and order them by the split's branches."""
     nodes = g.nodes
     reach = reachable_steps(nodes)
     preds = [p for p in join.in_funcs if p in reach]
     if split.foreach_var is not None:
-        if len(preds) != 1:
+        threads = {edge_paths.get((p, join.name)) for p in preds}
+        if len(threads) != 1:
             problem(f"join {join.name} of foreach {split.name} must have one incoming transition, has "
                     f"{len(preds)} ({', '.join(preds)})", join.line,
                     f"close any split inside the foreach before {join.name}")
         return
+    depth = len(join.branch)  # the entry of a transition's path that names the branch of `split`
     branch_of: dict[str, int] = {}
-    for index, target in enumerate(split.out_funcs):
-        if target == join.name:
-            branch_of.setdefault(split.name, index)
-            continue
-        seen, todo = set(), [target]
-        while todo:
-            name = todo.pop()
-            if name in seen or name == join.name or name not in nodes:
-                continue
-            seen.add(name)
-            if join.name in nodes[name].out_funcs:
-                branch_of.setdefault(name, index)
-            todo.extend(nodes[name].out_funcs)
+    for pred in preds:
+        carried = edge_paths.get((pred, join.name), ())
+        if len(carried) > depth and carried[depth][0] == split.name:
+            branch_of[pred] = carried[depth][1]
     rank = {name: i for i, name in enumerate(nodes)}
     join.in_funcs.sort(key=lambda p: (branch_of.get(p, len(split.out_funcs)), rank[p]))
     for index, target in enumerate(split.out_funcs):
         mine = [p for p in preds if branch_of.get(p) == index]
-        if len(mine) != 1:
+        # several inputs from one branch are the alternatives of a switch when they come from one thread
+        alternatives = len(mine) > 1 and len({edge_paths.get((p, join.name)) for p in mine}) == 1
+        if len(mine) != 1 and not alternatives:
             problem(f"join {join.name} gets {len(mine)} transitions from branch {target} of split {split.name}"
                     + (f" ({', '.join(mine)})" if mine else ""), join.line,
                     f"each branch of {split.name} must reach {join.name} exactly once")

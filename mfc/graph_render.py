@@ -19,8 +19,21 @@ def _indent(text: str, prefix: str = "    ") -> list[str]:
 def _transition(node: StepNode) -> str:
     if not node.out_funcs:
         return ""
+    if node.is_switch:
+        cases = ", ".join(f"{case!r}: {target}" for case, target in node.switch_cases.items())
+        return f"one of {', '.join(node.out_funcs)} (switch on {node.condition}: {cases})"
     targets = ", ".join(node.out_funcs)
     return f"{targets} (foreach {node.foreach_var})" if node.foreach_var is not None else targets
+
+
+def _edge_label(node: StepNode, target: str) -> str | None:
+    """What an edge is labelled with: the foreach variable, or the switch's cases that take it."""
+    if node.foreach_var is not None:
+        return f"foreach {node.foreach_var}"
+    if node.is_switch:
+        cases = [repr(case) for case, to in node.switch_cases.items() if to == target]
+        return f"{node.condition} = {' | '.join(cases)}"
+    return None
 
 
 def render_text(graph: FlowGraph) -> str:
@@ -50,7 +63,8 @@ def _dot_quote(text: str) -> str:
 
 
 def render_dot(graph: FlowGraph) -> str:
-    """A Graphviz digraph: one box per step (name and kind), foreach edges labelled with the variable."""
+    """A Graphviz digraph: one box per step (name and kind), foreach edges labelled with the
+    variable, a switch's edges with the cases that take them."""
     lines = [f"digraph {_dot_quote(graph.name)} {{", "    rankdir=TB;",
              '    node [shape=box, style=rounded, fontname="Helvetica"];',
              '    edge [fontname="Helvetica"];']
@@ -61,7 +75,8 @@ def render_dot(graph: FlowGraph) -> str:
         lines.append(f"    {_dot_quote(node.name)} [label={_dot_quote(label)}{shape}{tooltip}];")
     for node in graph:
         for target in node.out_funcs:
-            attrs = f" [label={_dot_quote('foreach ' + node.foreach_var)}]" if node.foreach_var is not None else ""
+            edge = _edge_label(node, target)
+            attrs = f" [label={_dot_quote(edge)}]" if edge is not None else ""
             lines.append(f"    {_dot_quote(node.name)} -> {_dot_quote(target)}{attrs};")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -77,7 +92,8 @@ def _mermaid_text(text: str) -> str:
 
 
 def render_mermaid(graph: FlowGraph) -> str:
-    """A Mermaid ``flowchart TD``: start and end as stadiums, foreach edges labelled with the variable."""
+    """A Mermaid ``flowchart TD``: start and end as stadiums, foreach edges labelled with the
+    variable, a switch's edges with the cases that take them."""
     lines = ["flowchart TD"]
     for node in graph:
         text = _mermaid_text(node.name)
@@ -85,6 +101,7 @@ def render_mermaid(graph: FlowGraph) -> str:
         lines.append(f"    {_mermaid_id(node.name)}{shape}")
     for node in graph:
         for target in node.out_funcs:
-            label = f"|{_mermaid_text('foreach ' + node.foreach_var)}|" if node.foreach_var is not None else ""
+            edge = _edge_label(node, target)
+            label = f"|{_mermaid_text(edge)}|" if edge is not None else ""
             lines.append(f"    {_mermaid_id(node.name)} -->{label} {_mermaid_id(target)}")
     return "\n".join(lines) + "\n"

@@ -31,9 +31,9 @@ def step_order(graph: dict[str, list]) -> list[str]:
     they launch: a step once all its predecessors are done, the targets of one transition in
     the order ``self.next(...)`` names them."""
     waiting = {name: 0 for name in graph}
-    for shape in graph.values():
+    for name, shape in graph.items():
         for target in shape[1]:
-            if target in waiting:
+            if target in waiting and target != name:  # a looping switch's case back to its own step
                 waiting[target] += 1
     order: list[str] = []
     todo = deque(["start"] if "start" in graph else [])
@@ -41,7 +41,7 @@ def step_order(graph: dict[str, list]) -> list[str]:
         name = todo.popleft()
         order.append(name)
         for target in graph[name][1]:
-            if target in waiting and target != "start":
+            if target in waiting and target not in ("start", name):
                 waiting[target] -= 1
                 if waiting[target] == 0:
                     todo.append(target)

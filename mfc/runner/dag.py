@@ -1,5 +1,6 @@
 """Which tasks become ready when a task finishes: linear successors, one task per foreach
-item, and joins once every branch (or every foreach item) of their split has arrived."""
+item, the one step a switch chose (again, for a switch that repeats its step), and joins once
+every branch (or every foreach item) of their split has arrived."""
 
 from __future__ import annotations
 
@@ -8,25 +9,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from mfc.graph import FlowGraph, StepNode
+from mfc.graph_check import branch_index
 from mfc.runner.taskspec import InputRef
-from mfc.taskid import task_id_for
+from mfc.taskid import iteration_of, task_id_for
 
 ItemOf = Callable[[dict[str, Any], int], str]  # (a parent's foreach split, index) -> the item's sha
 
 
 @dataclass(frozen=True)
 class TaskRequest:
-    """A task to launch: its step, its parents, (for a foreach body) its split index, and the
-    foreach indices that name it (outermost first)."""
+    """A task to launch: its step, its parents, (for a foreach body) its split index, the
+    foreach indices that name it (outermost first), and how often a looping switch ran its step
+    before."""
 
     step: str
     inputs: tuple[InputRef, ...]
     split_index: int | None = None
     indices: tuple[int, ...] = ()
+    iteration: int | None = None
 
     @property
     def task_id(self) -> str:
-        return task_id_for(self.step, self.indices)
+        return task_id_for(self.step, self.indices, self.iteration)
 
 
 def stack_indices(stack: list[dict]) -> tuple[int, ...]:
@@ -94,14 +98,23 @@ class DagTracker:
         if node.foreach_var is not None:
             count = record["foreach"]["num_splits"]
             return [TaskRequest(node.out_funcs[0], (ref,), i, (*indices, i)) for i in range(count)]
+        targets = node.out_funcs
+        if node.is_switch:
+            chosen = record.get("next")
+            if chosen not in node.out_funcs:
+                raise KeyError(f"switch step {step} recorded no case it chose")
+            if chosen == step:
+                return [TaskRequest(step, (ref,), indices=indices, iteration=(iteration_of(ref.task_id) or 0) + 1)]
+            targets = [chosen]
         ready = []
-        for target in node.out_funcs:
+        for target in targets:
             if self.graph[target].is_join:
                 joined = self._arrive(target, step, ref, stack)
                 if joined is not None:
                     ready.append(joined)
             else:
-                ready.append(TaskRequest(target, (ref,), indices=indices))
+                ready.append(TaskRequest(target, (ref,), indices=indices,
+                                         iteration=0 if self.graph[target].loops else None))
         return ready
 
     def _arrive(self, join: str, step: str, ref: InputRef, stack: list[dict]) -> TaskRequest | None:
@@ -110,6 +123,9 @@ class DagTracker:
             frame = stack[-1]
             outer = stack[:-1]
             needed, slot = frame["num_splits"], frame["index"]
+        elif split is not None:
+            outer = stack
+            needed, slot = len(split.out_funcs), branch_index(split, self.graph[join], self.graph[step])
         else:
             in_funcs = list(self.graph[join].in_funcs)
             outer = stack

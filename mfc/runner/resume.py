@@ -23,7 +23,7 @@ from mfc.stores.blob import BlobStore
 from mfc.stores.provider import MetadataProvider
 from mfc.stores.records import TaskRecords
 from mfc.stores.taskrecord import TaskRecord
-from mfc.taskid import sort_key, task_id_for
+from mfc.taskid import iteration_of, sort_key, task_id_for
 
 PARAMETERS_STEP = "_parameters"
 
@@ -39,7 +39,8 @@ class Clone:
     @property
     def new_id(self) -> str:
         """Its id in the new run: derived from its step and foreach indices, like every task's."""
-        return task_id_for(self.step, stack_indices(self.record.get("foreach_stack") or []))
+        indices = stack_indices(self.record.get("foreach_stack") or [])
+        return task_id_for(self.step, indices, iteration_of(self.task_id))
 
 
 @dataclass

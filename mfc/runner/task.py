@@ -14,7 +14,7 @@ from typing import Any
 
 from mfc.current import current
 from mfc.decorators import card_decorators, project_info, step_decorators
-from mfc.exceptions import CaughtException, MfcError, TaskKilled, TimeoutException
+from mfc.exceptions import CaughtException, MfcError, SwitchError, TaskKilled, TimeoutException
 from mfc.graph import FlowGraph
 from mfc.parameters import flow_parameters
 from mfc.runner.context import Inputs, InputView, JoinBatch, TaskContext
@@ -96,6 +96,11 @@ def _check_transition(ctx: TaskContext, node: Any) -> None:
     if ctx.transition is None:
         raise StepFailed(f"step {node.name} finished without calling self.next()")
     steps, foreach = ctx.transition
+    if node.is_switch:
+        if len(steps) != 1 or steps[0] not in node.out_funcs or foreach is not None:
+            raise StepFailed(f"step {node.name} went to {', '.join(steps)}, which is not a case of its switch "
+                             f"({', '.join(node.out_funcs)}); self.next must be the step's last statement")
+        return
     if steps != list(node.out_funcs) or foreach != node.foreach_var:
         said = ", ".join(f"self.{s}" for s in steps) + (f", foreach={foreach!r}" if foreach else "")
         expected = ", ".join(f"self.{s}" for s in node.out_funcs) + (f", foreach={node.foreach_var!r}" if node.foreach_var else "")
@@ -247,6 +252,8 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
         else:
             func()
         _check_transition(ctx, node)
+        if node.is_switch and ctx.transition is not None:
+            record["next"] = ctx.transition[0][0]
         _default_catch_var(flow, ctx)
         if node.foreach_var is not None:
             record["foreach"] = _split(flow, ctx, node, store, records, spec)
@@ -257,7 +264,7 @@ def _execute(spec: TaskSpec, flow_cls: type, graph: FlowGraph, blobs: BlobStore)
         catch = step_decorators(getattr(flow_cls, spec.step)).get("catch")
         if catch is not None and spec.is_last_attempt and node.foreach_var is None:
             code = _caught(catch, info, _partial(flow, ctx, store, spec.step, inherited), store, record, spec)
-        elif isinstance(exc, (ServiceError, SecretsError)):  # one line, no traceback
+        elif isinstance(exc, (ServiceError, SecretsError, SwitchError)):  # one line, no traceback
             print(f"error: {exc}", file=sys.stderr)
             record.update(ending=Ending.FAILED, exception=info)
             code = 1

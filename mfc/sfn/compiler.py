@@ -14,6 +14,11 @@ Shape:
 * a foreach is a Map over the foreach task's split list (``<task>/split.json`` in the datastore):
   Distributed (an ``ItemReader`` reads the list from S3, each iteration a child execution) or
   inline (an ``aws-sdk:s3:getObject`` Task reads it into the state first), followed by the join;
+* a switch is its step's Task, an ``aws-sdk:s3:getObject`` Task reading the case it chose
+  (``<task>/next.json``) into ``$.chosen``, and a Choice on it; the cases' states follow in the
+  same scope and meet where the cases do. A switch that repeats its step loops back to the step's
+  Task through a Pass state counting the repetition (``$.it``, set to 0 by a Pass on entering);
+  state machines of flows without switches are unchanged;
 * every Task, Parallel and Map has ``ResultPath: null``: no payload grows with the fan-out. A join
   finds its inputs in the datastore from task ids derived from the indices (see
   :mod:`mfc.taskid`).
@@ -42,6 +47,7 @@ S3_GET = "arn:aws:states:::s3:getObject"
 SDK_S3_GET = "arn:aws:states:::aws-sdk:s3:getObject"
 INIT_STATE = "mfc init"
 SPLIT_FILE = "split.json"  # a foreach task's split list at a key the Map can name (no attempt in it)
+CHOICE_FILE = "next.json"  # a switch task's chosen step, at a key its Choice state can name
 THROTTLE_ERRORS = ["Batch.AWSBatchException", "Batch.TooManyRequestsException", "Batch.ServerException"]
 # History events one Map iteration may spend before an inline Map is judged too big for one
 # execution (AWS stops an execution at 25,000 events); see :func:`map_mode_for`.
@@ -108,12 +114,14 @@ class _Compiler:
         if missing:
             raise MfcError(f"no Step Functions settings for step {missing[0]}")
         self.modes: dict[str, str] = {}
+        self.loops = any(node.loops for node in graph.nodes.values())
 
     # -- the definition ----------------------------------------------------------------------------
     def definition(self) -> dict[str, Any]:
         states: dict[str, Any] = {
             INIT_STATE: {"Type": "Pass", "Next": state_name("start"),
-                         "Parameters": {"run.$": "States.Format('sfn-{}', $$.Execution.Name)", "ix": ""}},
+                         "Parameters": {"run.$": "States.Format('sfn-{}', $$.Execution.Name)", "ix": "",
+                                        **self._counter(0)}},
         }
         self._sequence("start", None, 0, None, states)
         definition: dict[str, Any] = {
@@ -130,6 +138,8 @@ class _Compiler:
         excluded) to ``states``; the last goes on to ``after`` (None: it ends its scope).
         Returns the name of the first."""
         node = self.graph[step]
+        if node.is_switch:
+            return self._switch(node, stop, depth, after, states)
         if node.foreach_var is not None:
             return self._foreach(node, stop, depth, after, states)
         if len(node.out_funcs) > 1:
@@ -150,6 +160,37 @@ class _Compiler:
         states[parallel] = {"Type": "Parallel", "Branches": branches, "ResultPath": None, **_goto(next_name)}
         return self._task(node, depth, parallel, states)
 
+    def _switch(self, node: StepNode, stop: str | None, depth: int, after: str | None, states: dict[str, Any]) -> str:
+        choices = []
+        for target in node.successors():
+            first = after if target == stop else self._sequence(target, stop, depth, after, states)
+            choices.append({"Variable": "$.chosen.step", "StringEquals": target, **_goto(first)})
+        task = state_name(node.name)
+        if node.loops:
+            again = state_name(node.name, "again")
+            states[again] = {"Type": "Pass", "Parameters": {"run.$": "$.run", "ix.$": "$.ix",
+                                                              "it.$": "States.MathAdd($.it, 1)"}, "Next": task}
+            choices.append({"Variable": "$.chosen.step", "StringEquals": node.name, "Next": again})
+        choice = state_name(node.name, "switch")
+        states[choice] = {"Type": "Choice", "Choices": choices}
+        read = state_name(node.name, "case")
+        key = self._task_key(node, depth, CHOICE_FILE)
+        states[read] = {
+            "Type": "Task", "Resource": SDK_S3_GET, "Parameters": {"Bucket": self.bucket, "Key.$": key},
+            "ResultSelector": {"step.$": "States.StringToJson($.Body)"}, "ResultPath": "$.chosen", "Next": choice,
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2}],
+        }
+        self._task(node, depth, read, states)
+        if not node.loops:
+            return task
+        enter = state_name(node.name, "enter")
+        states[enter] = {"Type": "Pass", "Parameters": {"run.$": "$.run", "ix.$": "$.ix", "it": 0}, "Next": task}
+        return enter
+
+    def _counter(self, value: int) -> dict[str, int]:
+        """The loop count a scope starts with (only in flows with a looping switch)."""
+        return {"it": value} if self.loops else {}
+
     def _foreach(self, node: StepNode, stop: str | None, depth: int, after: str | None, states: dict[str, Any]) -> str:
         join = self._join_of(node)
         next_name = after if join == stop else self._sequence(join, stop, depth, after, states)
@@ -162,7 +203,7 @@ class _Compiler:
         body: dict[str, Any] = {"StartAt": first, "States": scope}
         state: dict[str, Any] = {
             "Type": "Map", "MaxConcurrency": int(self.settings.max_workers),
-            "ItemSelector": {"run.$": "$.run", "ix.$": ix}, "ResultPath": None,
+            "ItemSelector": {"run.$": "$.run", "ix.$": ix, **self._counter(0)}, "ResultPath": None,
         }
         key = self._split_key(node.name, depth)
         if mode == "distributed":
@@ -257,6 +298,8 @@ class _Compiler:
         args += [literal("--run"), "$.run"]
         if depth:
             args += [literal("--ix"), "$.ix"]
+        if node.loops or any(self.graph[p].loops for p in node.in_funcs):
+            args += [literal("--iter"), "States.Format('{}', $.it)"]
         args += [literal("--attempt"), attempt]
         if node.name == "start":
             info = json.dumps({"user": s.user, "tags": sorted(s.tags), "state_machine": s.state_machine_name},
@@ -268,9 +311,17 @@ class _Compiler:
         return args
 
     def _split_key(self, step: str, depth: int) -> str:
-        task = literal(step) if depth == 0 else f"States.Format('{{}}-{{}}', {literal(step)}, $.ix)"
+        return self._task_key(self.graph[step], depth, SPLIT_FILE)
+
+    def _task_key(self, node: StepNode, depth: int, name: str) -> str:
+        """The key of the file ``name`` a task of ``node`` writes for the state machine to read."""
+        step = literal(node.name)
+        loop = ".{}" if node.loops else ""
+        counter = ", $.it" if node.loops else ""
+        task = (f"States.Format('{{}}-{{}}{loop}', {step}, $.ix{counter})" if depth
+                else f"States.Format('{{}}{loop}', {step}{counter})" if node.loops else step)
         head = literal(f"{self.prefix}{self.settings.flow_name}")
-        return f"States.Format('{{}}/{{}}/{{}}/{{}}/{SPLIT_FILE}', {head}, $.run, {literal(step)}, {task})"
+        return f"States.Format('{{}}/{{}}/{{}}/{{}}/{name}', {head}, $.run, {step}, {task})"
 
 
 def _goto(next_name: str | None) -> dict[str, Any]:

@@ -12,7 +12,8 @@ task what the orchestrator does for a local run:
 * the child's output goes to the job's own output (CloudWatch) and into the task's stored logs;
 * a child that dies without a record is recorded as the orchestrator records it, and on the last
   attempt of a ``@catch`` step its fallback runs at once, as locally;
-* a foreach task's split list is also written where the Map reads it (``<task>/split.json``);
+* a foreach task's split list is also written where the Map reads it (``<task>/split.json``),
+  and a switch's chosen step where its Choice state reads it (``<task>/next.json``);
 * a task that fails for good records the run as failed at once; ``end`` records it succeeded.
 """
 
@@ -31,7 +32,7 @@ from typing import IO, Any
 from mfc.exceptions import MfcError
 from mfc.pathspec import check_part, check_run_id
 from mfc.runner.taskspec import TaskSpec
-from mfc.sfn.compiler import SPLIT_FILE
+from mfc.sfn.compiler import CHOICE_FILE, SPLIT_FILE
 from mfc.sfn.lineage import parse_indices, task_inputs
 from mfc.stores.blob import BlobStore, open_blob_store
 from mfc.stores.service_metadata import task_metadata, task_records
@@ -47,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("root", "flow", "code", "file", "step", "run"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--ix", default="")
+    parser.add_argument("--iter", type=int, default=0,
+                        help="the state data's loop count: the repetition of a looping switch's step")
     parser.add_argument("--attempt", type=int, default=0,
                         help="the state's retry count (informational: attempts are numbered from the records)")
     parser.add_argument("--execution", help="the execution's ARN (start: its input holds the parameters)")
@@ -68,7 +71,7 @@ class Task:
         self.metadata = task_metadata(self.blobs)
         self.records = task_records(self.blobs, args.flow)
         self.indices = parse_indices(args.ix)
-        self.task_id = task_id_for(args.step, self.indices)
+        self.task_id = task_id_for(args.step, self.indices)  # a looping step's repetition: see load()
         self.pathspec = f"{args.flow}/{args.run}/{args.step}/{self.task_id}"
 
     # -- the code ------------------------------------------------------------------------------------
@@ -83,6 +86,9 @@ class Task:
         self.graph = load_graph(self.flow_file, self.args.flow)
         if self.args.step not in self.graph:
             raise MfcError(f"the code package has no step {self.args.step} in flow {self.args.flow}")
+        if self.graph[self.args.step].loops:
+            self.task_id = task_id_for(self.args.step, self.indices, self.args.iter)
+            self.pathspec = f"{self.args.flow}/{self.args.run}/{self.args.step}/{self.task_id}"
 
     def _spec(self, inputs: list, split_index: int | None, run: dict[str, Any], last: bool) -> TaskSpec:
         from mfc.runner.policy import step_policies
@@ -119,9 +125,10 @@ class Task:
         if done is not None:
             print(f"{self.pathspec}: already done in this run (cloned from {done.get('origin_run_id') or 'an earlier attempt'})",
                   flush=True)
-            self._publish_split(done)
+            self._publish(done)
             return 0
-        inputs, split_index = task_inputs(self.graph, self.args.step, self.indices, self._num_splits)
+        inputs, split_index = task_inputs(self.graph, self.args.step, self.indices, self._num_splits,
+                                          self.args.iter, self._ended)
         from mfc.runner.policy import step_policies
 
         policy = step_policies(self.flow_cls, [self.args.step])[self.args.step]
@@ -170,6 +177,11 @@ class Task:
             return record
         return None
 
+    def _ended(self, refs: list) -> list[bool]:
+        found = self.records.final_many(self.args.run, [(ref.step, ref.task_id, None) for ref in refs])
+        return [record is not None and record.get("status") in (Ending.OK.value, Ending.CAUGHT.value)
+                for record in found]
+
     def _num_splits(self, step: str, task_id: str) -> int:
         [record] = self.records.final_many(self.args.run, [(step, task_id, None)])
         split = (record or {}).get("foreach") or {}
@@ -186,17 +198,21 @@ class Task:
             print(f"error: {message}", file=sys.stderr, flush=True)
             self.metadata.finish_run(self.args.flow, self.args.run, "failed", {"error": message})
             return 1
-        self._publish_split(record)
+        self._publish(record)
         if self.args.step == "end":
             self.metadata.finish_run(self.args.flow, self.args.run, "succeeded")
         return 0
 
-    def _publish_split(self, record: dict[str, Any]) -> None:
-        """Copy a foreach's split list to the key its Map reads (attempt-free, see the compiler)."""
+    def _publish(self, record: dict[str, Any]) -> None:
+        """Copy a foreach's split list to the key its Map reads, and write a switch's choice
+        where its Choice state reads it (attempt-free keys, see the compiler)."""
+        task_key = f"{self.args.flow}/{self.args.run}/{self.args.step}/{self.task_id}"
+        if record.get("next"):
+            self.blobs.put_bytes(f"{task_key}/{CHOICE_FILE}", json.dumps(record["next"]).encode())
         split = record.get("foreach")
         if not split:
             return
-        target = f"{self.args.flow}/{self.args.run}/{self.args.step}/{self.task_id}/{SPLIT_FILE}"
+        target = f"{task_key}/{SPLIT_FILE}"
         if "split" in split:
             data = self.blobs.get_bytes(split["split"])
         else:  # a record of an older run holds its items inline

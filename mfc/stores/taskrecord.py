@@ -51,6 +51,7 @@ class TaskRecord:
     artifacts: dict[str, list] = field(default_factory=dict)
     foreach_stack: list[dict] = field(default_factory=list)
     foreach: dict[str, Any] | None = None  # a foreach's split: var, num_splits, split (key of the split file)
+    next: str | None = None  # the step a switch chose (left out of the JSON for every other step)
     exception: dict[str, Any] | None = None
     caught: dict[str, Any] | None = None
     started_at: float | None = None
@@ -80,7 +81,7 @@ class TaskRecord:
         data["status"] = self.status
         if self.died:
             data["died"] = True
-        for optional in ("caught", "started_at", "origin_pathspec"):
+        for optional in ("caught", "started_at", "origin_pathspec", "next"):
             if data[optional] is None:
                 del data[optional]
         if not data["cards"]:

@@ -1,5 +1,5 @@
-"""What a Metaflow user meets on mfc's command line: the graph rules (``self.next`` last, no
-conditional or switch transitions, no ``num_parallel``), Metaflow names mfc does not provide,
+"""What a Metaflow user meets on mfc's command line: the graph rules (``self.next`` last,
+no conditional ``self.next`` outside a switch, no ``num_parallel``), Metaflow names mfc does not provide,
 ``python flow.py ...`` options, and exit codes."""
 
 from __future__ import annotations
@@ -70,29 +70,6 @@ class ConditionalFlow(FlowSpec):
 
     @step
     def slow(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-'''
-
-SWITCH = '''
-from mfc import FlowSpec, step
-
-
-class SwitchFlow(FlowSpec):
-    @step
-    def start(self):
-        self.mode = "a"
-        self.next({"a": self.a, "b": self.b}, condition="mode")
-
-    @step
-    def a(self):
-        self.next(self.end)
-
-    @step
-    def b(self):
         self.next(self.end)
 
     @step
@@ -205,14 +182,13 @@ def _line_of(source: str, marker: str) -> int:
 
 @pytest.mark.parametrize("source, marker, words", [
     (NEXT_NOT_LAST, "self.next(self.end)", "self.next must be the last statement"),
-    (CONDITIONAL_NEXT, "self.next(self.end)", "conditional transitions are not supported"),
-    (SWITCH, "condition=", "self.next"),
+    (CONDITIONAL_NEXT, "self.next(self.end)", "self.next must be the last statement"),
     (NUM_PARALLEL, "num_parallel", "num_parallel"),
-], ids=["next-not-last", "conditional-next", "switch", "num-parallel"])
+], ids=["next-not-last", "conditional-next", "num-parallel"])
 def test_unsupported_transitions_are_rejected_before_running(tmp_path, source, marker, words):
-    """Metaflow rejects the first two as well (exit 1); switch steps run there (Metaflow >= 2.15);
-    num_parallel needs Metaflow's @parallel. mfc refuses all four before running anything: exit 2,
-    each problem on one line naming file:line."""
+    """Metaflow rejects the first two as well (exit 1; a switch is the way to choose at run time:
+    tests/compat/test_compat_switch.py); num_parallel needs Metaflow's @parallel. mfc refuses all
+    three before running anything: exit 2, each problem on one line naming file:line."""
     path = write_flow(tmp_path, source)
     where = f"flow.py:{_line_of(source, marker)}:"
     for args in (("check", path), ("run", path)):

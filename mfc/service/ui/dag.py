@@ -48,9 +48,10 @@ class Layout:
 
 
 def _successors(graph: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Each step's targets, keeping only steps the summary knows (a damaged summary draws what it can)."""
+    """Each step's targets, keeping only steps the summary knows (a damaged summary draws what it
+    can), without a looping switch's case back to its own step."""
     return {name: [t for t in (spec[1] if isinstance(spec, (list, tuple)) and len(spec) > 1 else [])
-                   if t in graph] for name, spec in graph.items()}
+                   if t in graph and t != name] for name, spec in graph.items()}
 
 
 def _layers(succ: Mapping[str, list[str]]) -> dict[str, int]:
