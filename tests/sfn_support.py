@@ -20,13 +20,18 @@ def sfn_root() -> str:
 
 
 def deployer(sandbox: Any, image: str, tmp_path_factory: Any) -> Any:
-    """``deploy(flow, *create_args)``: the flow (from tests/flows, else tests/flows_sfn) copied into its
-    own project and deployed with ``image``; returns a handle to trigger it."""
+    """``deploy(flow, *create_args)``: the flow (from tests/flows, else tests/flows_sfn, or a path
+    ending in .py) copied into its own project and deployed with ``image``; returns a handle to
+    trigger it."""
     env = {"MFC_CONFIG": str(sandbox.config), "MFC_PROFILE": "sandbox"}
 
     def _deploy(flow: str, *args: str, image: str | None = image) -> SimpleNamespace:
+        if flow.endswith(".py"):  # a path
+            source = Path(flow)
+            flow = source.stem
+        else:
+            source = FLOWS / f"{flow}.py" if (FLOWS / f"{flow}.py").exists() else SFN_FLOWS / f"{flow}.py"
         where = tmp_path_factory.mktemp(flow)
-        source = FLOWS / f"{flow}.py" if (FLOWS / f"{flow}.py").exists() else SFN_FLOWS / f"{flow}.py"
         path = where / source.name
         shutil.copy(source, path)
         extra = ["--image", image] if image else []
