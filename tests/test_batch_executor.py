@@ -463,6 +463,7 @@ def test_secrets_and_run_s3_in_a_local_container_and_batch_jobs(sandbox, images,
     assert f"{prefix}/data/{run.flow}/{run.run_id}/from-middle.txt" in keys
     logs = mfc_cli("logs", f"{run.flow}/{run.run_id}")
     assert logs.returncode == 0 and password not in logs.stdout + logs.stderr
+    print(f"\n@secrets + S3(run=self), 1 local container + 2 Batch jobs: {run.seconds:.1f}s")
 
 
 @pytest.mark.docker
