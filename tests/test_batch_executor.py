@@ -434,3 +434,51 @@ def test_five_step_flow_end_to_end_time(sandbox, images, tmp_path):
     inside = sum(j["stoppedAt"] - j["startedAt"] for j in jobs) / 1000
     print(f"\n5-step --batch flow in the sandbox: {run.seconds:.1f}s ({run.seconds / 5:.1f}s a step; "
           f"{inside:.1f}s between the jobs' startedAt and stoppedAt)")
+
+
+# -- @secrets and S3(run=self) in containers -------------------------------------------------------
+@pytest.mark.docker
+def test_secrets_and_run_s3_in_a_local_container_and_batch_jobs(sandbox, images, tmp_path):
+    """One run: ``start`` in a local container, ``middle`` and ``end`` as Batch jobs. The secret
+    (in moto's Secrets Manager) is the decorated steps' environment on both backends; each step
+    reads what the one before put under the run's ``S3(run=self)`` prefix."""
+    password = "pw-" + os.urandom(8).hex()
+    sm = _client("secretsmanager")
+    sm.create_secret(Name="mfc-test/db-creds", SecretString=json.dumps({"DB_USER": "alice", "DB-PASSWORD": password}))
+    try:
+        run = run_flow("secrets_s3", tmp_path, options(local_docker="start", batch="middle,end", image=images["cpu"]))
+    finally:
+        sm.delete_secret(SecretId="mfc-test/db-creds", ForceDeleteWithoutRecovery=True)
+    assert run.error is None, run.error
+    assert run.steps == ["middle", "end"] and len(run.executor.submitted) == 2
+    values = {step: tasks[0] for step, tasks in artifacts_by_step(run.root, run.flow, run.run_id).items()}
+    assert values["start"]["start_user"] == "alice" and values["start"]["start_job"] is None  # a local container
+    middle, end = values["middle"], values["end"]
+    assert (middle["middle_user"], middle["middle_password_length"]) == ("alice", len(password))
+    assert [middle["middle_job"], end["end_job"]] == run.executor.submitted
+    assert middle["from_start"] == "start saw alice" and end["from_middle"] == "middle saw alice"
+    assert end["end_user"] is None
+    bucket, _, prefix = run.root.removeprefix("s3://").partition("/")
+    keys = [o["Key"] for o in _client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+    assert f"{prefix}/data/{run.flow}/{run.run_id}/from-middle.txt" in keys
+    logs = mfc_cli("logs", f"{run.flow}/{run.run_id}")
+    assert logs.returncode == 0 and password not in logs.stdout + logs.stderr
+    print(f"\n@secrets + S3(run=self), 1 local container + 2 Batch jobs: {run.seconds:.1f}s")
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("backend", ["batch", "local_docker"])
+def test_a_missing_secret_fails_the_task_with_one_line_naming_it(sandbox, images, tmp_path, backend):
+    """On Batch and in a local container (with a local datastore too: the container still reaches
+    moto's Secrets Manager) the run fails with the entrypoint's one line, no traceback."""
+    config = None if backend == "batch" else _config(options(local_docker="*", image=images["cpu"]),
+                                                     MFC_DATASTORE_ROOT=str(tmp_path / "ds"))
+    run = run_flow("secret_missing", tmp_path, options(**{backend: "start"}, image=images["cpu"]), config)
+    assert isinstance(run.error, RunFailed)
+    message = str(run.error)
+    assert ("SecretsError: @secrets: secret 'mfc-test/no-such-secret' does not exist in AWS Secrets Manager "
+            "(region us-east-1)") in message, message
+    assert "Traceback" not in message
+    log = mfc_cli("logs", "--datastore-root", run.root, f"{run.flow}/{run.run_id}/start")
+    assert "error: @secrets: secret 'mfc-test/no-such-secret' does not exist" in log.stdout + log.stderr, log
+    assert "Traceback" not in log.stdout + log.stderr

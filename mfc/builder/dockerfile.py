@@ -2,7 +2,7 @@
 
 A flow image is an mfc base image (system, then mfc's dependencies, then mfc) plus one layer: the
 flow's locked dependencies, installed from wheels fetched on the host, so the build itself needs
-no network, no registry and no certificate setup. Flow code is never copied in: tasks fetch their
+no network, no registry and no certificate setup (it runs with no network at all). Flow code is never copied in: tasks fetch their
 code package at start. The template is the same for every flow and is itself one of the image's
 inputs; the build appends one ``LABEL`` line recording the inputs (:func:`render_dockerfile`).
 

@@ -353,6 +353,7 @@ def _build(client: Any, inputs: ImageInputs, template: str, ca_path: Path | None
             chunks = client.api.build(
                 path=tmp, dockerfile="Dockerfile", tag=inputs.tag, decode=True,
                 rm=True, forcerm=True, pull=False,
+                network_mode="none",  # the wheels were fetched on the host: a build that reaches out is a bug
                 buildargs={"BASE_IMAGE": inputs.base_id, "MFC_PYTHON_VERSION": inputs.lock.python})
             log = follow_build(chunks, reporter, what)
             image_id = client.images.get(inputs.tag).id

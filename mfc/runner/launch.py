@@ -84,10 +84,12 @@ def json_safe(value: Any) -> Any:
     return repr(value)[:200]
 
 
-def make_local_executor(config: Config, flow_cls: type, graph: FlowGraph) -> Executor:
+def make_local_executor(config: Config, flow_cls: type, graph: FlowGraph, own_env: bool = True) -> Executor:
+    """The executor of the run's local steps; ``own_env=False``: the host's Python even for a flow
+    with @pypi/@conda (when every step runs elsewhere, its virtualenv would be built for nothing)."""
     from mfc.runner.local import ForkExecutor, SpawnExecutor
 
-    python = flow_env_python(graph)
+    python = flow_env_python(graph) if own_env else None
     if config["local_executor"] == "spawn" or not hasattr(os, "fork"):
         return SpawnExecutor(python)
     executor = ForkExecutor(flow_cls, graph, python)
@@ -298,7 +300,9 @@ def _containerised_steps(flow_file: str, flow_name: str, graph: FlowGraph, confi
     from mfc.runner.docker_executor import DockerExecutor
 
     resources = {s: policies[s].resources for s in steps}
-    env = env_for_tasks(config) if config.datastore_root.startswith("s3://") else None
+    # Whatever the datastore, a step may call AWS itself (@secrets, S3()): a container has no
+    # config file, so it gets the endpoints, region and credentials a local process would use.
+    env = env_for_tasks(config)
     executor = DockerExecutor(run.image or "", config.datastore_root, gpu=run.gpu, environment=env,
                               keep=config["keep_containers"])
     executor.check_gpus(resources)  # an engine without GPUs says so before any image is built
@@ -331,7 +335,8 @@ def _execute(flow_cls: type, graph: FlowGraph, config: Config, options: LaunchOp
     info, blobs, policies, plan, lease = (recorded.info, recorded.blobs, recorded.policies, recorded.plan,
                                           recorded.lease)
     flow_name = info.flow_name
-    local = options.local_executor or make_local_executor(config, flow_cls, graph)
+    # launch made the local executor if any step runs here; else none of its tasks will run
+    local = options.local_executor or make_local_executor(config, flow_cls, graph, own_env=False)
     executors = {"local": local, **options.executors}
     try:
         local.start()  # first, before any thread: the fork server must fork a single-threaded process

@@ -154,3 +154,35 @@ def test_concurrent_first_runs_build_the_env_once(tmp_path: Path) -> None:
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     assert sum("ready in" in err for _, err in outputs) == 1, outputs
     assert [p.name for p in (tmp_path / "envs").iterdir() if not p.name.startswith(".")] != []
+
+
+@pytest.mark.docker
+def test_pypi_step_with_local_docker_imports_the_package_in_the_flow_image(
+        tmp_path: Path, caches: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--local-docker``: the task runs in the image built from the flow's lock onto the base
+    image, from the wheel fetched on the host (the build has no network)."""
+    import sys
+
+    from docker_helpers import require_docker, require_image, run_in_image
+
+    from mfc.builder.image import build_flow_image, default_base
+
+    engine = require_docker()
+    base = default_base()
+    require_image(engine, base)
+    probe = ["python", "-c", "import importlib.util; print(importlib.util.find_spec('tabulate') is None)"]
+    assert run_in_image(engine, base, probe).strip() == "True"  # the base image lacks it too
+    flow = write_flow(tmp_path, as_mfc(PYPI_FLOW))
+    proc, run_id = mfc_run(tmp_path / "ds", flow, "--local-docker", cwd=tmp_path, timeout=600, **caches)
+    assert _artifact(tmp_path / "ds", "PypiFlow", run_id, "version") == "0.9.0", describe(proc)
+    python = str(_artifact(tmp_path / "ds", "PypiFlow", run_id, "python"))
+    assert not python.startswith(caches["MFC_ENV_CACHE"]) and python != sys.executable, python
+    assert "environment " not in proc.stderr, describe(proc)  # no step runs here: no virtualenv was built
+    for name, value in caches.items():
+        monkeypatch.setenv(name, value)
+    built = build_flow_image(flow, quiet=True)  # what the run used, answered from the state file
+    assert built.status == "cached"
+    labels = engine.images.get(built.image).labels
+    assert labels["io.mfc.lock"] == "tabulate==0.9.0" and labels["io.mfc.inputs.base"] == base
+    assert run_in_image(engine, built.image, probe, network_disabled=True).strip() == "False"
+    engine.close()
