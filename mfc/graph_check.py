@@ -259,6 +259,9 @@ def _check_switches(g: FlowGraph, problem: _Report) -> None:
             problem(f"@catch cannot be used on switch step {node.name}: a caught failure sets no case to "
                     "choose the next step by", catch.line, "catch the failure inside the step and set the "
                     "condition's artifact to a case that handles it")
+        if node.loops and node.is_join:
+            problem(f"join {node.name} cannot switch back to itself: a repetition would have no inputs to join",
+                    node.next_line or node.line, "loop in a step after the join")
         for target in node.successors():
             if target in g.nodes and g.nodes[target].is_join:
                 problem(f"case {_case_of(node, target)!r} of the switch in step {node.name} goes straight to "

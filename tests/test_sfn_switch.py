@@ -31,3 +31,12 @@ def test_switch_flow_runs_like_locally(deploy):
     proc, failed = trigger(deployed, "--mode", "bogus", expect=1)
     assert "self.route is 'bogus', which is not a case of the switch" in proc.stdout + proc.stderr
     assert run_info(sfn_root(), "SwitchFlow", failed)["status"] == "failed"
+
+
+def test_switch_shapes_run_like_locally(deploy):
+    """A loop inside a foreach body, a switch inside a branch, and ``end`` reached from a switch
+    or from the step one of its cases runs (both ran: the later one is end's parent)."""
+    deployed = deploy(str(Path(FLOW).with_name("switch_shapes.py")))
+    proc, run_id = trigger(deployed, "--pick", "x", timeout=600)
+    assert f"Run SwitchShapesFlow/{run_id} succeeded." in proc.stdout
+    assert_same_as_local(deployed, "SwitchShapesFlow", run_id, "--pick", "x")

@@ -97,7 +97,9 @@ class DagTracker:
         indices = stack_indices(stack)
         if node.foreach_var is not None:
             count = record["foreach"]["num_splits"]
-            return [TaskRequest(node.out_funcs[0], (ref,), i, (*indices, i)) for i in range(count)]
+            body = node.out_funcs[0]
+            first = 0 if self.graph[body].loops else None
+            return [TaskRequest(body, (ref,), i, (*indices, i), first) for i in range(count)]
         targets = node.out_funcs
         if node.is_switch:
             chosen = record.get("next")

@@ -255,3 +255,27 @@ def test_show_names_the_cases(tmp_path):
     proc = mfc_cli(tmp_path / "ds", "show", FLOW)
     assert proc.returncode == 0, describe(proc)
     assert "=> one of loop, items (switch on again: True: loop, False: items)" in proc.stdout
+
+
+@pytest.mark.parametrize("pick", ["x", "y"])
+def test_more_shapes_like_metaflow(root, client, tmp_path: Path, pick):
+    """A loop in a foreach body, a switch in a branch, a case that skips to end."""
+    shapes = flow_file("switch_shapes")
+    _, run_id = mfc_run(root, shapes, "--pick", pick)
+    run = Run(f"SwitchShapesFlow/{run_id}")
+    end = run["end"].task.data
+    assert end.counts == ["1:1", "3:3"]
+    assert end.vs == sorted(["b2", "c" if pick == "x" else "d"])
+    assert end.trail == (["route", "tail"] if pick == "x" else ["route"])
+    assert sorted(t.id for t in run["each"]) == ["each-0.0", "each-1.0", "each-1.1", "each-1.2"]
+    if not metaflow_available():
+        return
+    source = Path(shapes).read_text().replace("from mfc import", "from metaflow import")
+    (tmp_path / "flow.py").write_text(source)
+    env = metaflow_env(tmp_path / "home")
+    ran = subprocess.run([sys.executable, "flow.py", "--no-pylint", "run", "--pick", pick], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, describe(ran)
+    theirs = next(line for line in ran.stdout.splitlines() if "counts" in line).split("counts", 1)[1]
+    ours = f" {end.counts} vs {end.vs} trail {end.trail}"
+    assert theirs.strip() == ours.strip()

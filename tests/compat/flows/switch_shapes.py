@@ -27,6 +27,10 @@ class SwitchShapesFlow(FlowSpec):
     @step
     def collect(self, inputs):
         self.counts = [i.done for i in inputs]
+        self.next(self.fork)
+
+    @step
+    def fork(self):
         self.next(self.b1, self.b2)
 
     @step
