@@ -25,6 +25,7 @@ from mfc.sfn import intrinsics
 from mfc.sfn.compiler import (
     BATCH_SYNC,
     EVENTS_PER_ITERATION,
+    EVENTS_PER_TASK,
     MAP_LABEL_LIMIT,
     S3_GET,
     SDK_S3_GET,
@@ -185,7 +186,8 @@ def lint(graph: FlowGraph, settings: SfnSettings, definition: dict[str, Any], mo
     action it lacks is an error."""
     findings = [*_size_findings(definition), *_name_findings(settings, definition),
                 *_override_findings(settings, definition), *_job_name_findings(settings, definition),
-                *_history_findings(settings, definition, modes), *_timeout_findings(graph, settings),
+                *_history_findings(settings, definition, modes), *_loop_findings(graph),
+                *_timeout_findings(graph, settings),
                 *_iam_findings(definition, role_policy)]
     return sorted(findings, key=lambda f: LEVELS.index(f.level))
 
@@ -354,6 +356,16 @@ def _history_findings(settings: SfnSettings, definition: dict[str, Any], modes: 
                                          f"foreaches, over Step Functions' {HISTORY_LIMIT:,}: it would be stopped",
                                 fix))
     return findings
+
+
+def _loop_findings(graph: FlowGraph) -> list[Finding]:
+    """A looping switch repeats as often as its data says: no count of events can bound it."""
+    per_repetition = EVENTS_PER_TASK * 2 + 2 * 2  # its Task and the case read, the Choice and the Pass
+    return [Finding("warning", f"step {node.name} repeats until its switch chooses another case: each repetition "
+                               f"spends about {per_repetition} history events of the execution running it, which "
+                               f"Step Functions stops at {HISTORY_LIMIT:,}",
+                    "bound the repetitions in the step (or move a long loop into a foreach over its rounds)")
+            for node in graph if node.loops]
 
 
 def _distributed_fixes(scope: dict[str, Any], inline: list[str], width: int) -> list[str]:
