@@ -67,3 +67,13 @@ def test_secrets_and_run_s3_in_state_machine_jobs(deploy):
     assert (middle["middle_user"], middle["middle_password_length"]) == ("alice", len(password))
     assert middle["from_start"] == "start saw alice" and end["from_middle"] == "middle saw alice"
     assert end["end_user"] is None
+
+
+def test_pypi_step_runs_in_the_image_of_its_lock(deploy):
+    """``mfc sfn create`` without ``--image`` builds the flow image from the lock (wheels fetched on
+    the host) and pushes it to the sandbox's registry; the state's Batch job imports the package."""
+    deployed = deploy("pypi_flow", image=None)
+    assert "Traceback" not in deployed.create.stderr
+    proc, run_id = trigger(deployed, timeout=600)
+    assert f"Run SfnPypiFlow/{run_id} succeeded." in proc.stdout
+    assert artifacts(sfn_root(), "SfnPypiFlow", run_id, "start")[0]["version"] == "0.9.0"
