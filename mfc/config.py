@@ -126,9 +126,10 @@ def config_flags(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_path(env: Mapping[str, str] | None = None) -> str:
-    """The user's config file: ``MFC_CONFIG`` of ``env`` (default: this process's environment), else ``~/.mfc/config.toml``."""
-    return (os.environ if env is None else env).get("MFC_CONFIG") or os.path.join(
-        os.path.expanduser("~"), ".mfc", "config.toml")
+    """The user's config file: ``MFC_CONFIG`` of ``env``, else of this process's environment,
+    else ``~/.mfc/config.toml``."""
+    return ((env or {}).get("MFC_CONFIG") or os.environ.get("MFC_CONFIG")
+            or os.path.join(os.path.expanduser("~"), ".mfc", "config.toml"))
 
 
 def _load_profiles(env: Mapping[str, str]) -> tuple[dict[str, Any], str]:
@@ -199,7 +200,7 @@ class Config:
         if self.values["datastore"] is not None:
             self._select_datastore(self.values["datastore"])
         if self.values["user"] is None:
-            self.values["user"] = _login_name(env)
+            self.values["user"] = _login_name()
             self.sources["user"] = "default (login name)"
 
     def _select_datastore(self, kind: str) -> None:
@@ -257,10 +258,10 @@ class Config:
         return root if "://" in root else os.path.abspath(os.path.join(self._cwd or os.getcwd(), root))
 
 
-def _login_name(env: dict[str, str]) -> str:
+def _login_name() -> str:
     for var in ("MFC_USER", "USER", "USERNAME", "LOGNAME"):
-        if env.get(var):
-            return env[var]
+        if os.environ.get(var):
+            return os.environ[var]
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
