@@ -2,10 +2,11 @@
 
 The run is ``mfc run FILE`` in a subprocess (so a flow's crash or ``sys.exit`` cannot take the
 caller with it), with ``--run-id-file`` telling which run it made; the result is read back through
-the client API, from the datastore and metadata that the runner's ``env`` and ``cwd`` resolve to
-(the client ``Run`` holds them: later reads, ``.data`` included, never depend on the caller's
-environment or directory, and this process's environment is never changed). Blocking calls (:meth:`Runner.run`, :meth:`Runner.resume`) and coroutines
-(:meth:`Runner.async_run`, :meth:`Runner.async_resume`) share one :class:`ExecutingRun`.
+the client API, from the datastore and metadata that the runner's options, ``env`` and ``cwd``
+resolve to. The client ``Run`` holds them: later reads, ``.data`` included, never depend on the
+caller's environment or directory, and this process's environment is never changed. Blocking
+calls (:meth:`Runner.run`, :meth:`Runner.resume`) and coroutines (:meth:`Runner.async_run`,
+:meth:`Runner.async_resume`) share one :class:`ExecutingRun`.
 """
 
 from __future__ import annotations
@@ -147,12 +148,14 @@ class Runner:
 
     def client_datastore(self) -> Datastore:
         """The stores the client reads this runner's runs through: the datastore root, S3
-        endpoint and metadata provider that the runner's ``env`` and ``cwd`` resolve to (as they
-        do for its ``mfc run``), whatever the caller's own environment says."""
+        endpoint and metadata provider that the runner's options, ``env`` and ``cwd`` resolve to
+        (as they do for its ``mfc run``), whatever the caller's own environment says."""
         from mfc.client.datastore import Datastore
-        from mfc.config import Config
+        from mfc.config import Config, config_flags
 
-        config = Config(env={**os.environ, **self.env}, cwd=self.cwd)
+        flags = {"datastore_root": self.options.get("datastore_root"), "datastore": self.options.get("datastore"),
+                 **config_flags(self.options)}
+        config = Config(flags, env={**os.environ, **self.env}, cwd=self.cwd)
         root = config.datastore_root
         if root not in self._datastores:
             self._datastores[root] = Datastore(root, config)

@@ -42,6 +42,7 @@ from mfc.stores.s3_transfer import (
     error_code,
     no_such_bucket,
     parse_root,
+    ranged_body,
     read_exactly,
     retrying,
     staging_directory,
@@ -367,12 +368,10 @@ class S3BlobStore(BlobStore):
         return key in self._known or self.head(key) is not None
 
     def size(self, key: str) -> int | None:
-        info = self.head(key)
-        return None if info is None else info.size
+        return None if (info := self.head(key)) is None else info.size
 
     def _etag(self, key: str) -> str | None:
-        info = self.head(key)
-        return None if info is None else info.etag
+        return None if (info := self.head(key)) is None else info.etag
 
     def head(self, key: str) -> ObjectInfo | None:
         """What one HEAD request says of the object under ``key`` (size, content type, user
@@ -469,20 +468,8 @@ class S3BlobStore(BlobStore):
         size = int(answer["ContentRange"].rsplit("/", 1)[1]) if answer.get("ContentRange") else body_end
         if check is not None and size >= BACKGROUND_CHECK:
             check.behind()
-        etag = answer["ETag"]
         self._remember(key)
-
-        def ranged(start: int, end: int) -> Any:
-            try:
-                part = s3.get_object(Bucket=self.bucket, Key=full, Range=f"bytes={start}-{end - 1}", IfMatch=etag)
-            except bex.ClientError as exc:
-                if error_code(exc)[0] in _MISSING | {"PreconditionFailed"}:
-                    raise S3Error(f"{url} changed or vanished while it was being read") from None
-                raise
-            if not str(whole(part, url, "ContentRange").get("ContentRange")).startswith(f"bytes {start}-"):
-                part["Body"].close()
-                raise bex.ConnectionClosedError(endpoint_url=url)
-            return part["Body"]
+        ranged = functools.partial(ranged_body, s3, {"Bucket": self.bucket, "Key": full, "IfMatch": answer["ETag"]}, url)
 
         return S3Reader(
             answer["Body"], body_end, size, url=url, info=ObjectInfo.of(key, answer, size),

@@ -211,6 +211,22 @@ def read_exactly(body: Any, size: int) -> bytearray:
     return buffer
 
 
+def ranged_body(s3: Any, pinned: dict[str, str], url: str, start: int, end: int) -> Any:
+    """The body of bytes ``[start, end)`` of the object ``pinned`` names (``Bucket``, ``Key`` and
+    ``IfMatch``: the ETag first read); S3Error when it changed or vanished since, a dropped
+    connection when the answer is not that range."""
+    try:
+        part = s3.get_object(**pinned, Range=f"bytes={start}-{end - 1}")
+    except bex.ClientError as exc:
+        if error_code(exc)[0] in ("NoSuchKey", "404", "NotFound", "PreconditionFailed"):
+            raise S3Error(f"{url} changed or vanished while it was being read") from None
+        raise
+    if not str(whole(part, url, "ContentRange").get("ContentRange")).startswith(f"bytes {start}-"):
+        part["Body"].close()
+        raise bex.ConnectionClosedError(endpoint_url=url)
+    return part["Body"]
+
+
 class S3Reader(io.RawIOBase):
     """A read-only stream over one S3 object, for ``io.BufferedReader`` (``pickle.load`` reads it).
 

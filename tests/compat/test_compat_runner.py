@@ -134,10 +134,13 @@ with Runner("flow.py", cwd="proj", show_output=False, env={"MFC_DATASTORE_ROOT":
     run = runner.run(alpha=2).run
 with Runner("flow.py", cwd="proj", show_output=False, env={"MFC_DATASTORE_ROOT": ""}) as runner:
     default = runner.run(alpha=4).run  # no root in its env: proj's own .mfc, as for `mfc run` there
+with Runner("flow.py", cwd="proj", show_output=False, datastore_root="flag-ds") as runner:
+    flagged = runner.run(alpha=1).run  # --datastore-root, relative to the runner's cwd too
 os.environ["MFC_DATASTORE_ROOT"] = os.path.abspath("caller-ds")
 os.chdir("/")
 out["root"] = [run.datastore_root, run.data.y, run["end"].task.data.x]
 out["default"] = [default.datastore_root, default.data.y]
+out["flagged"] = [flagged.datastore_root, flagged.data.y]
 out["namespace"] = get_namespace()
 print("RESULT " + json.dumps(out))
 '''
@@ -153,7 +156,7 @@ def test_a_runs_client_objects_read_the_runners_datastore(tmp_path: Path) -> Non
     assert proc.returncode == 0, describe(proc)
     result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert result == {"root": [str(project / "runner-ds"), 5, 4], "default": [str(project / ".mfc"), 9],
-                      "namespace": "user:ann"}
+                      "flagged": [str(project / "flag-ds"), 3], "namespace": "user:ann"}
     assert not (tmp_path / "caller-ds").exists()
 
 
