@@ -43,12 +43,12 @@ __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current",
     "retry", "catch", "timeout", "environment", "resources", "batch", "card", "schedule", "secrets",
     "project", "pypi", "pypi_base", "conda", "conda_base", "trigger", "trigger_on_finish", "exit_hook",
-    "Runner", "NBRunner", "Deployer", "S3", *sorted(_CLIENT_NAMES),
+    "Runner", "NBRunner", "Deployer", "DeployedFlow", "S3", *sorted(_CLIENT_NAMES),
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Runner", "NBRunner", "Deployer"):
+    if name in ("Runner", "NBRunner", "Deployer", "DeployedFlow"):
         from mfc import api
 
         return getattr(api, name)

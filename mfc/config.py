@@ -21,6 +21,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,12 +125,15 @@ def config_flags(options: dict[str, Any]) -> dict[str, Any]:
             if s.option is not None and options.get(s.option) is not None}
 
 
-def config_path() -> str:
-    return os.environ.get("MFC_CONFIG") or os.path.join(os.path.expanduser("~"), ".mfc", "config.toml")
+def config_path(env: Mapping[str, str] | None = None) -> str:
+    """The user's config file: ``MFC_CONFIG`` of ``env``, else of this process's environment,
+    else ``~/.mfc/config.toml``."""
+    return ((env or {}).get("MFC_CONFIG") or os.environ.get("MFC_CONFIG")
+            or os.path.join(os.path.expanduser("~"), ".mfc", "config.toml"))
 
 
-def _load_profiles() -> tuple[dict[str, Any], str]:
-    path = config_path()
+def _load_profiles(env: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+    path = config_path(env)
     if not os.path.exists(path):
         return {}, path
     if sys.version_info >= (3, 11):
@@ -161,9 +165,13 @@ def default_datastore_root(start: str | None = None) -> str:
 class Config:
     """Resolved settings with their sources."""
 
-    def __init__(self, flags: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, flags: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                 cwd: str | None = None) -> None:
+        """``env``: the environment to resolve from (default: this process's); ``cwd``: the
+        directory a local datastore root is found from and relative to (default: the current one)."""
         env = dict(os.environ if env is None else env)
-        profiles, path = _load_profiles()
+        self._cwd = cwd
+        profiles, path = _load_profiles(env)
         profile_name = env.get("MFC_PROFILE") or "default"
         if profile_name != "default" and profile_name not in profiles:
             raise MfcError(f"MFC_PROFILE={profile_name}: no such profile in {path} (found: {', '.join(profiles) or 'none'})")
@@ -187,7 +195,7 @@ class Config:
             self.sources[key] = source
             self._levels[key] = level
         if self.values["datastore_root"] is None:
-            self.values["datastore_root"] = default_datastore_root()
+            self.values["datastore_root"] = default_datastore_root(self._cwd)
             self.sources["datastore_root"] = "default (nearest .mfc directory)"
         if self.values["datastore"] is not None:
             self._select_datastore(self.values["datastore"])
@@ -212,7 +220,7 @@ class Config:
                 raise MfcError(f"datastore local ({source}) contradicts datastore_root {root} "
                                f"({self.sources['datastore_root']})",
                                hint="drop one of them, or give the local directory as the datastore root")
-            self.values["datastore_root"] = default_datastore_root()
+            self.values["datastore_root"] = default_datastore_root(self._cwd)
             self.sources["datastore_root"] = f"default (nearest .mfc directory; datastore local from {source})"
 
     @staticmethod
@@ -247,7 +255,7 @@ class Config:
     @property
     def datastore_root(self) -> str:
         root = self.values["datastore_root"]
-        return root if "://" in root else os.path.abspath(root)
+        return root if "://" in root else os.path.abspath(os.path.join(self._cwd or os.getcwd(), root))
 
 
 def _login_name() -> str:

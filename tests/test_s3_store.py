@@ -453,3 +453,39 @@ def test_task_records_split_files_and_final_pointers(blobs):
     assert records.write_final("1", "body", "body-3", 1) and not records.write_final("1", "body", "body-3", 0)
     [found] = records.final_many("1", [("body", "body-3", None)])
     assert found["artifacts"] == {"x": [shas[3], 1]} and found["ending"] == "ok"
+
+
+def test_head_and_list_objects_tell_sizes_and_kinds(s3_store):
+    s3_store.put_bytes("dir/a", b"12345")
+    s3_store.put_bytes("dir/sub/b", b"xy")
+    info = s3_store.head("dir/a")
+    assert info is not None and (info.key, info.size, info.etag is not None) == ("dir/a", 5, True)
+    assert s3_store.head("dir/nope") is None
+    children = {i.key: i.size for i in s3_store.list_objects("dir")}
+    assert children == {"dir/a": 5, "dir/sub": None}
+    assert {i.key: i.size for i in s3_store.list_objects("dir/", recursive=True)} == {"dir/a": 5, "dir/sub/b": 2}
+    assert sorted(s3_store.list("dir")) == ["a", "sub"]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_get_files_streams_objects_into_files(moto, tmp_path, parallel):
+    store = S3BlobStore(f"s3://{moto.new_bucket()}/p", client=moto.client(), part_size=256 * 1024,
+                        parallel_reads=parallel)
+    # content-addressed and checked as it streams; read as parallel ranges when asked
+    key = data_key("F", ArtifactStore(store, "F").save_bytes(os.urandom(3 * MiB + 17)))
+    big = store.get_bytes(key)
+    store.put_bytes("small", b"tiny")
+    got = store.get_files([key, "small", "absent", key], str(tmp_path))
+    assert set(got) == {key, "small"}
+    assert open(got[key][0], "rb").read() == big and got[key][1].size == len(big)
+    assert open(got["small"][0], "rb").read() == b"tiny" and got["small"][1].etag
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p, _ in got.values())
+    store.close()
+
+
+def test_get_files_leaves_no_file_for_a_corrupt_object(s3_store, tmp_path):
+    key = data_key("F", ArtifactStore(s3_store, "F").save_bytes(os.urandom(5000)))
+    s3_store.put_bytes(key, b"R" + os.urandom(5000))
+    with pytest.raises(BlobCorrupt):
+        s3_store.get_files([key], str(tmp_path))
+    assert os.listdir(tmp_path) == []

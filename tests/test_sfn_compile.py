@@ -396,3 +396,14 @@ def test_split_without_a_join_names_the_file_and_line(tmp_path: Path) -> None:
 def test_a_local_datastore_cannot_back_a_state_machine() -> None:
     with pytest.raises(MfcError, match="Step Functions runs need an S3 datastore"):
         compiled(SHARED_FLOWS / "linear.py", MFC_DATASTORE_ROOT="/tmp/local-datastore")
+
+
+def test_deployed_code_is_read_back_from_the_definition() -> None:
+    from mfc.sfn.deploy import deployed_code
+
+    _, settings, definition, _ = compiled(REFERENCE)
+    machine = {"name": "BranchForeachFlow", "definition": definition_json(definition)}
+    assert deployed_code(machine) == {"datastore_root": settings.datastore_root, "flow_name": settings.flow_name,
+                                      "code_sha256": CODE["sha256"], "flow_file": "branch_foreach.py"}
+    with pytest.raises(MfcError, match="'other' does not run an mfc flow"):
+        deployed_code({"name": "other", "definition": json.dumps({"StartAt": "x", "States": {"x": {"Type": "Pass"}}})})

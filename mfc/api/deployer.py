@@ -3,6 +3,7 @@
 ``Deployer("flow.py").step_functions(**options).create()`` is ``mfc sfn create`` in a subprocess;
 the :class:`DeployedFlow` it returns triggers runs (``mfc sfn trigger --wait`` in the background,
 followed as a :class:`TriggeredRun`) and deletes the state machine (``mfc sfn delete``).
+:meth:`DeployedFlow.from_deployment` finds a deployed flow again by its state machine's name.
 """
 
 from __future__ import annotations
@@ -34,6 +35,20 @@ class DeployedFlow:
         self.name = name or runner.flow_name
         self.flow_name = runner.flow_name
         self.create_output = create_output
+
+    @classmethod
+    def from_deployment(cls, identifier: str, metadata: str | None = None,
+                        impl: str = "step-functions") -> DeployedFlow:
+        """The flow deployed as the state machine named ``identifier`` (in the account, region
+        and endpoint of this process's mfc configuration), as Metaflow's
+        ``DeployedFlow.from_deployment``. The flow's code is the code package the state machine
+        runs, fetched from its datastore and unpacked in the code cache, so :meth:`trigger` and
+        :meth:`delete` work without the original flow file. ``metadata`` is accepted for
+        Metaflow's signature and not needed; ``impl`` can only be ``step-functions``."""
+        if impl.replace("_", "-") != "step-functions":
+            raise ValueError(f"No deployer '{impl}' exists; valid deployers are: ['step-functions']")
+        runner = Runner(deployed_flow_file(identifier), name=identifier)
+        return cls(runner, identifier, "")
 
     def trigger(self, **params: Any) -> TriggeredRun:
         """Start a run of the state machine with these parameters; returns at once."""
@@ -78,6 +93,24 @@ class Deployer:
         options = {**self._options, **deploy_options, **({"name": name} if name else {})}
         return StepFunctionsDeployer(Runner(self._flow_file, self._show_output, self._profile, self._env, self._cwd,
                                             self._file_read_timeout, **options))
+
+
+def deployed_flow_file(name: str, config: Any = None) -> str:
+    """The flow file that the state machine ``name`` runs, from its code package (unpacked once
+    into the code cache); MfcError when there is no such state machine or it is not mfc's."""
+    from mfc.config import Config
+    from mfc.runner.bootstrap import unpacked_flow_file
+    from mfc.sfn.deploy import deployed, deployed_code
+    from mfc.stores.artifacts import ArtifactStore
+    from mfc.stores.blob import open_blob_store
+    from mfc.stores.settings import S3Settings
+
+    config = config or Config()
+    code = deployed_code(deployed(config, name, name))
+    root = code["datastore_root"]
+    blobs = open_blob_store(root, S3Settings.from_config(config) if root.startswith("s3://") else None)
+    return unpacked_flow_file(ArtifactStore(blobs, code["flow_name"]), code["code_sha256"], code["flow_file"],
+                              f"state machine {name}")
 
 
 def _cli(runner: Runner, args: list[str]) -> str:

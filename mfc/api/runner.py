@@ -2,8 +2,11 @@
 
 The run is ``mfc run FILE`` in a subprocess (so a flow's crash or ``sys.exit`` cannot take the
 caller with it), with ``--run-id-file`` telling which run it made; the result is read back through
-the client API. Blocking calls (:meth:`Runner.run`, :meth:`Runner.resume`) and coroutines
-(:meth:`Runner.async_run`, :meth:`Runner.async_resume`) share one :class:`ExecutingRun`.
+the client API, from the datastore and metadata that the runner's options, ``env`` and ``cwd``
+resolve to. The client ``Run`` holds them: later reads, ``.data`` included, never depend on the
+caller's environment or directory, and this process's environment is never changed. Blocking
+calls (:meth:`Runner.run`, :meth:`Runner.resume`) and coroutines (:meth:`Runner.async_run`,
+:meth:`Runner.async_resume`) share one :class:`ExecutingRun`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mfc.exceptions import MfcError
 from mfc.graph import load_graph
+
+if TYPE_CHECKING:
+    from mfc.client.datastore import Datastore
 
 _CLI = ("-c", "from mfc.cli import main; main()")
 
@@ -49,6 +55,7 @@ class ExecutingRun:
         self._runner = runner
         self._process = process
         self._id_file, self._out, self._err = id_file, out, err
+        self._shown = False
 
     @property
     def returncode(self) -> int | None:
@@ -73,15 +80,15 @@ class ExecutingRun:
 
     @property
     def run(self) -> Any:
-        """The client ``Run`` of this run, or None before (or without) a run id."""
+        """The client ``Run`` of this run, or None before (or without) a run id. It reads the
+        datastore of the runner's environment, in any namespace (as Metaflow's does)."""
         run_id = self._id_file.read_text().strip() if self._id_file.exists() else ""
         if not run_id:
             return None
-        from mfc.client import Run, namespace
+        from mfc.client import Run
 
-        with self._runner._environment():
-            namespace(None)
-            return Run(f"{self._runner.flow_name}/{run_id}")
+        return Run(f"{self._runner.flow_name}/{run_id}", _namespace_check=False,
+                   _datastore=self._runner.client_datastore())
 
     async def wait(self, timeout: float | None = None) -> ExecutingRun:
         """Wait for the run's process to end (a coroutine, for runs from ``async_run``)."""
@@ -89,7 +96,12 @@ class ExecutingRun:
             await asyncio.wait_for(self._process.wait(), timeout)
         else:
             await asyncio.to_thread(self._process.wait, timeout)
-        if self._runner.show_output:
+        return self._show_output()
+
+    def _show_output(self) -> ExecutingRun:
+        """Echo what the run printed (once, when the runner shows output) after it ended."""
+        if self._runner.show_output and not self._shown:
+            self._shown = True
             sys.stdout.write(self.stdout)
             sys.stderr.write(self.stderr)
         return self
@@ -122,6 +134,7 @@ class Runner:
         self.options = kwargs
         self._tmp = Path(tempfile.mkdtemp(prefix="mfc-runner-"))
         self._count = 0
+        self._datastores: dict[str, Datastore] = {}
 
     def __enter__(self) -> Runner:
         return self
@@ -133,8 +146,20 @@ class Runner:
         """Remove the temporary files of this runner's runs (their output and run id files)."""
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def _environment(self) -> _Env:
-        return _Env(self.env)
+    def client_datastore(self) -> Datastore:
+        """The stores the client reads this runner's runs through: the datastore root, S3
+        endpoint and metadata provider that the runner's options, ``env`` and ``cwd`` resolve to
+        (as they do for its ``mfc run``), whatever the caller's own environment says."""
+        from mfc.client.datastore import Datastore
+        from mfc.config import Config, config_flags
+
+        flags = {"datastore_root": self.options.get("datastore_root"), "datastore": self.options.get("datastore"),
+                 **config_flags(self.options)}
+        config = Config(flags, env={**os.environ, **self.env}, cwd=self.cwd)
+        root = config.datastore_root
+        if root not in self._datastores:
+            self._datastores[root] = Datastore(root, config)
+        return self._datastores[root]
 
     def _command(self, verb: str | tuple[str, ...], params: dict[str, Any], extra: dict[str, Any],
                  options: dict[str, Any] | None = None) -> tuple[list[str], Path, Path, Path]:
@@ -158,13 +183,13 @@ class Runner:
         """Run the flow with these parameters and wait for it to end."""
         executing = self._start("run", params, {})
         executing._process.wait()
-        return self._shown(executing)
+        return executing._show_output()
 
     def resume(self, step_to_rerun: str | None = None, origin_run_id: str | None = None, **params: Any) -> ExecutingRun:
         """Resume the latest run (or ``origin_run_id``), re-running from ``step_to_rerun``."""
         executing = self._start_resume(step_to_rerun, origin_run_id, params)
         executing._process.wait()
-        return self._shown(executing)
+        return executing._show_output()
 
     def _start_resume(self, step: str | None, origin: str | None, params: dict[str, Any]) -> ExecutingRun:
         return self._start("resume", params, {"origin_run_id": origin}, step)
@@ -177,29 +202,3 @@ class Runner:
                            **params: Any) -> ExecutingRun:
         """:meth:`resume`, started in the background like :meth:`async_run`."""
         return await asyncio.to_thread(self._start_resume, step_to_rerun, origin_run_id, params)
-
-    def _shown(self, executing: ExecutingRun) -> ExecutingRun:
-        if self.show_output:
-            sys.stdout.write(executing.stdout)
-            sys.stderr.write(executing.stderr)
-        return executing
-
-
-class _Env:
-    """The runner's environment variables applied to this process while the client reads a run."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self._env = env
-        self._saved: dict[str, str | None] = {}
-
-    def __enter__(self) -> None:
-        for key, value in self._env.items():
-            self._saved[key] = os.environ.get(key)
-            os.environ[key] = value
-
-    def __exit__(self, *exc: object) -> None:
-        for key, value in self._saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -31,8 +31,11 @@ class Datastore:
         from mfc.config import Config
         from mfc.stores.blob import open_blob_store
         from mfc.stores.provider import MetadataProvider, open_metadata
+        from mfc.stores.settings import S3Settings
 
-        self.blobs = open_blob_store(root)
+        # Given a config, S3 is reached as it says (endpoint, region), not as the environment does.
+        s3 = S3Settings.from_config(metadata) if isinstance(metadata, Config) and root.startswith("s3://") else None
+        self.blobs = open_blob_store(root, s3)
         self.root = self.blobs.root
         self.metadata: MetadataProvider = (metadata if isinstance(metadata, MetadataProvider)
                                            else open_metadata(self.blobs, metadata or Config()))

@@ -14,7 +14,7 @@ from typing import Any
 
 from mfc.datatools.s3_object import S3Object
 from mfc.exceptions import MfcError
-from mfc.stores.s3_transfer import S3Error
+from mfc.stores.s3_transfer import ObjectInfo, S3Error
 
 __all__ = ["S3", "S3NotFound", "MetaflowS3NotFound"]
 
@@ -125,13 +125,21 @@ class S3:
             return url[len(self._root) + 1:]
         return url
 
-    def _file(self, data: bytes) -> str:
+    def _directory(self) -> str:
         if self._tmpdir is None:
             raise S3Error("S3: this client is closed", "use it inside its `with S3(...) as s3:` block")
-        path = os.path.join(self._tmpdir, uuid.uuid4().hex)
-        with open(path, "wb") as fh:
-            fh.write(data)
-        return path
+        return self._tmpdir
+
+    def _pool(self, urls: list[str]) -> Any:
+        """The store whose thread pool runs a batch over several urls (any bucket's will do)."""
+        return self._store(_split(urls[0])[0])
+
+    def _object(self, url: str, info: ObjectInfo, path: str | None = None, info_known: bool = True) -> S3Object:
+        """The S3Object of a found key; ``info_known`` False: leave out content type and metadata."""
+        if not info_known:
+            return S3Object(url, self._relative(url), path=path, size=info.size, last_modified=info.last_modified)
+        return S3Object(url, self._relative(url), path=path, size=info.size, content_type=info.content_type,
+                        metadata=info.metadata or {}, last_modified=info.last_modified)
 
     def _missing(self, url: str, return_missing: bool) -> S3Object:
         if not return_missing:
@@ -166,90 +174,59 @@ class S3:
     # -- reads ------------------------------------------------------------------------------------
     def get(self, key: str | None = None, return_missing: bool = False, return_info: bool = True) -> S3Object:
         """Download one key; :class:`S3NotFound` when it is missing (unless ``return_missing``)."""
-        url = self._url(key)
-        obj = self.get_many([url], return_missing=return_missing)[0]
-        if return_info and obj.exists:
-            info = self.info(url)
-            return S3Object(url, obj.key, path=obj.path, size=obj.size, content_type=info.content_type,
-                            metadata=info.metadata, last_modified=info.last_modified)
-        return obj
+        return self.get_many([self._url(key)], return_missing=return_missing, return_info=return_info)[0]
 
-    def get_many(self, keys: Iterable[str], return_missing: bool = False) -> list[S3Object]:
-        """Download several keys in parallel, in the order given."""
+    def get_many(self, keys: Iterable[str], return_missing: bool = False, return_info: bool = True) -> list[S3Object]:
+        """Download several keys in parallel, in the order given, each streamed into a file of the
+        temp dir. ``return_info``: keep the content type and metadata (from the GET itself)."""
         urls = [self._url(key) for key in keys]
-        found: dict[str, bytes] = {}
+        directory = self._directory()
+        found: dict[str, tuple[str, ObjectInfo]] = {}
         for bucket, pairs in self._by_bucket(urls).items():
-            got = self._store(bucket).get_many([key for _, key in pairs])
+            got = self._store(bucket).get_files([key for _, key in pairs], directory)
             found.update({url: got[key] for url, key in pairs if key in got})
-        result = []
-        for url in urls:
-            if url not in found:
-                result.append(self._missing(url, return_missing))
-            else:
-                data = found[url]
-                result.append(S3Object(url, self._relative(url), path=self._file(data), size=len(data)))
-        return result
+        return [self._object(url, found[url][1], found[url][0], return_info) if url in found
+                else self._missing(url, return_missing) for url in urls]
 
-    def get_recursive(self, keys: Iterable[str]) -> list[S3Object]:
+    def get_recursive(self, keys: Iterable[str], return_info: bool = False) -> list[S3Object]:
         """Download every object under each of the prefixes ``keys``."""
-        return self.get_many([obj.url for obj in self.list_recursive(keys)])
+        return self.get_many([obj.url for obj in self.list_recursive(keys)], return_info=return_info)
 
-    def get_all(self) -> list[S3Object]:
+    def get_all(self, return_info: bool = False) -> list[S3Object]:
         """Download every object under this client's root."""
         if self._root is None:
             raise S3Error("S3().get_all() needs a root", "pass s3root=, bucket=/prefix= or run= to S3()")
-        return self.get_recursive([""])
+        return self.get_recursive([""], return_info=return_info)
 
     def info(self, key: str | None = None, return_missing: bool = False) -> S3Object:
-        """Size, content type and metadata of one key, without downloading it."""
+        """Size, content type and metadata of one key (one HEAD), without downloading it."""
         return self.info_many([self._url(key)], return_missing=return_missing)[0]
 
     def info_many(self, keys: Iterable[str], return_missing: bool = False) -> list[S3Object]:
         """:meth:`info` of several keys, in parallel."""
-        import botocore.exceptions as bex
-
         urls = [self._url(key) for key in keys]
+        if not urls:
+            return []
 
         def head(url: str) -> S3Object:
             bucket, key = _split(url)
-            store = self._store(bucket)
-            try:
-                answer = store._run(key, lambda: store.client.head_object(Bucket=bucket, Key=key),
-                                    ok=frozenset({"NoSuchKey", "404", "NotFound"}))
-            except bex.ClientError:
-                return self._missing(url, return_missing)
-            return S3Object(url, self._relative(url), size=int(answer["ContentLength"]),
-                            content_type=answer.get("ContentType"), metadata=answer.get("Metadata", {}),
-                            last_modified=answer.get("LastModified"))
+            info = self._store(bucket).head(key)
+            return self._missing(url, return_missing) if info is None else self._object(url, info)
 
-        if not urls:
-            return []
-        return self._store(_split(urls[0])[0])._map(head, urls)
+        return self._pool(urls).map(head, urls)
 
     # -- listing ----------------------------------------------------------------------------------
     def _list(self, keys: Iterable[str] | None, recursive: bool) -> list[S3Object]:
-        found: list[S3Object] = []
-        for base in [self._url(key) for key in (keys or [""])]:
+        bases = [self._url(key) for key in (keys or [""])]
+
+        def listing(base: str) -> list[S3Object]:
             bucket, prefix = _split(base)
-            if prefix and not prefix.endswith("/"):
-                prefix += "/"
-            store = self._store(bucket)
-            params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-            if not recursive:
-                params["Delimiter"] = "/"
-            while True:
-                page = store._run(prefix, functools.partial(store.client.list_objects_v2, **params))
-                for entry in page.get("CommonPrefixes", ()):
-                    url = f"s3://{bucket}/{entry['Prefix'].rstrip('/')}"
-                    found.append(S3Object(url, self._relative(url), exists=False))
-                for entry in page.get("Contents", ()):
-                    url = f"s3://{bucket}/{entry['Key']}"
-                    found.append(S3Object(url, self._relative(url), size=int(entry["Size"]),
-                                          last_modified=entry.get("LastModified")))
-                if not page.get("IsTruncated"):
-                    break
-                params["ContinuationToken"] = page["NextContinuationToken"]
-        return found
+            return [S3Object(url, self._relative(url), exists=False) if info.is_prefix
+                    else self._object(url, info, info_known=False)
+                    for info in self._store(bucket).list_objects(prefix, recursive)
+                    for url in [f"s3://{bucket}/{info.key}"]]
+
+        return [obj for found in self._pool(bases).map(listing, bases) for obj in found]
 
     def list_paths(self, keys: Iterable[str] | None = None) -> list[S3Object]:
         """The children (objects and prefixes, one level) of each key (default: the root);
@@ -272,15 +249,14 @@ class S3:
         for bucket, data in self._group(pairs).items():
             store = self._store(bucket)
             if overwrite:
-                store._map(functools.partial(_put_pair, store), data.items())
+                store.map(functools.partial(_put_pair, store), data.items())
             else:
                 store.put_new_many(data)
         return [(key, url) for key, url, _ in pairs]
 
     def put_files(self, key_paths: Iterable[tuple[str, str]], overwrite: bool = True) -> list[tuple[str, str]]:
         """Upload several local files in parallel (the files stay where they are); [(key, url)]."""
-        if self._tmpdir is None:
-            raise S3Error("S3: this client is closed", "use it inside its `with S3(...) as s3:` block")
+        self._directory()
         pairs = [(key, self._url(key), path) for key, path in key_paths]
         for key, _, path in pairs:
             if not os.path.isfile(path):

@@ -39,34 +39,47 @@ def prepare_code(spec: TaskSpec, blobs: Any = None) -> str:
     ``blobs``: the datastore's blob store, when the caller has one open (no second S3 client)."""
     if spec.code_package is None:
         return spec.flow_file
+    from mfc.stores.artifacts import ArtifactStore
+    from mfc.stores.blob import open_blob_store
+
+    store = ArtifactStore(blobs if blobs is not None else open_blob_store(spec.datastore_root), spec.flow_name)
     sha = str(spec.code_package.get("sha256", ""))
-    if not _SHA256.fullmatch(sha):
-        raise MfcError(f"task {spec.pathspec}: code package id {sha[:80]!r} is not a sha256")
+    flow_file = unpacked_flow_file(store, sha, spec.code_package.get("flow_file") or "", f"task {spec.pathspec}",
+                                   f"{spec.flow_name}/{spec.run_id}", os.path.basename(spec.flow_file))
     target = os.path.join(code_cache_dir(), sha)
-    if not os.path.isfile(os.path.join(target, MARKER)):
-        _unpack(spec, sha, target, blobs)
-    with open(os.path.join(target, MARKER)) as fh:
-        relative = spec.code_package.get("flow_file") or fh.read().strip() or os.path.basename(spec.flow_file)
-    flow_file = os.path.normpath(os.path.join(target, relative))
-    if os.path.commonpath([flow_file, os.path.normpath(target)]) != os.path.normpath(target):
-        raise MfcError(f"task {spec.pathspec}: flow file {relative!r} lies outside its code package")
     if target not in sys.path:
         sys.path.insert(0, target)
     return flow_file
 
 
-def _unpack(spec: TaskSpec, sha: str, target: str, blobs: Any = None) -> None:
+def unpacked_flow_file(store: Any, sha: str, relative: str, what: str, within: str | None = None,
+                       fallback: str = "") -> str:
+    """The flow file ``relative`` (default: the one the package's manifest names, else
+    ``fallback``) of code package ``sha`` in ``store`` (an ArtifactStore), unpacked once into
+    the code cache. ``what`` names the reader in errors (``task Flow/1/start/2``), ``within``
+    the run a corrupt package is reported in."""
+    if not _SHA256.fullmatch(sha):
+        raise MfcError(f"{what}: code package id {sha[:80]!r} is not a sha256")
+    target = os.path.join(code_cache_dir(), sha)
+    if not os.path.isfile(os.path.join(target, MARKER)):
+        _unpack(store, sha, target, within)
+    with open(os.path.join(target, MARKER)) as fh:
+        relative = relative or fh.read().strip() or fallback
+    flow_file = os.path.normpath(os.path.join(target, relative))
+    if os.path.commonpath([flow_file, os.path.normpath(target)]) != os.path.normpath(target):
+        raise MfcError(f"{what}: flow file {relative!r} lies outside its code package")
+    return flow_file
+
+
+def _unpack(store: Any, sha: str, target: str, within: str | None) -> None:
     """Fetch, check and unpack the package into ``target``, atomically (see the module docstring)."""
     from mfc.exceptions import CorruptArtifact
     from mfc.packager import unpack_package
-    from mfc.stores.artifacts import ArtifactStore
-    from mfc.stores.blob import open_blob_store
 
-    store = ArtifactStore(blobs if blobs is not None else open_blob_store(spec.datastore_root), spec.flow_name)
     try:
         package = store.load_bytes(sha)
     except CorruptArtifact as exc:
-        raise exc.within(f"{spec.flow_name}/{spec.run_id}", what="code package") from None
+        raise exc.within(within, what="code package") from None
     parent = os.path.dirname(os.path.abspath(target))
     os.makedirs(parent, exist_ok=True)
     private = tempfile.mkdtemp(prefix=f".{os.path.basename(target)[:16]}-", dir=parent)

@@ -184,6 +184,24 @@ def deployed(config: Any, name: str, flow_name: str) -> dict[str, Any]:
     return machine
 
 
+def deployed_code(machine: dict[str, Any]) -> dict[str, str]:
+    """What the steps of a deployed state machine (``describe_state_machine``) run: the
+    ``datastore_root``, ``flow_name``, ``code_sha256`` and ``flow_file`` (inside the package)
+    written into each task's command; MfcError for a state machine mfc did not compile."""
+    from mfc.sfn.intrinsics import Call, Literal, parse
+
+    flags = {"--root": "datastore_root", "--flow": "flow_name", "--code": "code_sha256", "--file": "flow_file"}
+    for state in _all_states(json.loads(machine.get("definition") or "{}")).values():
+        command = (state.get("Parameters") or {}).get("ContainerOverrides", {}).get("Command.$")
+        node = parse(command) if isinstance(command, str) else None
+        if isinstance(node, Call) and node.name == "States.Array":
+            words = [arg.text if isinstance(arg, Literal) else None for arg in node.args]
+            found = {flags[w]: v for w, v in zip(words, words[1:], strict=False) if w in flags and v}
+            if len(found) == len(flags):
+                return {key: str(value) for key, value in found.items()}
+    raise MfcError(f"state machine {machine.get('name')!r} does not run an mfc flow (no mfc task in its definition)")
+
+
 def configured_role(config: Any, key: str, what: str, hint: str) -> str:
     """The role ARN setting ``key``; MfcError (``what`` needs it) when unset or not a role ARN."""
     role = config[key]

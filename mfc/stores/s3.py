@@ -17,10 +17,12 @@ that ``get_versioned`` read.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,12 +35,14 @@ from mfc.stores.blob import BlobNotFound, BlobStore
 from mfc.stores.integrity import content_check, is_content_addressed
 from mfc.stores.s3_transfer import (
     BlobCorrupt,
+    ObjectInfo,
     S3Error,
     S3Reader,
     describe,
     error_code,
     no_such_bucket,
     parse_root,
+    ranged_body,
     read_exactly,
     retrying,
     staging_directory,
@@ -166,10 +170,12 @@ class S3BlobStore(BlobStore):
         endpoint = self._state_.client.meta.endpoint_url if self._state_ is not None else None
         return describe(exc, bucket=self.bucket, root=self.root, url=self._url(key), endpoint=endpoint)
 
-    def _run(self, key: str | None, fn: Callable[[], T], ok: frozenset[str] = frozenset()) -> T:
-        """``fn()`` retried on transient failures; ClientErrors whose code is in ``ok`` are raised
-        as they are (with ``mfc_attempts`` set), every other failure as one S3Error. (Codes, not
-        statuses: a GET of a missing bucket answers 404 too, with the code NoSuchBucket.)"""
+    def call(self, key: str | None, fn: Callable[[], T], ok: frozenset[str] = frozenset()) -> T:
+        """``fn()`` (a request through :attr:`client`) retried on transient failures (throttling,
+        5xx, dropped connections), as every operation of this store is. ClientErrors whose code is
+        in ``ok`` are raised as they are (with ``mfc_attempts`` set), every other failure as one
+        S3Error naming ``key``'s url. (Codes, not statuses: a GET of a missing bucket answers 404
+        too, with the code NoSuchBucket.)"""
         attempts = 0
 
         def attempt() -> T:
@@ -193,14 +199,15 @@ class S3BlobStore(BlobStore):
             return
         s3 = self.client
         try:
-            self._run(None, lambda: s3.head_bucket(Bucket=self.bucket), ok=_MISSING)
+            self.call(None, lambda: s3.head_bucket(Bucket=self.bucket), ok=_MISSING)
         except bex.ClientError as exc:
             raise self._describe(no_such_bucket(exc), None) from exc
         self._bucket_checked = True
 
-    def _map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
-        """``fn`` over ``items`` on the thread pool, in order; the first failure is raised once
-        every started call has ended."""
+    def map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+        """``fn`` over ``items`` on this store's thread pool (``workers`` threads, the one batch
+        operations run on), results in order; the first failure is raised once every started call
+        has ended. ``fn`` should make its requests through :meth:`call`."""
         items = list(items)
         if len(items) <= 1:
             return [fn(item) for item in items]
@@ -228,7 +235,7 @@ class S3BlobStore(BlobStore):
     # -- writes -----------------------------------------------------------------------------------
     def put_bytes(self, key: str, data: bytes) -> None:
         s3, full = self.client, self._full(key)
-        self._run(key, lambda: s3.put_object(Bucket=self.bucket, Key=full, Body=data, **self._checksum))
+        self.call(key, lambda: s3.put_object(Bucket=self.bucket, Key=full, Body=data, **self._checksum))
         self._remember(key)
 
     def put_new(self, key: str, data: bytes) -> bool:
@@ -247,7 +254,7 @@ class S3BlobStore(BlobStore):
         """True created, False already there, None: the endpoint has no conditional writes."""
         s3, full = self.client, self._full(key)
         try:
-            self._run(key, lambda: s3.put_object(Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*",
+            self.call(key, lambda: s3.put_object(Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*",
                                                  **self._checksum),
                       ok=frozenset({"PreconditionFailed", "NotImplemented", "501"}))
         except bex.ClientError as exc:
@@ -285,7 +292,7 @@ class S3BlobStore(BlobStore):
         s3, full = self.client, self._full(key)
         if self.conditional_writes is not False:
             try:
-                self._run(key, lambda: s3.put_object(Bucket=self.bucket, Key=full, Body=data, IfMatch=version,
+                self.call(key, lambda: s3.put_object(Bucket=self.bucket, Key=full, Body=data, IfMatch=version,
                                                      **self._checksum), ok=_CONFLICT | _MISSING)
                 return True
             except bex.ClientError as exc:
@@ -314,7 +321,7 @@ class S3BlobStore(BlobStore):
         else:
             def upload() -> Any:  # multipart, parts in parallel; S3 shows it only once complete
                 return self._transfer().upload(path, self.bucket, full, extra_args=dict(self._checksum)).result()
-        self._run(key, upload)
+        self.call(key, upload)
         os.unlink(path)
         self._remember(key)
 
@@ -338,7 +345,7 @@ class S3BlobStore(BlobStore):
     def delete(self, key: str) -> None:
         s3, full = self.client, self._full(key)
         self._known.discard(key)
-        self._run(key, lambda: s3.delete_object(Bucket=self.bucket, Key=full))
+        self.call(key, lambda: s3.delete_object(Bucket=self.bucket, Key=full))
 
     def delete_many(self, keys: Iterable[str]) -> None:
         """Remove several blobs (1,000 per request, requests in parallel)."""
@@ -348,43 +355,35 @@ class S3BlobStore(BlobStore):
 
         def batch(chunk: list[str]) -> None:
             objects = [{"Key": self._full(k)} for k in chunk]
-            answer = self._run(chunk[0], lambda: s3.delete_objects(
+            answer = self.call(chunk[0], lambda: s3.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}))
             for failed in answer.get("Errors", []):
                 raise S3Error(f"S3 could not delete s3://{self.bucket}/{failed.get('Key')}: "
                               f"{failed.get('Code')}: {failed.get('Message')}")
 
-        self._map(batch, [keys[i:i + 1000] for i in range(0, len(keys), 1000)])
+        self.map(batch, [keys[i:i + 1000] for i in range(0, len(keys), 1000)])
 
     # -- reads ------------------------------------------------------------------------------------
     def exists(self, key: str) -> bool:
-        if key in self._known:
-            return True
-        s3, full = self.client, self._full(key)
-        try:
-            self._run(key, lambda: s3.head_object(Bucket=self.bucket, Key=full), ok=_MISSING)
-        except bex.ClientError:
-            self._check_bucket()
-            return False
-        self._remember(key)
-        return True
+        return key in self._known or self.head(key) is not None
 
     def size(self, key: str) -> int | None:
+        return None if (info := self.head(key)) is None else info.size
+
+    def _etag(self, key: str) -> str | None:
+        return None if (info := self.head(key)) is None else info.etag
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """What one HEAD request says of the object under ``key`` (size, content type, user
+        metadata, last-modified time, ETag); None when there is none. A missing bucket is an S3Error."""
         s3, full = self.client, self._full(key)
         try:
-            answer = self._run(key, lambda: s3.head_object(Bucket=self.bucket, Key=full), ok=_MISSING)
+            answer = self.call(key, lambda: s3.head_object(Bucket=self.bucket, Key=full), ok=_MISSING)
         except bex.ClientError:
             self._check_bucket()
             return None
         self._remember(key)
-        return int(answer["ContentLength"])
-
-    def _etag(self, key: str) -> str | None:
-        s3, full = self.client, self._full(key)
-        try:
-            return self._run(key, lambda: s3.head_object(Bucket=self.bucket, Key=full), ok=_MISSING).get("ETag")
-        except bex.ClientError:
-            return None
+        return ObjectInfo.of(key, answer)
 
     def get_versioned(self, key: str) -> tuple[bytes, str]:
         """The object and its ETag, from one GET (so the two always belong together)."""
@@ -396,7 +395,7 @@ class S3BlobStore(BlobStore):
             return bytes(read_exactly(answer["Body"], answer["ContentLength"])), answer["ETag"]
 
         try:
-            return self._run(key, fetch, ok=_MISSING)
+            return self.call(key, fetch, ok=_MISSING)
         except bex.ClientError:
             raise BlobNotFound(key) from None
 
@@ -411,7 +410,7 @@ class S3BlobStore(BlobStore):
                 return body.read()
 
         try:
-            return self._run(key, fetch, ok=_MISSING | {"InvalidRange"})
+            return self.call(key, fetch, ok=_MISSING | {"InvalidRange"})
         except bex.ClientError as exc:
             if error_code(exc)[0] == "InvalidRange":  # wholly past the end
                 return b""
@@ -459,35 +458,23 @@ class S3BlobStore(BlobStore):
             return whole(answer, url, "ContentLength", "ETag", *(["ContentRange"] if partial else []))
 
         try:
-            answer = self._run(key, first, ok=_MISSING | {"InvalidRange"})
+            answer = self.call(key, first, ok=_MISSING | {"InvalidRange"})
         except bex.ClientError as exc:
             if error_code(exc)[0] != "InvalidRange":  # an empty object has no byte 0
                 raise BlobNotFound(key) from None
             params.pop("Range", None)
-            answer = self._run(key, first, ok=_MISSING)
+            answer = self.call(key, first, ok=_MISSING)
         body_end = answer["ContentLength"]
         size = int(answer["ContentRange"].rsplit("/", 1)[1]) if answer.get("ContentRange") else body_end
         if check is not None and size >= BACKGROUND_CHECK:
             check.behind()
-        etag = answer["ETag"]
         self._remember(key)
-
-        def ranged(start: int, end: int) -> Any:
-            try:
-                part = s3.get_object(Bucket=self.bucket, Key=full, Range=f"bytes={start}-{end - 1}", IfMatch=etag)
-            except bex.ClientError as exc:
-                if error_code(exc)[0] in _MISSING | {"PreconditionFailed"}:
-                    raise S3Error(f"{url} changed or vanished while it was being read") from None
-                raise
-            if not str(whole(part, url, "ContentRange").get("ContentRange")).startswith(f"bytes {start}-"):
-                part["Body"].close()
-                raise bex.ConnectionClosedError(endpoint_url=url)
-            return part["Body"]
+        ranged = functools.partial(ranged_body, s3, {"Bucket": self.bucket, "Key": full, "IfMatch": answer["ETag"]}, url)
 
         return S3Reader(
-            answer["Body"], body_end, size, url=url,
-            reopen=lambda start, end: self._run(key, lambda: ranged(start, end)),
-            fetch=lambda start, end: self._run(key, lambda: read_exactly(ranged(start, end), end - start)),
+            answer["Body"], body_end, size, url=url, info=ObjectInfo.of(key, answer, size),
+            reopen=lambda start, end: self.call(key, lambda: ranged(start, end)),
+            fetch=lambda start, end: self.call(key, lambda: read_exactly(ranged(start, end), end - start)),
             submit=self._state().parts.submit, part_size=self.part_size, window=self.read_window,
             check=check, max_drops=self.retry_attempts * 2, wait_max=self.retry_wait_max,
         )
@@ -500,28 +487,38 @@ class S3BlobStore(BlobStore):
             self._local = is_local_endpoint(self.client.meta.endpoint_url)
         return self._local
 
-    def list(self, prefix: str) -> list[str]:
+    def list_objects(self, prefix: str, recursive: bool = False) -> list[ObjectInfo]:
+        """The objects under the '/'-terminated ``prefix`` (a '/' is added to one without), keys
+        relative to the store's prefix: its direct children, "directories" as common prefixes
+        (``size`` None, no trailing '/'), or with ``recursive`` every object below it. Pages of
+        1,000 are fetched one after the other, each retried."""
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        s3, full, url = self.client, self._full(prefix), self._url(prefix)
-        names: list[str] = []
-        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full, "Delimiter": "/"}
+        s3, url, cut = self.client, self._url(prefix), len(self.prefix)
+        found: list[ObjectInfo] = []
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._full(prefix)}
+        if not recursive:
+            params["Delimiter"] = "/"
 
         def list_page(request: dict[str, Any]) -> dict:
             return whole(s3.list_objects_v2(**request), url, "IsTruncated")
 
         while True:
-            page = self._run(prefix, functools.partial(list_page, dict(params)))
-            names += [c["Prefix"][len(full):].rstrip("/") for c in page.get("CommonPrefixes", ())]
-            names += [o["Key"][len(full):] for o in page.get("Contents", ())]
+            page = self.call(prefix, functools.partial(list_page, dict(params)))
+            found += [ObjectInfo(c["Prefix"][cut:].rstrip("/")) for c in page.get("CommonPrefixes", ())]
+            found += [ObjectInfo.of(o["Key"][cut:], o) for o in page.get("Contents", ())]
             if not page.get("IsTruncated"):
-                return [n for n in names if n]
+                return found
             params["ContinuationToken"] = page["NextContinuationToken"]
+
+    def list(self, prefix: str) -> list[str]:
+        start = len(prefix) + (1 if prefix and not prefix.endswith("/") else 0)
+        return [name for info in self.list_objects(prefix) if (name := info.key[start:])]
 
     # -- batches ----------------------------------------------------------------------------------
     def exists_many(self, keys: Iterable[str]) -> set[str]:
         keys = list(dict.fromkeys(keys))
-        return {key for key, there in zip(keys, self._map(self.exists, keys), strict=True) if there}
+        return {key for key, there in zip(keys, self.map(self.exists, keys), strict=True) if there}
 
     def put_many(self, items: dict[str, bytes]) -> None:
         """Write several blobs in parallel. Content-addressed keys are written create-only, so an
@@ -532,17 +529,17 @@ class S3BlobStore(BlobStore):
             else:
                 self.put_bytes(*item)
 
-        self._map(put, items.items())
+        self.map(put, items.items())
 
     def put_new_many(self, items: dict[str, bytes]) -> set[str]:
         """Create-only writes of several blobs in parallel; the keys this call created."""
         pairs = list(items.items())
-        created = self._map(lambda item: self.put_new(*item), pairs)
+        created = self.map(lambda item: self.put_new(*item), pairs)
         return {key for (key, _), made in zip(pairs, created, strict=True) if made}
 
     def put_files(self, items: dict[str, str]) -> None:
         """Upload several files in parallel (each consumed as by put_file)."""
-        self._map(lambda item: self.put_file(*item), items.items())
+        self.map(lambda item: self.put_file(*item), items.items())
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
         keys = list(dict.fromkeys(keys))
@@ -553,7 +550,35 @@ class S3BlobStore(BlobStore):
             except BlobNotFound:
                 return None
 
-        return {key: data for key, data in zip(keys, self._map(get, keys), strict=True) if data is not None}
+        return {key: data for key, data in zip(keys, self.map(get, keys), strict=True) if data is not None}
+
+    def get_files(self, keys: Iterable[str], directory: str) -> dict[str, tuple[str, ObjectInfo]]:
+        """Download several objects in parallel, each streamed into a new file in ``directory``
+        (read as :meth:`open` reads it: one GET, or parallel ranged GETs for a large
+        content-addressed object; no whole object is held in memory); ``{key: (path, info)}``
+        with the info of the GET, missing keys left out."""
+        keys = list(dict.fromkeys(keys))
+
+        def fetch(key: str, path: str) -> ObjectInfo:
+            with self._reader(key) as reader, open(path, "wb") as out:
+                reader.copy_to(out)
+                return ObjectInfo(key) if reader.info is None else reader.info
+
+        def get(key: str) -> tuple[str, ObjectInfo] | None:
+            path = os.path.join(directory, uuid.uuid4().hex)
+            try:
+                try:
+                    return path, fetch(key, path)
+                except BlobCorrupt:
+                    return path, fetch(key, path)  # once more, as get_bytes does
+            except BlobNotFound:
+                return None
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                raise
+
+        return {key: got for key, got in zip(keys, self.map(get, keys), strict=True) if got is not None}
 
     # -- local side -------------------------------------------------------------------------------
     def local_path(self, key: str) -> None:
@@ -574,4 +599,4 @@ class S3BlobStore(BlobStore):
             state.parts.shutdown(wait=False)
 
 
-__all__ = ["S3BlobStore", "S3Error", "BlobCorrupt", "parse_root"]
+__all__ = ["S3BlobStore", "S3Error", "BlobCorrupt", "ObjectInfo", "parse_root"]

@@ -16,7 +16,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 import botocore.exceptions as bex
 import tenacity
@@ -24,7 +25,7 @@ import tenacity
 from mfc.exceptions import CorruptArtifact, MfcError
 from mfc.stores.blob import StreamCheck
 
-__all__ = ["S3Error", "BlobCorrupt", "parse_root", "S3Reader"]
+__all__ = ["S3Error", "BlobCorrupt", "parse_root", "S3Reader", "ObjectInfo"]
 
 # Error codes S3 (and S3-compatible stores) answer when retrying later should succeed.
 TRANSIENT_CODES = frozenset({
@@ -167,6 +168,34 @@ def whole(answer: dict, url: str, *fields: str) -> dict:
     raise bex.ConnectionClosedError(endpoint_url=url)
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What S3 says of one object: ``key`` (relative to the store's prefix), ``size`` in bytes,
+    ``content_type``, user ``metadata``, ``last_modified`` (a datetime) and ``etag``, from a HEAD,
+    a GET or a listing (which tells no content type or metadata). In a listing, a common prefix
+    (a "directory") has ``size`` None."""
+
+    key: str
+    size: int | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] | None = None
+    last_modified: Any = None
+    etag: str | None = None
+
+    @property
+    def is_prefix(self) -> bool:
+        """True for a common prefix of a listing (no object of its own)."""
+        return self.size is None
+
+    @classmethod
+    def of(cls, key: str, answer: dict[str, Any], size: int | None = None) -> ObjectInfo:
+        """The info in a HEAD or GET answer (``size``: the whole object's, when the GET was ranged)
+        or in an entry of ``list_objects_v2``'s ``Contents``."""
+        found = size if size is not None else answer.get("ContentLength", answer.get("Size"))
+        return cls(key, None if found is None else int(found), answer.get("ContentType"), answer.get("Metadata"),
+                   answer.get("LastModified"), answer.get("ETag"))
+
+
 def read_exactly(body: Any, size: int) -> bytearray:
     """All ``size`` bytes of a response body, read in place (no joined copy of the whole)."""
     buffer = bytearray(size)
@@ -182,6 +211,22 @@ def read_exactly(body: Any, size: int) -> bytearray:
     return buffer
 
 
+def ranged_body(s3: Any, pinned: dict[str, str], url: str, start: int, end: int) -> Any:
+    """The body of bytes ``[start, end)`` of the object ``pinned`` names (``Bucket``, ``Key`` and
+    ``IfMatch``: the ETag first read); S3Error when it changed or vanished since, a dropped
+    connection when the answer is not that range."""
+    try:
+        part = s3.get_object(**pinned, Range=f"bytes={start}-{end - 1}")
+    except bex.ClientError as exc:
+        if error_code(exc)[0] in ("NoSuchKey", "404", "NotFound", "PreconditionFailed"):
+            raise S3Error(f"{url} changed or vanished while it was being read") from None
+        raise
+    if not str(whole(part, url, "ContentRange").get("ContentRange")).startswith(f"bytes {start}-"):
+        part["Body"].close()
+        raise bex.ConnectionClosedError(endpoint_url=url)
+    return part["Body"]
+
+
 class S3Reader(io.RawIOBase):
     """A read-only stream over one S3 object, for ``io.BufferedReader`` (``pickle.load`` reads it).
 
@@ -195,8 +240,10 @@ class S3Reader(io.RawIOBase):
     def __init__(self, body: Any, body_end: int, size: int, *, url: str,
                  reopen: Callable[[int, int], Any], fetch: Callable[[int, int], bytes],
                  submit: Callable[..., Future], part_size: int, window: int,
-                 check: StreamCheck | None, max_drops: int, wait_max: float) -> None:
+                 check: StreamCheck | None, max_drops: int, wait_max: float,
+                 info: ObjectInfo | None = None) -> None:
         super().__init__()
+        self.info = info  # what the first GET said of the object
         self._body = body
         self._body_end = body_end
         self._size = size
@@ -241,6 +288,15 @@ class S3Reader(io.RawIOBase):
         if self._pos >= self._size:
             self._finish()
         return 0
+
+    def copy_to(self, out: BinaryIO) -> int:
+        """Write the rest of the object to ``out`` as it streams in; the bytes written."""
+        buffer = memoryview(bytearray(max(1, min(READ_CHUNK, self._size - self._pos))))
+        done = 0
+        while got := self.readinto(buffer):
+            out.write(buffer[:got])
+            done += got
+        return done
 
     def _read_body(self, view: memoryview) -> int:
         try:

@@ -1,5 +1,6 @@
 """``Deployer``: a Metaflow-style script deploys a flow to Step Functions in the sandbox, triggers a
-run, follows it to its end, reads its result through the client, and deletes the state machine."""
+run, follows it to its end, reads its result through the client, finds the deployment again by
+its name (``DeployedFlow.from_deployment``) and deletes the state machine through it."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class DeployerFlow(FlowSpec):
 
 
 def test_deployer_creates_triggers_and_deletes(sandbox, images, tmp_path, monkeypatch) -> None:
-    from mfc import Deployer
+    from mfc import DeployedFlow, Deployer
+    from mfc.exceptions import MfcError
 
     env = {"MFC_CONFIG": str(sandbox.config), "MFC_PROFILE": "sandbox"}
     for key, value in env.items():
@@ -43,7 +45,14 @@ def test_deployer_creates_triggers_and_deletes(sandbox, images, tmp_path, monkey
     assert triggered.status == "successful", triggered.stderr
     assert triggered.run.id.startswith("sfn-") and triggered.run.data.y == 7
 
-    deployed.delete()
+    found = DeployedFlow.from_deployment("DeployerFlow")  # no flow file given: the deployed code package
+    assert (found.name, found.flow_name) == ("DeployerFlow", "DeployerFlow")
+    assert found._runner.flow_file != str(flow) and open(found._runner.flow_file).read() == flow.read_text()
+    found.delete()
+    with pytest.raises(MfcError, match="no state machine 'DeployerFlow'"):
+        DeployedFlow.from_deployment("DeployerFlow")
+    with pytest.raises(ValueError, match="No deployer 'argo-workflows'"):
+        DeployedFlow.from_deployment("DeployerFlow", impl="argo-workflows")
     client = boto3.client("stepfunctions", endpoint_url=f"http://127.0.0.1:{sandbox.port}", region_name="us-east-1",
                           aws_access_key_id="test", aws_secret_access_key="test")
     names = [m["name"] for m in client.list_state_machines()["stateMachines"]]

@@ -122,3 +122,58 @@ def test_nbrunner_outside_a_notebook_is_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([PYTHON, "-c", script], cwd=tmp_path, env=mfc_env(tmp_path / "ds"), capture_output=True,
                           text=True, timeout=60)
     assert "ERROR NBRunner needs an interactive IPython session" in proc.stdout, describe(proc)
+
+
+ENV_SCRIPT = '''
+import json, os
+from mfc import Runner, get_namespace
+
+out = {}
+# The runner's env names a datastore relative to its cwd; the caller's env names another one.
+with Runner("flow.py", cwd="proj", show_output=False, env={"MFC_DATASTORE_ROOT": "runner-ds"}) as runner:
+    run = runner.run(alpha=2).run
+with Runner("flow.py", cwd="proj", show_output=False, env={"MFC_DATASTORE_ROOT": ""}) as runner:
+    default = runner.run(alpha=4).run  # no root in its env: proj's own .mfc, as for `mfc run` there
+with Runner("flow.py", cwd="proj", show_output=False, datastore_root="flag-ds") as runner:
+    flagged = runner.run(alpha=1).run  # --datastore-root, relative to the runner's cwd too
+os.environ["MFC_DATASTORE_ROOT"] = os.path.abspath("caller-ds")
+os.chdir("/")
+out["root"] = [run.datastore_root, run.data.y, run["end"].task.data.x]
+out["default"] = [default.datastore_root, default.data.y]
+out["flagged"] = [flagged.datastore_root, flagged.data.y]
+out["namespace"] = get_namespace()
+print("RESULT " + json.dumps(out))
+'''
+
+
+def test_a_runs_client_objects_read_the_runners_datastore(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    (project / ".mfc").mkdir(parents=True)
+    (project / "flow.py").write_text(FLOW.replace("from metaflow import", "from mfc import"))
+    (tmp_path / "script.py").write_text(ENV_SCRIPT)
+    env = mfc_env(tmp_path / "caller-ds", MFC_USER="ann")
+    proc = subprocess.run([PYTHON, "script.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, describe(proc)
+    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert result == {"root": [str(project / "runner-ds"), 5, 4], "default": [str(project / ".mfc"), 9],
+                      "flagged": [str(project / "flag-ds"), 3], "namespace": "user:ann"}
+    assert not (tmp_path / "caller-ds").exists()
+
+
+def test_output_is_echoed_once_when_shown(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(FLOW.replace("from metaflow import", "from mfc import"))
+    script = textwrap.dedent('''
+        import asyncio
+        from mfc import Runner
+        with Runner("flow.py") as runner:
+            runner.run(alpha=1)
+            async def main():
+                executing = await runner.async_run(alpha=2)
+                await executing.wait()
+                await executing.wait()
+            asyncio.run(main())
+    ''')
+    proc = subprocess.run([PYTHON, "-c", script], cwd=tmp_path, env=mfc_env(tmp_path / "ds"), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout.count("start says hello") == 2, describe(proc)

@@ -151,3 +151,41 @@ def test_s3_run_in_a_step(env, tmp_path):
         assert s3.get("greeting").url == f"{root}/data/S3RunFlow/{run_id}/greeting"
         assert s3.get("greeting").text == "hello from S3RunFlow"
         assert [o.key for o in s3.list_paths(["nums"])] == ["nums/0", "nums/1", "nums/2"]
+
+
+def _count_requests(s3: S3, bucket: str) -> dict[str, int]:
+    """Requests the client of ``s3`` makes to ``bucket`` from now on, by operation."""
+    seen: dict[str, int] = {}
+
+    def count(model, **_):
+        seen[model.name] = seen.get(model.name, 0) + 1
+
+    s3._store(bucket).client.meta.events.register("before-call.s3", count)
+    return seen
+
+
+def test_get_takes_its_info_from_the_get_itself(env, root):
+    bucket, prefix = root[len("s3://"):].split("/", 1)
+    env.client().put_object(Bucket=bucket, Key=f"{prefix}/doc.json", Body=b"{}", ContentType="application/json",
+                            Metadata={"owner": "ann"})
+    with S3(s3root=root) as s3:
+        seen = _count_requests(s3, bucket)
+        obj = s3.get("doc.json")
+        assert (obj.content_type, obj.metadata, obj.blob, obj.size) == ("application/json", {"owner": "ann"}, b"{}", 2)
+        assert obj.last_modified is not None
+        plain = s3.get_many(["doc.json"], return_info=False)[0]
+        assert plain.blob == b"{}" and plain.content_type is None and not plain.has_info
+        assert seen == {"GetObject": 2}, seen  # no HEAD per object
+
+
+def test_get_many_streams_each_object_into_its_own_file(root):
+    blobs = {f"many/{i:03d}": os.urandom(i * 37) for i in range(120)}
+    with S3(s3root=root) as s3:
+        s3.put_many(list(blobs.items()))
+        got = s3.get_many([*blobs, "many/000"])
+        assert [o.blob for o in got] == [*blobs.values(), b""]
+        assert len({o.path for o in got}) == len(blobs) and all(os.path.dirname(o.path) == s3.tmpdir for o in got)
+        assert sorted(os.listdir(s3.tmpdir)) == sorted(o.path.rsplit("/", 1)[1] for o in got[:-1])
+        s3.close()
+        with pytest.raises(MfcError, match="closed"):
+            s3.get_many(["many/001"])
