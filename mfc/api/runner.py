@@ -57,6 +57,14 @@ class ExecutingRun:
         self._id_file, self._out, self._err = id_file, out, err
         self._shown = False
 
+    def __enter__(self) -> ExecutingRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Leaving ``with runner.run() as running:`` removes the runner's temporary files, as in
+        Metaflow (read ``.stdout`` inside the block)."""
+        self._runner.cleanup()
+
     @property
     def returncode(self) -> int | None:
         """The exit code of the run's process (None while it runs)."""

@@ -53,11 +53,13 @@ with Runner("flow.py", show_output=False) as runner:
     os.remove("fail-end")
     resumed = runner.resume()
     out["resumed"] = [resumed.status, resumed.run.data.y]
+with Runner("flow.py", show_output=False).run(alpha=1) as running:
+    out["with"] = [running.status, running.run.data.y]
 print("RESULT " + json.dumps(out))
 '''
 
 EXPECTED = {"blocking": ["successful", 0, 7, True], "async": ["successful", 11],
-            "failed": ["failed", True], "resumed": ["successful", 15]}
+            "failed": ["failed", True], "resumed": ["successful", 15], "with": ["successful", 3]}
 
 
 def _script_result(workdir: Path, framework: str, env: dict[str, str]) -> dict:
