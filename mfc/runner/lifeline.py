@@ -50,11 +50,11 @@ def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
     """Set the parent-death signal, then close the race where the parent died before it was set:
     if this process has already been re-parented, act as the signal would have."""
     set_parent_death_signal(sig)
-    if os.getppid() != parent_pid and not _alive(parent_pid):  # (a wrapper in between is no death)
+    if os.getppid() != parent_pid and not alive(parent_pid):  # (a wrapper in between is no death)
         os.kill(os.getpid(), sig)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
