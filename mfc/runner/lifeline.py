@@ -65,6 +65,30 @@ def alive(pid: int) -> bool:
         return _signalable(pid)
 
 
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``pid`` (not necessarily a child) to end; whether it has."""
+    import time
+
+    try:
+        pidfd = os.pidfd_open(pid)  # readable once the process has ended: no polling
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        import select
+
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        return not alive(pid)
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
 def _signalable(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -33,7 +33,7 @@ from typing import Any
 from mfc.graph import FlowGraph
 from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
 from mfc.runner.forkserver import start_fork_server
-from mfc.runner.lifeline import PARENT_PID_ENV, Reaper, alive, kill_group
+from mfc.runner.lifeline import PARENT_PID_ENV, Reaper, kill_group, wait_gone
 from mfc.runner.taskspec import TaskSpec, spec_argument
 
 
@@ -150,13 +150,11 @@ class ForkExecutor(Executor):
         """How the server ended, once it has (waiting up to ``wait`` seconds), else None."""
         pid = self._server_pid
         deadline = time.monotonic() + wait
-        while pid and not self._server_is_child:  # forked by the env's daemon, which reaps it
-            if not alive(pid):
-                self._server_pid = None
-                return "exited"
-            if time.monotonic() >= deadline:
+        if pid and not self._server_is_child:  # forked by the env's daemon, which reaps it
+            if not wait_gone(pid, wait):
                 return None
-            time.sleep(0.005)
+            self._server_pid = None
+            return "exited"
         while pid:
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
