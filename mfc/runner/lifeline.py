@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 PARENT_PID_ENV = "MFC_PARENT_PID"
@@ -44,6 +45,20 @@ def set_parent_death_signal(sig: int) -> bool:
     if libc is None:
         return False
     return libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(sig), 0, 0, 0) == 0
+
+
+def parent_death_preexec(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A ``preexec_fn`` giving a subprocess the parent-death signal ``sig`` (None where there is
+    none). libc is looked up here, in the parent: the child only makes the call."""
+    libc = _prctl()
+    if libc is None:
+        return None
+    prctl = libc.prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(sig), 0, 0, 0)
+
+    return preexec
 
 
 def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
