@@ -3,9 +3,9 @@
 The env's daemon (:mod:`mfc.runner.envdaemon`) has mfc imported already, so a run asks it for a
 run server (a fork, milliseconds) instead of starting an interpreter that imports mfc (the
 larger part of a small run). Daemons are found by an abstract Unix socket address, per user and
-per *server key*: the env's interpreter, its ``.ready`` marker, the source files of the mfc
-packages it can import and the ``PYTHON*`` variables, so an edited mfc or a rebuilt env gets a
-fresh daemon. Whatever goes wrong with a daemon (none yet on this platform, ``MFC_ENV_SERVER_IDLE=0``,
+per *server key*: the env's interpreter, its ``.ready`` marker, the mfc packages it can import
+and the ``PYTHON*`` variables, so a rebuilt env or another mfc gets a fresh daemon (an edited mfc
+too: a daemon that imported a module since changed on disk takes no more runs). Whatever goes wrong with a daemon (none yet on this platform, ``MFC_ENV_SERVER_IDLE=0``,
 a race with one exiting, a failure to start), the run starts a server of its own as before.
 """
 
@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from mfc.exceptions import MfcError
 
@@ -43,16 +42,6 @@ def idle_seconds() -> float:
     return seconds
 
 
-def _fingerprint(digest: Any, package: str) -> None:
-    for root, dirs, files in os.walk(package):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
-                stat = os.stat(path)
-                digest.update(f"{os.path.relpath(path, package)}\0{stat.st_mtime_ns}\0{stat.st_size}\0".encode())
-
-
 def server_key(python: str) -> str:
     """What a daemon serving runs for ``python``'s env must have been started with."""
     import mfc
@@ -61,9 +50,8 @@ def server_key(python: str) -> str:
     ready = os.stat(env / ".ready")
     digest = hashlib.sha256(f"{os.path.realpath(python)}\0{ready.st_ino}\0{ready.st_mtime_ns}\0".encode())
     packages = {os.path.realpath(env / "mfc-link" / "mfc"), os.path.realpath(Path(mfc.__file__).parent)}
-    for package in sorted(packages):
+    for package in sorted(packages):  # their contents: the daemon checks what it imported, see envdaemon
         digest.update(f"{package}\0".encode())
-        _fingerprint(digest, package)
     for name in sorted(n for n in os.environ if n.startswith("PYTHON")):
         digest.update(f"{name}={os.environ[name]}\0".encode())
     return digest.hexdigest()

@@ -216,3 +216,22 @@ def test_an_edited_module_makes_the_daemon_stale(tmp_path: Path) -> None:
     assert _stale(loaded)
     source.unlink()
     assert _stale(loaded)
+
+
+def test_a_daemon_whose_mfc_was_edited_takes_no_more_runs(tmp_path: Path, flow: str, caches: dict[str, str]) -> None:
+    import shutil
+
+    import mfc
+
+    source = tmp_path / "src"
+    shutil.copytree(Path(mfc.__file__).parent, source / "mfc", ignore=shutil.ignore_patterns("__pycache__"))
+    first = _run(tmp_path / "a", flow, caches, PYTHONPATH=str(source))
+    assert "mfc.runner.envdaemon" in first.daemon_cmd
+    edited = source / "mfc" / "runner" / "task.py"
+    stat = edited.stat()
+    os.utime(edited, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    second = _run(tmp_path / "b", flow, caches, PYTHONPATH=str(source))
+    assert second.version == "0.9.0" and "mfc.runner.envdaemon" not in second.daemon_cmd  # its own server
+    assert _gone(first.daemon, 10), "the stale daemon stayed"
+    third = _run(tmp_path / "c", flow, caches, PYTHONPATH=str(source))
+    assert "mfc.runner.envdaemon" in third.daemon_cmd and third.daemon != first.daemon
