@@ -4,9 +4,11 @@ The env's daemon (:mod:`mfc.runner.envdaemon`) has mfc imported already, so a ru
 run server (a fork, milliseconds) instead of starting an interpreter that imports mfc (the
 larger part of a small run). Daemons are found by an abstract Unix socket address, per user and
 per *server key*: the env's interpreter, its ``.ready`` marker, the mfc packages it can import
-and the ``PYTHON*`` variables, so a rebuilt env or another mfc gets a fresh daemon (an edited mfc
-too: a daemon that imported a module since changed on disk takes no more runs). Whatever goes wrong with a daemon (none yet on this platform, ``MFC_ENV_SERVER_IDLE=0``,
-a race with one exiting, a failure to start), the run starts a server of its own as before.
+and the variables an interpreter reads as it starts (``PYTHON*``, ``LD_*``, locale, ``TZ``). A
+rebuilt env or another mfc gets a fresh daemon; so does an edited mfc, as a daemon that imported
+a module since changed on disk takes no more runs. Whatever goes wrong with a daemon (none on
+this platform, ``MFC_ENV_SERVER_IDLE=0``, a race with one exiting, a failure to start), the run
+starts a server of its own, as without a daemon.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from mfc.exceptions import MfcError
 IDLE_ENV = "MFC_ENV_SERVER_IDLE"
 DEFAULT_IDLE = 900.0
 HELLO_TIMEOUT = 120.0
+# Read once, when an interpreter starts (sys.path, hashing, the dynamic loader, locale, time
+# zone): a run setting them differently needs a daemon started with them.
+STARTUP_VARIABLES = ("PYTHON", "LD_", "LC_", "LANG", "TZ")
 
 
 def idle_seconds() -> float:
@@ -52,7 +57,7 @@ def server_key(python: str) -> str:
     packages = {os.path.realpath(env / "mfc-link" / "mfc"), os.path.realpath(Path(mfc.__file__).parent)}
     for package in sorted(packages):  # their contents: the daemon checks what it imported, see envdaemon
         digest.update(f"{package}\0".encode())
-    for name in sorted(n for n in os.environ if n.startswith("PYTHON")):
+    for name in sorted(n for n in os.environ if n.startswith(STARTUP_VARIABLES)):
         digest.update(f"{name}={os.environ[name]}\0".encode())
     return digest.hexdigest()
 
