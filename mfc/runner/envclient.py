@@ -153,6 +153,12 @@ class EnvRunServer:
             return None
         return sock
 
+    def close(self) -> None:
+        """Let the daemon's run server go (it exits, as it does when a run ends)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
     def take(self) -> tuple[int, socket.socket, bool]:
         """(pid, socket, whether the server is this process's child): the daemon's run server
         once it says hello, else a server started now for this run alone."""

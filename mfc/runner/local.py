@@ -28,13 +28,16 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mfc.graph import FlowGraph
 from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
 from mfc.runner.forkserver import start_fork_server
 from mfc.runner.lifeline import PARENT_PID_ENV, Reaper, kill_group, wait_gone
 from mfc.runner.taskspec import TaskSpec, spec_argument
+
+if TYPE_CHECKING:
+    from mfc.runner.envclient import EnvRunServer
 
 
 class ForkExecutor(Executor):
@@ -51,7 +54,7 @@ class ForkExecutor(Executor):
         self._sock: socket.socket | None = None
         self._server_pid: int | None = None
         self._server_is_child = True  # else a run server forked by the env's daemon
-        self._env_server: Any = None  # the env's run server, asked for by prestart()
+        self._env_server: EnvRunServer | None = None  # the env's run server, asked for by prestart()
         self._handles: dict[str, Handle] = {}
         self._lock = threading.Lock()
         self._dead: str | None = None  # why the server is gone, once it is
@@ -72,6 +75,7 @@ class ForkExecutor(Executor):
         flow_cls, graph = self.flow_cls, self.graph
         if self.python is not None:
             self.prestart()
+            assert self._env_server is not None
             self._server_pid, self._sock, self._server_is_child = self._env_server.take()
             self._env_server = None
             threading.Thread(target=self._read_events, name="mfc-forkserver", daemon=True).start()
@@ -201,6 +205,9 @@ class ForkExecutor(Executor):
 
     def close(self) -> None:
         self._closing = True
+        if self._env_server is not None:  # asked for, never taken: the run stopped before its tasks
+            self._env_server.close()
+            self._env_server = None
         if self._sock is not None:
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)  # makefile() readers keep the fd open past close()
