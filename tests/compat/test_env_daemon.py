@@ -235,3 +235,13 @@ def test_a_daemon_whose_mfc_was_edited_takes_no_more_runs(tmp_path: Path, flow: 
     assert _gone(first.daemon, 10), "the stale daemon stayed"
     third = _run(tmp_path / "c", flow, caches, PYTHONPATH=str(source))
     assert "mfc.runner.envdaemon" in third.daemon_cmd and third.daemon != first.daemon
+
+
+def test_the_daemon_of_a_deleted_env_exits(tmp_path: Path, flow: str) -> None:
+    import shutil
+
+    own = {"MFC_ENV_CACHE": str(tmp_path / "envs"), "MFC_CACHE_DIR": str(tmp_path / "cache")}
+    data = _run(tmp_path / "run", flow, own)
+    assert "mfc.runner.envdaemon" in data.daemon_cmd
+    shutil.rmtree(Path(data.python).parent.parent)
+    assert _gone(data.daemon, 15), "the daemon outlived its env"
