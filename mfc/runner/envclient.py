@@ -145,10 +145,9 @@ class EnvRunServer:
                              "lead": os.getpid(), "cwd": os.getcwd(), "environ": dict(os.environ),
                              "umask": umask}).encode() + b"\n"
         try:
-            sent = socket.send_fds(sock, [header], [sys.stdout.fileno() if sys.stdout else 1,
-                                                    sys.stderr.fileno() if sys.stderr else 2])
+            sent = socket.send_fds(sock, [header], [1, 2])  # what a server started here would inherit
             sock.sendall(header[sent:])
-        except (OSError, ValueError):
+        except OSError:
             sock.close()
             return None
         return sock
@@ -166,12 +165,9 @@ class EnvRunServer:
         if sock is not None:
             started = time.monotonic()
             try:
-                line = _read_line(sock, HELLO_TIMEOUT)
-            except OSError:
-                line = b""
-            if line:
-                return int(json.loads(line)["pid"]), sock, False
-            sock.close()
+                return int(json.loads(_read_line(sock, HELLO_TIMEOUT))["pid"]), sock, False
+            except (OSError, ValueError, KeyError, TypeError):
+                sock.close()  # no hello: the daemon declined (stale), exited meanwhile or is stuck
             if time.monotonic() - started > HELLO_TIMEOUT / 2:
                 from mfc.exceptions import warn
 
