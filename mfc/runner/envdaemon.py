@@ -176,7 +176,9 @@ def _run_server(conn: socket.socket, path0: str) -> int:
 def _preload() -> None:
     """What every run server needs, imported once here instead of once per run."""
     import encodings.utf_8_sig  # noqa: F401 - flow sources are read with it
+
     import cloudpickle  # noqa: F401 - the flow's import registers it for pickling by value
+
     import mfc.decorators  # noqa: F401
     import mfc.flowload  # noqa: F401
     import mfc.graph  # noqa: F401
