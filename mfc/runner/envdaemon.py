@@ -53,6 +53,14 @@ def _stale(loaded: dict[str, tuple[int, int]]) -> bool:
     return False
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
 def _same_user(conn: socket.socket) -> bool:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _, uid, _ = struct.unpack("3i", creds)
@@ -74,11 +82,12 @@ def serve_runs(listener: socket.socket, idle: float) -> None:
     listening = True
     idle_since = time.monotonic()
     ready = os.path.join(sys.prefix, ".ready")
+    built = _identity(ready)
     while listening or children:
         timeout = None if children else min(CHECK_EVERY, max(0.0, idle_since + idle - time.monotonic()))
         events = selector.select(timeout)
-        if not events and not children and not os.path.exists(ready):
-            break  # the env was deleted (or is being rebuilt): a later run starts a fresh daemon
+        if not events and not children and _identity(ready) != built:
+            break  # the env was deleted or rebuilt: a later run starts a fresh daemon
         for key, _ in events:
             if key.data == "child":
                 os.read(wake_r, 4096)
