@@ -103,10 +103,22 @@ def ensure_env(lock: EnvLock, python_source: str, say: Callable[[str], None]) ->
         return env_python(env)
     env.parent.mkdir(parents=True, exist_ok=True)
     with open(env.parent / f".{lock.id}.lock", "w") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)  # a concurrent run builds it; this one then reuses it
+        # A concurrent run builds it and this one then reuses it. The kernel releases the lock of
+        # a run that dies, however it dies: a killed build never blocks the next one.
+        fcntl.flock(guard, fcntl.LOCK_EX)
         if not (env / READY).is_file():
+            _discard_unfinished(env)
             _build(env, lock, python_source, say)
     return env_python(env)
+
+
+def _discard_unfinished(env: Path) -> None:
+    """Remove what killed builds of ``env`` left (their temporary directories; an env directory
+    without its marker). Only called holding the env's lock: no live build owns them."""
+    for leftover in env.parent.glob(f".{env.name[:12]}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    if env.exists():
+        shutil.rmtree(env, ignore_errors=True)
 
 
 def _uv() -> str:
@@ -116,8 +128,11 @@ def _uv() -> str:
 
 
 def _run_uv(args: list[str], what: str) -> None:
+    from mfc.runner.lifeline import parent_death_preexec
+
+    # uv dies with this process: a killed run does not leave it installing on
     result = subprocess.run([_uv(), *args], capture_output=True, text=True,
-                            env={**os.environ, "UV_NO_PROGRESS": "1"})
+                            env={**os.environ, "UV_NO_PROGRESS": "1"}, preexec_fn=parent_death_preexec())
     if result.returncode != 0:
         errors = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         raise MfcError(f"{what}: {errors[-1] if errors else 'uv failed'}")
@@ -126,8 +141,6 @@ def _run_uv(args: list[str], what: str) -> None:
 def _build(env: Path, lock: EnvLock, python_source: str, say: Callable[[str], None]) -> None:
     started = time.monotonic()
     label = f"environment {lock.id[:12]}"
-    if env.exists():
-        shutil.rmtree(env)  # a build that did not finish
     tmp = Path(tempfile.mkdtemp(prefix=f".{lock.id[:12]}-", dir=env.parent))
     try:
         say(f"{label}: creating (python {lock.python})")

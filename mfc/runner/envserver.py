@@ -1,8 +1,9 @@
 """``python -m mfc.runner.envserver``: the fork server of a flow run in its own environment.
 
-Started by the lead with the env's interpreter and one end of a socketpair inherited as ``--fd``;
-it imports the flow there once and serves :mod:`mfc.runner.forkserver`'s protocol, so tasks start
-by forking as they do without an environment.
+Started by the lead with the env's interpreter and one end of a socketpair inherited as ``--fd``,
+when the env's daemon (:mod:`mfc.runner.envdaemon`) cannot fork the run's server; it imports the
+flow there once and serves :mod:`mfc.runner.forkserver`'s protocol, so tasks start by forking as
+they do without an environment. :func:`_task_function` is what the daemon's run servers use too.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 PARENT_PID_ENV = "MFC_PARENT_PID"
@@ -46,15 +47,29 @@ def set_parent_death_signal(sig: int) -> bool:
     return libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(sig), 0, 0, 0) == 0
 
 
+def parent_death_preexec(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A ``preexec_fn`` giving a subprocess the parent-death signal ``sig`` (None where there is
+    none). libc is looked up here, in the parent: the child only makes the call."""
+    libc = _prctl()
+    if libc is None:
+        return None
+    prctl = libc.prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(sig), 0, 0, 0)
+
+    return preexec
+
+
 def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
     """Set the parent-death signal, then close the race where the parent died before it was set:
     if this process has already been re-parented, act as the signal would have."""
     set_parent_death_signal(sig)
-    if os.getppid() != parent_pid and not _alive(parent_pid):  # (a wrapper in between is no death)
+    if os.getppid() != parent_pid and not alive(parent_pid):  # (a wrapper in between is no death)
         os.kill(os.getpid(), sig)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
@@ -63,6 +78,30 @@ def _alive(pid: int) -> bool:
         return not os.path.isdir("/proc/self") and _signalable(pid)
     except (OSError, IndexError):
         return _signalable(pid)
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``pid`` (not necessarily a child) to end; whether it has."""
+    import time
+
+    try:
+        pidfd = os.pidfd_open(pid)  # readable once the process has ended: no polling
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        import select
+
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        return not alive(pid)
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 def _signalable(pid: int) -> bool:

@@ -28,13 +28,16 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mfc.graph import FlowGraph
 from mfc.runner.executor import Executor, Handle, TaskExit, TaskStarted
 from mfc.runner.forkserver import start_fork_server
-from mfc.runner.lifeline import PARENT_PID_ENV, Reaper, kill_group
+from mfc.runner.lifeline import PARENT_PID_ENV, Reaper, kill_group, wait_gone
 from mfc.runner.taskspec import TaskSpec, spec_argument
+
+if TYPE_CHECKING:
+    from mfc.runner.envclient import EnvRunServer
 
 
 class ForkExecutor(Executor):
@@ -50,17 +53,20 @@ class ForkExecutor(Executor):
         self.graph = graph
         self._sock: socket.socket | None = None
         self._server_pid: int | None = None
+        self._server_is_child = True  # else a run server forked by the env's daemon
+        self._env_server: EnvRunServer | None = None  # the env's run server, asked for by prestart()
         self._handles: dict[str, Handle] = {}
         self._lock = threading.Lock()
         self._dead: str | None = None  # why the server is gone, once it is
         self._closing = False
 
     def prestart(self) -> None:
-        """Start the environment's fork server now (a subprocess: threads may already run)."""
-        if self.python is not None and self._sock is None:
-            from mfc.runner.envserver import start_env_fork_server
+        """Ask for the environment's fork server now (the env's daemon forks one, else one is
+        started: a subprocess, threads may already run); it imports the flow meanwhile."""
+        if self.python is not None and self._sock is None and self._env_server is None:
+            from mfc.runner.envclient import EnvRunServer
 
-            self._server_pid, self._sock = start_env_fork_server(self.python, self.graph.file, self.graph.name)
+            self._env_server = EnvRunServer(self.python, self.graph.file, self.graph.name)
 
     def start(self) -> None:
         from mfc.decorators import card_decorators
@@ -69,6 +75,9 @@ class ForkExecutor(Executor):
         flow_cls, graph = self.flow_cls, self.graph
         if self.python is not None:
             self.prestart()
+            assert self._env_server is not None
+            self._server_pid, self._sock, self._server_is_child = self._env_server.take()
+            self._env_server = None
             threading.Thread(target=self._read_events, name="mfc-forkserver", daemon=True).start()
             return
         if any(card_decorators(getattr(flow_cls, name)) for name in graph.nodes):
@@ -145,6 +154,11 @@ class ForkExecutor(Executor):
         """How the server ended, once it has (waiting up to ``wait`` seconds), else None."""
         pid = self._server_pid
         deadline = time.monotonic() + wait
+        if pid and not self._server_is_child:  # forked by the env's daemon, which reaps it
+            if not wait_gone(pid, wait):
+                return None
+            self._server_pid = None
+            return "exited"
         while pid:
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
@@ -191,6 +205,9 @@ class ForkExecutor(Executor):
 
     def close(self) -> None:
         self._closing = True
+        if self._env_server is not None:  # asked for, never taken: the run stopped before its tasks
+            self._env_server.close()
+            self._env_server = None
         if self._sock is not None:
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)  # makefile() readers keep the fd open past close()
@@ -198,7 +215,9 @@ class ForkExecutor(Executor):
             except OSError:
                 pass
             self._sock = None
-        if self._server_pid:
+        if self._server_pid and not self._server_is_child:
+            self._reap_server(5.0)  # it kills what is left of its tasks, then exits
+        elif self._server_pid:
             try:
                 os.waitpid(self._server_pid, 0)
             except ChildProcessError:

@@ -31,6 +31,7 @@ def mfc_env(root: str | os.PathLike | None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MFC_", "METAFLOW_"))}
     env["MFC_CONFIG"] = os.path.join(os.sep, "nonexistent", "mfc-config.toml")
     env["PYTHONUNBUFFERED"] = "1"
+    env["MFC_ENV_SERVER_IDLE"] = "60"  # the env daemons of @pypi runs do not linger after the tests
     if root is not None:
         env["MFC_DATASTORE_ROOT"] = str(root)
     env.update(extra)

@@ -186,3 +186,68 @@ def test_pypi_step_with_local_docker_imports_the_package_in_the_flow_image(
     assert labels["io.mfc.lock"] == "tabulate==0.9.0" and labels["io.mfc.inputs.base"] == base
     assert run_in_image(engine, built.image, probe, network_disabled=True).strip() == "False"
     engine.close()
+
+
+def _processes_naming(fragment: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and fragment.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_run_killed_while_building_its_env_leaves_no_half_env(tmp_path: Path) -> None:
+    """SIGKILL of the run while uv installs: uv dies with it, nothing is taken as ready, the lock
+    file blocks no one; a run waiting on it meanwhile builds the env, the next one reuses it."""
+    import signal
+    import subprocess
+    import time
+
+    from compat_support import MFC, mfc_env
+
+    caches = {"MFC_ENV_CACHE": str(tmp_path / "envs"), "MFC_CACHE_DIR": str(tmp_path / "cache")}
+    flow = write_flow(tmp_path, as_mfc(PYPI_FLOW))
+    victim = subprocess.Popen([MFC, "run", flow], env=mfc_env(tmp_path / "ds0", **caches), cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    waiter = None
+    try:
+        assert victim.stderr is not None
+        seen = []
+        for line in victim.stderr:
+            seen.append(line)
+            if ": creating" in line:
+                waiter = subprocess.Popen([MFC, "run", flow, "--run-id-file", str(tmp_path / "waiter.id")],
+                                          env=mfc_env(tmp_path / "ds1", **caches), cwd=tmp_path,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if ": installing" in line:
+                break
+        else:
+            pytest.fail("the run never started installing its env:\n" + "".join(seen))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        envs = tmp_path / "envs"
+        built = [p for p in envs.iterdir() if not p.name.startswith(".")]
+        assert built == [] or all(p.name == "by-source" for p in built), "a half-built env was put in place"
+        leftovers = [p for p in envs.iterdir() if p.is_dir() and p.name.startswith(".")]
+        deadline = time.monotonic() + 2  # a parent-death signal is immediate; an install takes longer
+        while any(_processes_naming(str(p)) for p in leftovers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_processes_naming(str(p)) for p in leftovers), "uv outlived the killed run"
+        assert waiter is not None
+        out, err = waiter.communicate(timeout=600)
+        assert waiter.returncode == 0, (out, err)
+        assert "ready in" in err, err  # the waiter built it: the killed build was not taken as ready
+        run_id = (tmp_path / "waiter.id").read_text().strip()
+        assert _artifact(tmp_path / "ds1", "PypiFlow", run_id, "version") == "0.9.0"
+        assert [p for p in envs.iterdir() if p.is_dir() and p.name.startswith(".")] == []  # leftovers removed
+    finally:
+        for proc in (victim, waiter):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    again, run_id = mfc_run(tmp_path / "ds2", flow, cwd=tmp_path, **caches)
+    assert "environment " not in again.stderr, describe(again)
+    assert _artifact(tmp_path / "ds2", "PypiFlow", run_id, "version") == "0.9.0"
