@@ -25,7 +25,7 @@ class Decorator:
 
     name: str = ""
     defaults: dict[str, Any] = {}
-    allow_multiple = False  # True: a step may carry several (``@card``)
+    allow_multiple = False  # True: a step may carry several (``@card``), a flow several combined (``@exit_hook``)
 
     def __init__(self, attributes: dict[str, Any] | None = None, *, where: str = "") -> None:
         unknown = sorted(set(attributes or {}) - set(self.defaults))
@@ -48,6 +48,11 @@ class Decorator:
         if number < minimum:
             raise MfcError(f"{self.where}@{self.name}({key}={value!r}): must be >= {minimum:g}")
         return number
+
+    def combined(self, later: Decorator) -> Decorator:
+        """This flow decorator and ``later`` (the same one applied again above it) as one; only
+        for flow decorators with ``allow_multiple``."""
+        raise MfcError(f"{later.where}@{self.name} cannot be combined")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.attributes.items() if v != self.defaults.get(k))
@@ -220,10 +225,20 @@ class TriggerOnFinishDecorator(Decorator):
 class ExitHookDecorator(Decorator):
     """``@exit_hook(on_success=[f, ...], on_error=[g, ...])``: after the run ends, call the
     success or the error hooks (functions, or their names / dotted import paths); a hook taking
-    ``run`` gets the run. A failing hook is reported and does not change the run's status."""
+    ``run`` gets the run. A failing hook is reported and does not change the run's status.
+    Applied more than once to a flow, the hooks of each are called in the order the decorators
+    are applied (the one nearest the class first), as Metaflow calls them."""
 
     name = "exit_hook"
     defaults = {"on_success": [], "on_error": [], "options": {}}
+    allow_multiple = True
+
+    def combined(self, later: Decorator) -> Decorator:
+        """This decorator's hooks, then ``later``'s (applied after it, i.e. above it)."""
+        return ExitHookDecorator({"on_success": [*self.attributes["on_success"], *later.attributes["on_success"]],
+                                  "on_error": [*self.attributes["on_error"], *later.attributes["on_error"]],
+                                  "options": {**self.attributes["options"], **later.attributes["options"]}},
+                                 where=self.where)
 
     def validate(self) -> None:
         if not self.attributes["on_success"] and not self.attributes["on_error"]:
@@ -308,9 +323,13 @@ def _make_flow_decorator(cls: type[Decorator]) -> Callable:
 
         def apply(target: type[FlowSpec]) -> type[FlowSpec]:
             existing = dict(getattr(target, "_flow_decorators", {}))
-            if cls.name in vars(target).get("_flow_decorators", {}):
-                raise MfcError(f"{where}@{cls.name} is applied twice to flow {target.__name__}")
-            existing[cls.name] = cls(attributes, where=where)
+            made = cls(attributes, where=where)
+            own = vars(target).get("_flow_decorators", {}).get(cls.name)
+            if own is not None:
+                if not cls.allow_multiple:
+                    raise MfcError(f"{where}@{cls.name} is applied twice to flow {target.__name__}")
+                made = own.combined(made)
+            existing[cls.name] = made
             target._flow_decorators = existing
             return target
 

@@ -186,11 +186,12 @@ def test_missing_credentials_are_one_line_before_anything_is_created(offline, tm
     assert_no_traceback(proc.stderr)
 
 
-def test_an_exit_hook_flow_is_refused_naming_its_line(offline, tmp_path):
+def test_an_exit_hook_flow_compiles_with_its_hook_states(offline, tmp_path):
     source = (FLOWS / "linear.py").read_text().replace("class ", "def done():\n    pass\n\n\n@exit_hook(on_success=[done])\nclass ", 1)
     path = write_flow(tmp_path, source.replace("from mfc import ", "from mfc import exit_hook, ", 1))
     proc = mfc(None, "sfn", "compile", path, env=offline)
-    assert proc.returncode != 0, describe(proc)
-    line = line_of(path, "@exit_hook(")
-    assert f"{path}:{line}: @exit_hook is not supported on Step Functions yet" in proc.stderr
-    assert_no_traceback(proc.stderr)
+    assert proc.returncode == 0, describe(proc)
+    top = json.loads(proc.stdout)["States"]
+    assert sorted(top) == ["mfc exit hooks", "mfc exit hooks (error)", "mfc failed", "mfc flow", "mfc init",
+                           "mfc succeeded"]
+    assert "start" in top["mfc flow"]["Branches"][0]["States"]

@@ -224,3 +224,29 @@ def test_unknown_queue_role_and_unreachable_aws_fail_before_anything_is_created(
     names = [m["name"] for m in client("stepfunctions", sandbox.port).list_state_machines()["stateMachines"]]
     assert "NeverCreatedFlow" not in names
 
+
+
+# -- @exit_hook ----------------------------------------------------------------------------------------------
+def _hook_marks(run_id: str) -> dict[str, str]:
+    """What the hooks of tests/flows_sfn/hooked.py wrote into the run's S3 root, by hook."""
+    from mfc.stores.blob import open_blob_store
+
+    blobs = open_blob_store(sfn_root())
+    keys = {name: f"data/HookedFlow/{run_id}/hooks/{name}" for name in ("success", "error")}
+    found = blobs.get_many(keys.values())
+    return {name: found[key].decode() for name, key in keys.items() if key in found}
+
+
+def test_exit_hooks_run_after_the_execution_with_the_runs_final_status(deploy):
+    deployed = deploy("hooked")
+    proc, ok = trigger(deployed)
+    assert run_info(sfn_root(), "HookedFlow", ok)["status"] == "succeeded"
+    assert _hook_marks(ok) == {"success": f"HookedFlow/{ok} successful=True finished=True"}
+    proc, failed = trigger(deployed, "--fail", expect=1)
+    # the execution still fails, with the flow's own error in its cause
+    assert "execution failed: mfc.FlowFailed" in proc.stderr and "States.TaskFailed" in proc.stderr, describe(proc)
+    info = run_info(sfn_root(), "HookedFlow", failed)
+    assert info["status"] == "failed" and "failing on purpose" in info["result"]["error"]
+    assert _hook_marks(failed) == {"error": f"HookedFlow/{failed} successful=False finished=True"}
+    runs = json.loads(mfc(None, "sfn", "runs", str(deployed.path), "--json", env=deployed.env).stdout)
+    assert {r["run_id"]: r["status"] for r in runs if r["run_id"] in (ok, failed)} == {ok: "SUCCEEDED", failed: "FAILED"}

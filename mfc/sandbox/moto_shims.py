@@ -15,7 +15,7 @@ Two kinds of code live here:
     response names (``jobId``) where ``JobId`` is expected, and an SDK integration's streamed
     body (``aws-sdk:s3:getObject``) is a stream object, not its text (``_patch_sfn_normalisation``);
   - a distributed Map swallows failed items and succeeds (``_patch_distributed_map_failures``);
-  - an inline Map turns ``States.TaskFailed`` into ``States.Runtime`` (``_patch_inline_map_error_names``);
+  - an inline Map or a Parallel turns ``States.TaskFailed`` into ``States.Runtime`` (``_patch_inline_map_error_names``);
   - Retry on a ``.sync`` task times out at once on the second attempt (``_patch_retry_callback_endpoint``);
   - Batch ``DescribeJobs`` lacks ``container.exitCode`` and repeats ``AWS_BATCH_JOB_ID`` (``_patch_batch_describe``);
   - Batch job containers carry no label to clean them up by (``_label_batch_containers``);
@@ -287,15 +287,17 @@ def _patch_distributed_map_failures() -> None:
 
 
 def _patch_inline_map_error_names() -> None:
-    """moto gap: when an iteration of an inline Map fails with a ``States.*`` error (a failed Batch
-    job is ``States.TaskFailed``), moto wraps the name in ``CustomErrorName``, which refuses the
-    ``States.`` prefix: the execution fails with ``States.Runtime`` instead of ``States.TaskFailed``
-    and Retry/Catch on the Map cannot match it. Build a ``StatesErrorName`` for those names."""
+    """moto gap: when an iteration of an inline Map or a branch of a Parallel fails with a
+    ``States.*`` error (a failed Batch job is ``States.TaskFailed``), moto wraps the name in
+    ``CustomErrorName``, which refuses the ``States.`` prefix: the execution fails with
+    ``States.Runtime`` instead of ``States.TaskFailed`` and Retry/Catch on the Map or Parallel
+    (``@exit_hook``'s wrapper) cannot match it. Build a ``StatesErrorName`` for those names."""
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
     from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 
-    if _patched(iteration_worker, "CustomErrorName"):
+    if _patched(iteration_worker, "CustomErrorName") and _patched(branches_decl, "CustomErrorName"):
         return
 
     def error_name_for(error_name: Any) -> Any:
@@ -307,7 +309,8 @@ def _patch_inline_map_error_names() -> None:
                 pass
         return CustomErrorName(error_name=error_name)
 
-    _replace(iteration_worker, "CustomErrorName", error_name_for)  # the module's only use: building error names
+    for module in (iteration_worker, branches_decl):  # each module's only use: building error names
+        _replace(module, "CustomErrorName", error_name_for)
 
 
 def _patch_retry_callback_endpoint() -> None:

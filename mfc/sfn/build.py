@@ -86,4 +86,18 @@ def sfn_settings(flow_cls: type, graph: FlowGraph, config: Any, code: dict[str, 
         max_workers=int(config["max_workers"]), max_num_splits=int(config["max_num_splits"]),
         map_modes=parse_map_modes(options.map_modes, graph), workflow_timeout=options.workflow_timeout,
         user=user, tags=tuple(sorted(set(options.tags))),
+        exit_hook_job=_exit_hook_job(flow_cls, steps, defaults),
     )
+
+
+def _exit_hook_job(flow_cls: type, steps: dict[str, StepSettings], defaults: Any) -> Any:
+    """The job ``@exit_hook``'s states run: default resources in the flow's image (the end step's
+    where every step names its own with ``@batch(image=)``); None without ``@exit_hook``."""
+    import dataclasses
+
+    from mfc.runner.batch_jobs import step_settings
+
+    if getattr(flow_cls, "_flow_decorators", {}).get("exit_hook") is None:
+        return None
+    job = step_settings("exit hooks", {}, None, None, defaults)
+    return job if job.image else dataclasses.replace(job, image=steps["end"].job.image)

@@ -27,6 +27,15 @@ Shape:
 Retry on Batch throttling; ``@catch`` a Catch to a fallback state that records the step as
 caught (for a task killed outright: the task catches its own exceptions); ``@timeout`` the job's
 ``AttemptDurationSeconds``; ``--workflow-timeout`` the definition's ``TimeoutSeconds``.
+
+``@exit_hook`` (and only then: a flow without it compiles as above) wraps the flow's states in a
+Parallel of one branch (``mfc flow``) with a Catch on ``States.ALL`` whose ``ResultPath`` is
+``$.error``, so the run id in ``$.run`` survives into the error path. Success goes on to the
+``mfc exit hooks`` Task, then Succeed; the Catch to ``mfc exit hooks (error)``, then a Fail
+(error ``mfc.FlowFailed``, the flow's error and cause as JSON in its cause), so the execution
+still fails. Both hook Tasks run
+``python -m mfc.sfn.hooks`` in the flow's image (see :mod:`mfc.sfn.hooks`) and catch their own
+failure: a hook never changes how the execution ends.
 """
 
 from __future__ import annotations
@@ -37,15 +46,21 @@ from typing import Any
 
 from mfc.exceptions import MfcError
 from mfc.graph import FlowGraph, StepNode
-from mfc.runner.batch_jobs import MAX_NAME, job_definition, resource_requirements, sanitize_name
+from mfc.runner.batch_jobs import MAX_NAME, JobSettings, job_definition, resource_requirements, sanitize_name
 from mfc.sfn.intrinsics import index_room
 from mfc.sfn.settings import SfnSettings, StepSettings
 
 TASK_MODULE = ("python", "-u", "-m", "mfc.sfn.task")
+HOOK_MODULE = ("python", "-u", "-m", "mfc.sfn.hooks")
 BATCH_SYNC = "arn:aws:states:::batch:submitJob.sync"
 S3_GET = "arn:aws:states:::s3:getObject"
 SDK_S3_GET = "arn:aws:states:::aws-sdk:s3:getObject"
 INIT_STATE = "mfc init"
+# the @exit_hook wrapper's states (a space in each: no step's state can take these names)
+FLOW_STATE = "mfc flow"
+HOOK_STATES = {"success": "mfc exit hooks", "error": "mfc exit hooks (error)"}
+SUCCEED_STATE, FAIL_STATE = "mfc succeeded", "mfc failed"
+FLOW_FAILED = "mfc.FlowFailed"  # the error of an @exit_hook flow's failed execution
 SPLIT_FILE = "split.json"  # a foreach task's split list at a key the Map can name (no attempt in it)
 CHOICE_FILE = "next.json"  # a switch task's chosen step, at a key its Choice state can name
 THROTTLE_ERRORS = ["Batch.AWSBatchException", "Batch.TooManyRequestsException", "Batch.ServerException"]
@@ -118,12 +133,18 @@ class _Compiler:
 
     # -- the definition ----------------------------------------------------------------------------
     def definition(self) -> dict[str, Any]:
+        hooked = self.settings.exit_hook_job is not None
         states: dict[str, Any] = {
-            INIT_STATE: {"Type": "Pass", "Next": state_name("start"),
+            INIT_STATE: {"Type": "Pass", "Next": FLOW_STATE if hooked else state_name("start"),
                          "Parameters": {"run.$": "States.Format('sfn-{}', $$.Execution.Name)", "ix": "",
                                         **self._counter(0)}},
         }
-        self._sequence("start", None, 0, None, states)
+        if hooked:
+            flow: dict[str, Any] = {}
+            first = self._sequence("start", None, 0, None, flow)
+            states.update(self._exit_hook_states({"StartAt": first, "States": flow}))
+        else:
+            self._sequence("start", None, 0, None, states)
         definition: dict[str, Any] = {
             "Comment": f"mfc flow {self.settings.flow_name} (compiled by mfc; do not edit: `mfc sfn create` replaces it)",
             "StartAt": INIT_STATE,
@@ -132,6 +153,32 @@ class _Compiler:
         if self.settings.workflow_timeout:
             definition["TimeoutSeconds"] = int(self.settings.workflow_timeout)
         return definition
+
+    def _exit_hook_states(self, branch: dict[str, Any]) -> dict[str, Any]:
+        """The flow's states (``branch``) wrapped for ``@exit_hook`` (see the module docstring)."""
+        job = self.settings.exit_hook_job
+        assert job is not None
+        states: dict[str, Any] = {FLOW_STATE: {
+            "Type": "Parallel", "Branches": [branch], "ResultPath": None, "Next": HOOK_STATES["success"],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": HOOK_STATES["error"]}],
+        }}
+        for outcome, end in (("success", SUCCEED_STATE), ("error", FAIL_STATE)):
+            args = [*(literal(a) for a in (*HOOK_MODULE, *self._fixed_arguments())), literal("--run"), "$.run",
+                    literal("--outcome"), literal(outcome)]
+            if outcome == "error":
+                args += [literal("--error"), "$.error.Error"]
+            base = sanitize_name(f"{self.settings.flow_name}-exit-hooks")[: MAX_NAME - JOB_INDEX_ROOM].rstrip("-_")
+            state = self._job_state(base, {"mfc:exit-hooks": outcome}, 0, job, args)
+            state["Retry"] = [_throttle_retry()]
+            # a hook job that cannot run (no image, no capacity) is reported by Batch, not by the
+            # execution's outcome; its error goes aside so the flow's own stays in $.error
+            state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.hook_error", "Next": end}]
+            state["Next"] = end
+            states[HOOK_STATES[outcome]] = state
+        states[SUCCEED_STATE] = {"Type": "Succeed"}
+        # a custom name: a Fail state may not raise a States.* error again; the flow's is in the cause
+        states[FAIL_STATE] = {"Type": "Fail", "Error": FLOW_FAILED, "CausePath": "States.JsonToString($.error)"}
+        return states
 
     def _sequence(self, step: str, stop: str | None, depth: int, after: str | None, states: dict[str, Any]) -> str:
         """Add the states from ``step`` up to ``stop`` (the join closing the enclosing split,
@@ -240,9 +287,8 @@ class _Compiler:
     def _task(self, node: StepNode, depth: int, next_name: str | None, states: dict[str, Any]) -> str:
         step = self.settings.steps[node.name]
         name = state_name(node.name)
-        state = self._job_state(node, depth, step, self._arguments(node, depth))
-        retry: list[dict[str, Any]] = [{"ErrorEquals": list(THROTTLE_ERRORS), "IntervalSeconds": 2, "MaxAttempts": 8,
-                                        "BackoffRate": 2, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}]
+        state = self._step_job(node, depth, step, self._arguments(node, depth))
+        retry: list[dict[str, Any]] = [_throttle_retry()]
         if step.retries:
             retry.append({"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": max(1, int(round(step.retry_delay))),
                           "MaxAttempts": int(step.retries), "BackoffRate": 2.0, "JitterStrategy": "FULL"})
@@ -254,17 +300,22 @@ class _Compiler:
             # RetryCount starts again at 0, which would reuse the first attempt's records)
             args = [*self._arguments(node, depth, literal(str(int(step.retries) + 1))), literal("--fallback"),
                     "$.error.Error"]
-            states[fallback] = {**self._job_state(node, depth, step, args), **_goto(next_name),
+            states[fallback] = {**self._step_job(node, depth, step, args), **_goto(next_name),
                                 "Retry": retry[:1]}
         state.update(_goto(next_name))
         states[name] = state
         return name
 
-    def _job_state(self, node: StepNode, depth: int, step: StepSettings, args: list[str]) -> dict[str, Any]:
-        job = step.job
-        definition = job_definition(self.settings.flow_name, job)["jobDefinitionName"]
+    def _step_job(self, node: StepNode, depth: int, step: StepSettings, args: list[str]) -> dict[str, Any]:
         room = max(JOB_INDEX_ROOM, 1 + index_room(depth, self.settings.max_num_splits))  # "-" + the indices
         base = sanitize_name(f"{self.settings.flow_name}-{node.name}")[: MAX_NAME - room].rstrip("-_")
+        return self._job_state(base, {"mfc:step": node.name}, depth, step.job, args)
+
+    def _job_state(self, base: str, labels: dict[str, str], depth: int, job: JobSettings,
+                   args: list[str]) -> dict[str, Any]:
+        """A ``batch:submitJob.sync`` Task running ``args`` as ``job``, named ``base`` (plus the
+        foreach indices ``depth`` deep), tagged with ``labels`` besides the flow's tags."""
+        definition = job_definition(self.settings.flow_name, job)["jobDefinitionName"]
         parameters: dict[str, Any] = {"JobQueue": job.queue, "JobDefinition": definition}
         if depth:
             parameters["JobName.$"] = f"States.Format('{{}}-{{}}', {literal(base)}, $.ix)"
@@ -281,7 +332,7 @@ class _Compiler:
         if job.timeout:
             parameters["Timeout"] = {"AttemptDurationSeconds": int(job.timeout)}
         tags = {k: v for k, v in job.tags}
-        tags.update({"mfc:flow": self.settings.flow_name, "mfc:step": node.name,
+        tags.update({"mfc:flow": self.settings.flow_name, **labels,
                      "mfc:state-machine": self.settings.state_machine_name})
         tags["mfc:run.$"] = "$.run"  # what `mfc sfn terminate` finds a run's jobs by
         parameters["Tags"] = dict(sorted(tags.items()))
@@ -292,9 +343,7 @@ class _Compiler:
         """The intrinsic-function arguments of the step's command (see :mod:`mfc.sfn.task`);
         ``attempt``: the expression of its attempt number."""
         s = self.settings
-        fixed = [*TASK_MODULE, "--root", s.datastore_root, "--flow", s.flow_name, "--code", s.code_sha256,
-                 "--file", s.flow_file, "--step", node.name]
-        args = [literal(a) for a in fixed]
+        args = [literal(a) for a in (*TASK_MODULE, *self._fixed_arguments(), "--step", node.name)]
         args += [literal("--run"), "$.run"]
         if depth:
             args += [literal("--ix"), "$.ix"]
@@ -310,6 +359,11 @@ class _Compiler:
             args += [literal("--max-splits"), literal(str(s.max_num_splits))]
         return args
 
+    def _fixed_arguments(self) -> list[str]:
+        """The arguments every job's command starts with: where the run's data and code are."""
+        s = self.settings
+        return ["--root", s.datastore_root, "--flow", s.flow_name, "--code", s.code_sha256, "--file", s.flow_file]
+
     def _split_key(self, step: str, depth: int) -> str:
         return self._task_key(self.graph[step], depth, SPLIT_FILE)
 
@@ -322,6 +376,12 @@ class _Compiler:
                 else f"States.Format('{{}}{loop}', {step}{counter})" if node.loops else step)
         head = literal(f"{self.prefix}{self.settings.flow_name}")
         return f"States.Format('{{}}/{{}}/{{}}/{{}}/{name}', {head}, $.run, {step}, {task})"
+
+
+def _throttle_retry() -> dict[str, Any]:
+    """The Retry every Batch task state starts with: on Batch's throttling and server errors."""
+    return {"ErrorEquals": list(THROTTLE_ERRORS), "IntervalSeconds": 2, "MaxAttempts": 8, "BackoffRate": 2,
+            "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}
 
 
 def _goto(next_name: str | None) -> dict[str, Any]:
@@ -377,7 +437,10 @@ def job_definitions(graph: FlowGraph, settings: SfnSettings) -> list[dict[str, A
     """``register_job_definition`` arguments for the jobs the definition names, one per distinct
     job settings, sorted by name."""
     bodies = {}
-    for step in graph.nodes:
-        body = job_definition(settings.flow_name, settings.steps[step].job)
+    jobs = [settings.steps[step].job for step in graph.nodes]
+    if settings.exit_hook_job is not None:
+        jobs.append(settings.exit_hook_job)
+    for job in jobs:
+        body = job_definition(settings.flow_name, job)
         bodies[body["jobDefinitionName"]] = body
     return [bodies[name] for name in sorted(bodies)]

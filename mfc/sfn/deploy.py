@@ -99,7 +99,6 @@ def prepare(flow_file: str, flow_cls: type, graph: FlowGraph, config: Any, optio
     check_compilable(graph)
     check_parameters(flow_cls, graph)
     check_schedulable(flow_cls, graph)
-    check_no_exit_hook(graph)
     package, code = package_code(flow_file, config)
     image, gpu_image = _images(flow_file, flow_cls.__name__, graph, flow_cls, config, build)
     settings = sfn_settings(flow_cls, graph, config, code, image, gpu_image, options)
@@ -127,15 +126,6 @@ def check_parameters(flow_cls: type, graph: FlowGraph) -> None:
             raise MfcError(f"{where}IncludeFile parameter {param.name!r}: Step Functions runs cannot read a file "
                            "from the machine that starts them (not supported yet)",
                            hint="read the file in a step from S3, or pass its text as a Parameter")
-
-
-def check_no_exit_hook(graph: FlowGraph) -> None:
-    """``@exit_hook`` runs with ``mfc run`` only for now: refuse it in one line rather than deploy
-    a machine that silently skips the hooks (Metaflow refuses it on Step Functions too)."""
-    spec = next((d for d in graph.flow_decorators if d.name == "exit_hook"), None)
-    if spec is not None:
-        raise MfcError(f"{graph.file}:{spec.line}: @exit_hook is not supported on Step Functions yet",
-                       hint="run the flow with mfc run, or call the hooks from the end step")
 
 
 def check_schedulable(flow_cls: type, graph: FlowGraph, why: str | None = None) -> None:
@@ -239,10 +229,13 @@ def preflight(deployment: Deployment, config: Any) -> str:
     policies = step_policies(deployment.flow_cls, list(deployment.graph.nodes))
     check_queues(config, BatchSettings.from_config(config).defaults, policies, list(deployment.graph.nodes))
     checked: set[str] = set()
-    for step, settings in deployment.settings.steps.items():
-        if settings.job.image not in checked:
-            check_image(settings.job.image, config, step)
-            checked.add(settings.job.image)
+    jobs = [(step, settings.job) for step, settings in deployment.settings.steps.items()]
+    if deployment.settings.exit_hook_job is not None:
+        jobs.append(("exit hooks", deployment.settings.exit_hook_job))
+    for step, job in jobs:
+        if job.image not in checked:
+            check_image(job.image, config, step)
+            checked.add(job.image)
     return role
 
 

@@ -34,7 +34,8 @@ class SfnSettings:
     of each Map; ``max_num_splits``: the largest fan-out a foreach may have (what the Map mode and
     the history estimate are judged for); ``map_modes``: ``auto|inline|distributed`` per foreach
     step (``"*"`` for every one); ``run_info``: what the first task records about the run (user,
-    tags, deployment) beside what it learns itself."""
+    tags, deployment) beside what it learns itself; ``exit_hook_job``: the Batch job the
+    ``@exit_hook`` states run (the flow's image, default resources), None without ``@exit_hook``."""
 
     flow_name: str
     state_machine_name: str
@@ -49,6 +50,7 @@ class SfnSettings:
     workflow_timeout: int | None = None
     user: str = ""
     tags: tuple[str, ...] = ()
+    exit_hook_job: JobSettings | None = None  # where ``@exit_hook``'s hooks run; None: the flow has none
 
     def map_mode(self, step: str) -> str:
         return self.map_modes.get(step) or self.map_modes.get("*") or "auto"

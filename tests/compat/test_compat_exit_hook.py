@@ -40,3 +40,24 @@ def test_same_hook_calls_as_metaflow(root, tmp_path: Path, fail: str):
     proc, _ = mfc_run(root, flow_file("exit_hook_flow"), expect=None, COMPAT_FAIL=fail)
     assert proc.returncode == ran.returncode
     assert _hooks(proc.stdout) == _hooks(ran.stdout), ran.stdout + ran.stderr
+
+
+@pytest.mark.parametrize("fail, expected", [("0", ["HOOK inner", "HOOK outer", "HOOK outer"]),
+                                            ("1", ["HOOK inner error", "HOOK outer"])])
+def test_exit_hook_applied_twice_runs_the_inner_decorators_hooks_first(root, fail: str, expected: list[str]):
+    proc, _ = mfc_run(root, flow_file("exit_hook_twice_flow"), expect=None, COMPAT_FAIL=fail)
+    assert proc.returncode == int(fail)
+    assert re.findall(r"^HOOK .*$", proc.stdout, re.M) == expected
+
+
+@pytest.mark.skipif(not metaflow_available(), reason="metaflow is not installed")
+@pytest.mark.parametrize("fail", ["0", "1"])
+def test_exit_hook_applied_twice_calls_the_hooks_metaflow_calls(root, tmp_path: Path, fail: str):
+    source = Path(flow_file("exit_hook_twice_flow")).read_text().replace("from mfc import", "from metaflow import")
+    (tmp_path / "flow.py").write_text(source)
+    env = {**metaflow_env(tmp_path / "home"), "COMPAT_FAIL": fail}
+    ran = subprocess.run([sys.executable, "flow.py", "run"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300)
+    proc, _ = mfc_run(root, flow_file("exit_hook_twice_flow"), expect=None, COMPAT_FAIL=fail)
+    assert proc.returncode == ran.returncode
+    assert _hooks(proc.stdout) == _hooks(ran.stdout), ran.stdout + ran.stderr
