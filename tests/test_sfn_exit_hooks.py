@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sfn_helpers import SHARED_FLOWS, compiled
+from sfn_helpers import IMAGE, SHARED_FLOWS, compiled, config, settings_for
 
 from mfc.decorators import exit_hook
 from mfc.exceptions import MfcError
+from mfc.flowload import flow_class, import_flow_file
 from mfc.flowspec import FlowSpec
 from mfc.packager import build_package
 from mfc.runner.exit_hooks import hook_names
+from mfc.sfn.build import DeployOptions, sfn_settings
 from mfc.sfn.compiler import (
     BATCH_SYNC,
     FAIL_STATE,
@@ -223,3 +225,18 @@ def test_the_hooks_command_calls_no_hooks_for_a_run_never_recorded(tmp_path: Pat
     proc = _hooks_command(tmp_path / "ds", hooked(tmp_path / "src"), "sfn-none", "--outcome", "error")
     assert proc.returncode == 0 and "never recorded" in proc.stdout and "HOOK" not in proc.stdout
 
+
+
+def test_without_a_default_queue_or_image_the_hook_job_takes_the_end_steps(tmp_path: Path) -> None:
+    source = hooked(tmp_path).read_text().replace(
+        "    @step\n", '    @batch(queue="own-q", image="own:1", cpu=8)\n    @step\n')
+    path = tmp_path / "own" / "linear.py"
+    path.parent.mkdir()
+    path.write_text(source.replace("from mfc import ", "from mfc import batch, ", 1))
+    graph, settings = settings_for(path, MFC_BATCH_QUEUE="", MFC_BATCH_GPU_QUEUE="")
+    job = settings.exit_hook_job
+    assert job is not None and (job.queue, job.image, job.cpu, job.gpu) == ("own-q", IMAGE, 1, 0)
+    flow_cls = flow_class(import_flow_file(str(path)), graph.name, str(path))
+    unbuilt = sfn_settings(flow_cls, graph, config(MFC_BATCH_QUEUE=""), {"sha256": "c0de" * 16, "flow_file": "linear.py"},
+                           "", None, DeployOptions())  # no flow image: every step names its own
+    assert unbuilt.exit_hook_job is not None and unbuilt.exit_hook_job.image == "own:1"

@@ -91,13 +91,19 @@ def sfn_settings(flow_cls: type, graph: FlowGraph, config: Any, code: dict[str, 
 
 
 def _exit_hook_job(flow_cls: type, steps: dict[str, StepSettings], defaults: Any) -> Any:
-    """The job ``@exit_hook``'s states run: default resources in the flow's image (the end step's
-    where every step names its own with ``@batch(image=)``); None without ``@exit_hook``."""
+    """The job ``@exit_hook``'s states run: default resources in the flow's image on the default
+    queue (the end step's image or queue where there is none: every step names its own image
+    with ``@batch(image=)``, only a GPU queue is configured); None without ``@exit_hook``."""
     import dataclasses
 
     from mfc.runner.batch_jobs import step_settings
 
     if getattr(flow_cls, "_flow_decorators", {}).get("exit_hook") is None:
         return None
-    job = step_settings("exit hooks", {}, None, None, defaults)
-    return job if job.image else dataclasses.replace(job, image=steps["end"].job.image)
+    end = steps["end"].job
+    if defaults.queue or defaults.cpu_queue:
+        job = step_settings("exit hooks", {}, None, None, defaults)
+    else:
+        job = dataclasses.replace(end, image=defaults.image, cpu=1, memory=4096, gpu=0, shared_memory=None,
+                                  timeout=None, tags=())
+    return job if job.image else dataclasses.replace(job, image=end.image)
