@@ -33,7 +33,7 @@ from mfc.sfn.compiler import (
     definition_json,
     job_definitions,
 )
-from mfc.sfn.hooks import record_outcome
+from mfc.sfn.hooks import hook_log_key, record_outcome
 from mfc.sfn.lint import lint, overrides_size, required_actions
 from mfc.stores.artifacts import ArtifactStore
 from mfc.stores.blob import open_blob_store
@@ -219,6 +219,8 @@ def test_the_hooks_command_calls_the_error_hooks_in_order_and_exits_0(tmp_path: 
     assert lines == [f"HOOK notify LinearFlow/{run_id} False True",
                      "[exit_hook] Hook 'broken' failed: RuntimeError: hook broke", "HOOK plain"]
     assert metadata.run("LinearFlow", run_id)["status"] == "failed"
+    stored = open_blob_store(str(root)).get_bytes(hook_log_key("LinearFlow", run_id)).decode()
+    assert stored.splitlines()[1:] == lines and "calling its error hooks" in stored.splitlines()[0]
 
 
 def test_the_hooks_command_calls_no_hooks_for_a_run_never_recorded(tmp_path: Path) -> None:

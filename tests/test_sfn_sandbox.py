@@ -242,6 +242,10 @@ def test_exit_hooks_run_after_the_execution_with_the_runs_final_status(deploy):
     proc, ok = trigger(deployed)
     assert run_info(sfn_root(), "HookedFlow", ok)["status"] == "succeeded"
     assert _hook_marks(ok) == {"success": f"HookedFlow/{ok} successful=True finished=True"}
+    prefix = f"[{ok}/exit hooks] "
+    shown = [line.removeprefix(prefix) for line in proc.stdout.splitlines() if line.startswith(prefix)]
+    assert shown[1:] == ["HOOK success True", "[exit_hook] Hook 'broken' failed: RuntimeError: hook broke",
+                         "HOOK last"], describe(proc)
     proc, failed = trigger(deployed, "--fail", expect=1)
     # the execution still fails, with the flow's own error in its cause
     assert "execution failed: mfc.FlowFailed" in proc.stderr and "States.TaskFailed" in proc.stderr, describe(proc)

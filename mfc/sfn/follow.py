@@ -2,6 +2,8 @@
 lines and task-prefixed logs as ``mfc run``, read from the datastore, where each state's task
 records itself and writes its logs while it runs, until the execution ends.
 
+Once it has ended, the output of the run's ``@exit_hook`` hooks follows, if they stored any.
+
 Each poll lists the run's tasks and reads the new part of each running task's logs; the pause
 between polls grows with the number of tasks being watched, so a wide foreach costs few requests
 a second. The exit code is ``mfc run``'s: 0 when the execution succeeded, 1 when it failed, timed
@@ -98,6 +100,16 @@ class Follower:
                     self.reporter.log(self._prefix(step, task_id), stream, rest.decode("utf-8", errors="replace"))
 
 
+def _report_hooks(blobs: BlobStore, flow: str, run_id: str, reporter: Reporter) -> None:
+    """The output of the run's ``@exit_hook`` hooks (stored by :mod:`mfc.sfn.hooks`), if any."""
+    from mfc.sfn.hooks import hook_log_key
+
+    key = hook_log_key(flow, run_id)
+    text = blobs.get_many([key]).get(key, b"").decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        reporter.log(f"{run_id}/exit hooks", "stdout", line)
+
+
 def follow(config: Any, blobs: BlobStore, flow: str, run_id: str, arn: str, reporter: Reporter,
            steps: list[str]) -> dict[str, Any]:
     """Report the run until its execution ends; returns the final ``describe_execution``."""
@@ -112,5 +124,6 @@ def follow(config: Any, blobs: BlobStore, flow: str, run_id: str, arn: str, repo
         reporter.tick()
         if described.get("status") in ENDED:
             follower.poll()
+            _report_hooks(blobs, flow, run_id, reporter)
             return described
         time.sleep(POLL + POLL_PER_TASK * watching)

@@ -13,8 +13,9 @@ It fetches the run's code package as every task does, then:
    then records ``failed`` with the caught error; the success path records ``succeeded`` if the
    end task's write was lost. A final status already there is left as it is;
 2. calls the success or the error hooks in order, each in its own process, with the run's
-   pathspec (:func:`mfc.runner.exit_hooks.run_exit_hooks`): their output goes to this job's log;
-   a hook that fails is one line there.
+   pathspec (:func:`mfc.runner.exit_hooks.run_exit_hooks`): their output goes to this job's log
+   and, once they are done, to ``<flow>/<run>/_exit_hooks.log`` in the datastore, which
+   ``mfc sfn trigger --wait`` prints after the execution ends; a hook that fails is one line.
 
 It exits 0 whatever the hooks do: hooks never change how the run or the execution ends (the
 compiled Fail state still fails the execution on the error path). A run that was never recorded
@@ -25,9 +26,11 @@ run that fails before it starts calls none.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from mfc.exceptions import MfcError
 
@@ -35,6 +38,26 @@ if TYPE_CHECKING:
     from mfc.stores.metadata import BlobMetadata
 
 OUTCOMES = ("success", "error")
+
+
+def hook_log_key(flow: str, run_id: str) -> str:
+    """Where the hooks' output of a Step Functions run is stored (``_``: no step is named so)."""
+    return f"{flow}/{run_id}/_exit_hooks.log"
+
+
+class _Tee(io.StringIO):
+    """What is printed, kept (to be stored) and passed on to ``out``."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self.out = out
+
+    def write(self, text: str) -> int:
+        self.out.write(text)
+        return super().write(text)
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -91,8 +114,12 @@ def run(args: argparse.Namespace) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (os.path.join(code_cache_dir(), args.code), os.environ.get("PYTHONPATH")) if p)
     flow_cls = flow_class(import_flow_file(flow_file), args.flow, flow_file)
-    print(f"[exit_hook] run {pathspec} {status}: calling its {'success' if succeeded else 'error'} hooks", flush=True)
-    run_exit_hooks(flow_cls, flow_file, pathspec, succeeded, args.root)
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        print(f"[exit_hook] run {pathspec} {status}: calling its {'success' if succeeded else 'error'} hooks",
+              flush=True)
+        run_exit_hooks(flow_cls, flow_file, pathspec, succeeded, args.root)
+    blobs.put_bytes(hook_log_key(args.flow, args.run), tee.getvalue().encode())
     return 0
 
 
