@@ -61,9 +61,17 @@ def _no_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MFC_CONFIG", os.path.join(os.sep, "nonexistent", "mfc-config.toml"))
 
 
+SWITCH_FLOW = Path(__file__).parent / "compat" / "flows" / "switch_shapes.py"  # a looping switch in a foreach
+
+
+def flow_path(flow: str) -> Path:
+    return SWITCH_FLOW if flow == "switch_shapes" else SHARED_FLOWS / f"{flow}.py"
+
+
 def hooked(directory: Path, shared_flow: str = "linear") -> Path:
-    """tests/flows/<shared_flow>.py with the hooks above and ``@exit_hook`` on its class."""
-    source = (SHARED_FLOWS / f"{shared_flow}.py").read_text()
+    """tests/flows/<shared_flow>.py (or the switch flow) with the hooks above and ``@exit_hook``
+    on its class."""
+    source = flow_path(shared_flow).read_text()
     source = source.replace("from mfc import ", "from mfc import exit_hook, ", 1)
     source = source.replace("\nclass ", HOOKS + DECORATOR + "class ", 1)
     directory.mkdir(parents=True, exist_ok=True)
@@ -101,8 +109,8 @@ def test_the_flow_runs_in_a_one_branch_parallel_whose_catch_leads_to_the_error_h
 
 
 def test_the_flows_own_states_are_unchanged_inside_the_wrapper(tmp_path: Path) -> None:
-    for flow in ("linear", "mixed_shapes"):
-        _, _, plain, plain_modes = compiled(SHARED_FLOWS / f"{flow}.py")
+    for flow in ("linear", "mixed_shapes", "switch_shapes"):
+        _, _, plain, plain_modes = compiled(flow_path(flow))
         _, _, wrapped, modes = compiled(hooked(tmp_path / flow, flow))
         branch = wrapped["States"][FLOW_STATE]["Branches"][0]
         assert branch["StartAt"] == plain["States"][INIT_STATE]["Next"]
@@ -139,10 +147,13 @@ def test_the_hook_job_has_default_resources_in_the_flows_image(tmp_path: Path) -
     assert hook_definition != end_definition and {hook_definition, end_definition} <= names
 
 
-def test_the_wrapped_definition_lints_clean(tmp_path: Path) -> None:
-    graph, settings, definition, modes = compiled(hooked(tmp_path, "mixed_shapes"))
-    assert [f for f in lint(graph, settings, definition, modes) if f.level != "info"] == []
-    _, _, plain, _ = compiled(SHARED_FLOWS / "mixed_shapes.py")
+@pytest.mark.parametrize("flow", ["mixed_shapes", "switch_shapes"])
+def test_the_wrapper_adds_no_lint_finding(tmp_path: Path, flow: str) -> None:
+    graph, settings, definition, modes = compiled(hooked(tmp_path, flow))
+    plain_graph, plain_settings, plain, plain_modes = compiled(flow_path(flow))
+    found = [(f.level, f.what) for f in lint(graph, settings, definition, modes) if f.level != "info"]
+    assert found == [(f.level, f.what) for f in lint(plain_graph, plain_settings, plain, plain_modes)
+                     if f.level != "info"]
     assert required_actions(definition) == required_actions(plain)
     size, _ = overrides_size(definition["States"][HOOK_STATES["error"]], 0, settings.max_num_splits)
     assert size < 2_000
