@@ -4,6 +4,7 @@ input a trigger sends and the start state reads back."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -195,3 +196,25 @@ def test_an_exit_hook_flow_compiles_with_its_hook_states(offline, tmp_path):
     assert sorted(top) == ["mfc exit hooks", "mfc exit hooks (error)", "mfc failed", "mfc flow", "mfc init",
                            "mfc succeeded"]
     assert "start" in top["mfc flow"]["Branches"][0]["States"]
+
+
+def test_a_task_failing_after_a_sibling_leaves_the_first_error(tmp_path):
+    from mfc.runner.taskspec import TaskSpec
+    from mfc.sfn.task import Task, parse_args
+    from mfc.stores.blob import open_blob_store
+    from mfc.stores.metadata import BlobMetadata
+
+    root = str(tmp_path / "ds")
+    metadata = BlobMetadata(open_blob_store(root))
+    run_id = metadata.create_run("F", {"user": "t", "tags": [], "driver": {"kind": "sfn", "execution": "x"}})
+    task = Task(parse_args(["--root", root, "--flow", "F", "--code", "c0de" * 16, "--file", "f.py", "--step", "body",
+                            "--run", run_id, "--ix", "1"]))
+    spec = TaskSpec(flow_file="f.py", flow_name="F", step="body", run_id=run_id, task_id=task.task_id,
+                    datastore_root=root, inputs=[])
+    metadata.finish_run("F", run_id, "failed", {"error": "step body failed (task F/r/body/body-0): ValueError: first"})
+    task._fail_run(3, spec)
+    assert metadata.run("F", run_id)["result"]["error"].endswith("ValueError: first")
+    other = metadata.create_run("F", {"user": "t", "tags": [], "driver": {"kind": "sfn", "execution": "x"}})
+    task.args.run = other
+    task._fail_run(1, dataclasses.replace(spec, run_id=other))
+    assert metadata.run("F", other)["status"] == "failed"

@@ -14,7 +14,8 @@ task what the orchestrator does for a local run:
   attempt of a ``@catch`` step its fallback runs at once, as locally;
 * a foreach task's split list is also written where the Map reads it (``<task>/split.json``),
   and a switch's chosen step where its Choice state reads it (``<task>/next.json``);
-* a task that fails for good records the run as failed at once; ``end`` records it succeeded.
+* a task that fails for good records the run as failed at once (unless a sibling that failed
+  first did: its error stands); ``end`` records it succeeded.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from mfc.runner.taskspec import TaskSpec
 from mfc.sfn.compiler import CHOICE_FILE, SPLIT_FILE
 from mfc.sfn.lineage import parse_indices, task_inputs
 from mfc.stores.blob import BlobStore, open_blob_store
+from mfc.stores.runstatus import FINAL_STATUSES
 from mfc.stores.service_metadata import task_metadata, task_records
 from mfc.stores.taskrecord import Ending
 from mfc.taskid import task_id_for
@@ -220,6 +222,9 @@ class Task:
         self.blobs.put_bytes(target, data)
 
     def _fail_run(self, code: int, spec: TaskSpec) -> None:
+        final = self.metadata.facts(self.args.flow, self.args.run)["status"] or {}
+        if final.get("status") in FINAL_STATUSES:  # a sibling failed first (this task was then refused): its error stands
+            return
         found = self.records.read(self.args.run, self.args.step, self.task_id, spec.attempt) or {}
         exc = found.get("exception") or {}
         what = f"{exc.get('type')}: {exc.get('message')}" if exc else f"exit code {code}"
