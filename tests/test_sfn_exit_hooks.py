@@ -253,3 +253,12 @@ def test_without_a_default_queue_or_image_the_hook_job_takes_the_end_steps(tmp_p
     unbuilt = sfn_settings(flow_cls, graph, config(MFC_BATCH_QUEUE=""), {"sha256": "c0de" * 16, "flow_file": "linear.py"},
                            "", None, DeployOptions())  # no flow image: every step names its own
     assert unbuilt.exit_hook_job is not None and unbuilt.exit_hook_job.image == "own:1"
+
+
+def test_the_deployed_code_reads_back_from_a_wrapped_definition(tmp_path: Path) -> None:
+    from mfc.sfn.deploy import deployed_code
+
+    _, settings, definition, _ = compiled(hooked(tmp_path))
+    found = deployed_code({"name": "LinearFlow", "definition": definition_json(definition)})
+    assert found == {"datastore_root": settings.datastore_root, "flow_name": "LinearFlow",
+                     "code_sha256": settings.code_sha256, "flow_file": settings.flow_file}
