@@ -77,3 +77,25 @@ def test_pypi_step_runs_in_the_image_of_its_lock(deploy):
     proc, run_id = trigger(deployed, timeout=600)
     assert f"Run SfnPypiFlow/{run_id} succeeded." in proc.stdout
     assert artifacts(sfn_root(), "SfnPypiFlow", run_id, "start")[0]["version"] == "0.9.0"
+
+
+def test_sfn_resume_of_a_switch_flow_clones_the_loop(deploy):
+    """Resume on Step Functions after a failure past a looping switch: every repetition is cloned
+    (its Choice reads the clone's case), the failed step reruns with the fixed code."""
+    from support import describe, mfc, task_records
+
+    deployed = deploy("fixable_switch")
+    _, failed = trigger(deployed, expect=1)
+    deployed.path.write_text(deployed.path.read_text().replace("BROKEN = True", "BROKEN = False"))
+    created = mfc(None, "sfn", "create", str(deployed.path), "--image", deployed.image, env=deployed.env,
+                  cwd=deployed.where, timeout=300)
+    assert created.returncode == 0, describe(created)
+    proc = mfc(None, "sfn", "resume", str(deployed.path), failed, "--wait", env=deployed.env, cwd=deployed.where,
+               timeout=300)
+    assert proc.returncode == 0, describe(proc)
+    resumed = proc.stdout.split("Run FixableSwitchFlow/", 1)[1].split()[0]
+    assert run_info(sfn_root(), "FixableSwitchFlow", resumed)["status"] == "succeeded"
+    loops = task_records(sfn_root(), "FixableSwitchFlow", resumed, "loop")
+    assert sorted(r["task_id"] for r in loops) == ["loop.0", "loop.1", "loop.2"]
+    assert all(r.get("origin_run_id") == failed for r in loops)
+    assert artifacts(sfn_root(), "FixableSwitchFlow", resumed, "check")[0]["checked"] == 3

@@ -109,16 +109,23 @@ def ensure_env(lock: EnvLock, python_source: str, say: Callable[[str], None]) ->
         if not (env / READY).is_file():
             _discard_unfinished(env)
             _build(env, lock, python_source, say)
+            # once more: a killed build's uv may still have been exiting (and writing) the first time
+            _discard_leftovers(env)
     return env_python(env)
 
 
 def _discard_unfinished(env: Path) -> None:
     """Remove what killed builds of ``env`` left (their temporary directories; an env directory
     without its marker). Only called holding the env's lock: no live build owns them."""
-    for leftover in env.parent.glob(f".{env.name[:12]}-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    _discard_leftovers(env)
     if env.exists():
         shutil.rmtree(env, ignore_errors=True)
+
+
+def _discard_leftovers(env: Path) -> None:
+    """Remove the temporary directories of killed builds of ``env`` (holding the env's lock)."""
+    for leftover in env.parent.glob(f".{env.name[:12]}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _uv() -> str:
